@@ -1,0 +1,312 @@
+//! Blobs by digest, streamed in and out in chunks with constant memory.
+
+use super::Cache;
+use crate::digest::{Algorithm, Digest};
+use crate::error::{Error, Result};
+use crate::hashing::Hasher;
+use crate::key::Key;
+use crate::layout;
+use crate::metrics::OpClass;
+use crate::storage::{StorageError, TempId};
+
+/// A blob being written. Feed it with [`Cache::write_blob`], then [`Cache::commit_blob`] or
+/// [`Cache::abort_blob`]. A writer dropped without either leaves a temp object, removed at the
+/// next open; nothing ever appears under a final path without having been verified.
+#[must_use = "commit or abort the writer"]
+pub struct BlobWriter {
+    temp: Option<TempId>,
+    expected: Option<Digest>,
+    expected_size: Option<u64>,
+    hasher: Hasher,
+    written: u64,
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+    /// The digest the writer was opened with, if any.
+    pub fn expected_digest(&self) -> Option<&Digest> {
+        self.expected.as_ref()
+    }
+}
+
+/// A blob being read. Read with [`Cache::read_blob`], finish with [`Cache::close_blob`]. While
+/// open, the entry is protected from eviction.
+#[must_use = "close the reader"]
+pub struct BlobReader {
+    key: Key,
+    path: String,
+    size: u64,
+    offset: u64,
+    hasher: Option<Hasher>,
+    incarnation: u32,
+    id: crate::index::EntryId,
+}
+
+impl BlobReader {
+    /// The blob's size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    /// Bytes read so far.
+    pub fn position(&self) -> u64 {
+        self.offset
+    }
+    /// The blob's digest.
+    pub fn digest(&self) -> &Digest {
+        &self.key.digest
+    }
+}
+
+impl Cache {
+    /// Starts writing a blob. With `expected` the bytes must hash to it; without, the blob is
+    /// stored under its SHA-256. With `size` the bytes must have exactly that length. A blob
+    /// larger than the cap fails with `Full` before anything is written.
+    pub fn begin_blob(
+        &mut self,
+        expected: Option<&Digest>,
+        size: Option<u64>,
+    ) -> Result<BlobWriter> {
+        self.timed(OpClass::Put, |c| {
+            if let Some(size) = size
+                && size > c.config.max_bytes
+            {
+                return Err(Error::Full {
+                    needed: size,
+                    available: c.config.max_bytes,
+                    capacity: c.config.max_bytes,
+                });
+            }
+            let algorithm = expected.map_or(Algorithm::Sha256, Digest::algorithm);
+            let temp = c.storage.create_temp()?;
+            Ok(BlobWriter {
+                temp: Some(temp),
+                expected: expected.cloned(),
+                expected_size: size,
+                hasher: Hasher::new(c.hasher.as_ref(), algorithm),
+                written: 0,
+            })
+        })
+    }
+
+    /// Appends a chunk. On any error the writer is aborted and every later call fails.
+    pub fn write_blob(&mut self, writer: &mut BlobWriter, chunk: &[u8]) -> Result<()> {
+        let Some(temp) = writer.temp else {
+            return Err(Error::InvalidArgument(
+                "blob writer already finished or failed".into(),
+            ));
+        };
+        let total = writer.written + chunk.len() as u64;
+        let failure = match writer.expected_size {
+            Some(expected) if total > expected => Some(Error::SizeMismatch {
+                expected,
+                actual: total,
+            }),
+            _ if total > self.config.max_bytes => Some(Error::Full {
+                needed: total,
+                available: self.config.max_bytes,
+                capacity: self.config.max_bytes,
+            }),
+            _ => self.storage.write_temp(temp, chunk).err().map(Error::from),
+        };
+        if let Some(e) = failure {
+            self.abort_blob(writer);
+            let now = self.now();
+            self.metrics.error(now);
+            return Err(e);
+        }
+        writer.hasher.update(chunk);
+        writer.written = total;
+        Ok(())
+    }
+
+    /// Discards a writer's bytes.
+    pub fn abort_blob(&mut self, writer: &mut BlobWriter) {
+        if let Some(temp) = writer.temp.take() {
+            let _ = self.storage.abort_temp(temp);
+        }
+    }
+
+    /// Verifies size and digest and, if they match, makes the blob visible durably. On a
+    /// mismatch nothing is stored.
+    pub fn commit_blob(&mut self, mut writer: BlobWriter) -> Result<Digest> {
+        self.timed(OpClass::Put, |c| {
+            let Some(temp) = writer.temp.take() else {
+                return Err(Error::InvalidArgument(
+                    "blob writer already finished or failed".into(),
+                ));
+            };
+            let fail = |c: &mut Cache, e: Error| {
+                let _ = c.storage.abort_temp(temp);
+                Err(e)
+            };
+            if let Some(expected) = writer.expected_size
+                && writer.written != expected
+            {
+                return fail(
+                    c,
+                    Error::SizeMismatch {
+                        expected,
+                        actual: writer.written,
+                    },
+                );
+            }
+            let actual = writer.hasher.finish();
+            if let Some(expected) = &writer.expected
+                && *expected != actual
+            {
+                return fail(
+                    c,
+                    Error::DigestMismatch {
+                        expected: expected.to_string(),
+                        actual: actual.to_string(),
+                    },
+                );
+            }
+            let key = Key::blob(actual.clone());
+            let existing = c
+                .index
+                .find(&key)
+                .filter(|&id| !c.index.get(id).is_quarantined());
+            let removed = if existing.is_some() {
+                Vec::new()
+            } else {
+                match c.make_room(writer.written) {
+                    Ok(r) => r,
+                    Err(e) => return fail(c, e),
+                }
+            };
+            if let Err(e) = c.storage.commit_temp(temp, &layout::entry_path(&key)) {
+                c.journal_best_effort(&removed);
+                return Err(e.into());
+            }
+            let entry = c.new_entry(key, writer.written);
+            c.index_committed(entry, Vec::new(), removed, existing.is_some())?;
+            Ok(actual)
+        })
+    }
+
+    /// Stores a small blob in one call.
+    pub fn put_blob(&mut self, expected: Option<&Digest>, bytes: &[u8]) -> Result<Digest> {
+        let mut w = self.begin_blob(expected, Some(bytes.len() as u64))?;
+        self.write_blob(&mut w, bytes)?;
+        self.commit_blob(w)
+    }
+
+    /// Opens a blob for reading. With `verify_reads` (the default) the bytes are re-hashed as
+    /// they stream and a mismatch fails the final read with `Corrupted` (the entry is
+    /// quarantined and never served again).
+    pub fn open_blob(&mut self, digest: &Digest) -> Result<BlobReader> {
+        self.timed(OpClass::Get, |c| {
+            let key = Key::blob(digest.clone());
+            let id = c.lookup_for_read(&key)?;
+            let path = layout::entry_path(&key);
+            let size = c.index.get(id).size();
+            match c.storage.size(&path)? {
+                Some(s) if s == size => {}
+                Some(s) => {
+                    return Err(c.quarantine(id, format!("{s} bytes stored, {size} expected")));
+                }
+                None => return Err(c.quarantine(id, "file missing".into())),
+            }
+            c.record_access(id);
+            let incarnation = c.index.begin_read(id);
+            let hasher = c
+                .config
+                .verify_reads
+                .then(|| Hasher::new(c.hasher.as_ref(), digest.algorithm()));
+            Ok(BlobReader {
+                key,
+                path,
+                size,
+                offset: 0,
+                hasher,
+                incarnation,
+                id,
+            })
+        })
+    }
+
+    /// Reads the next chunk into `buf`; `Ok(0)` at the end. The final chunk is released only
+    /// after the whole blob verified.
+    pub fn read_blob(&mut self, reader: &mut BlobReader, buf: &mut [u8]) -> Result<usize> {
+        let remaining = reader.size - reader.offset;
+        if remaining == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let n = match self
+            .storage
+            .read_at(&reader.path, reader.offset, &mut buf[..want])
+        {
+            Ok(0) => return Err(self.reader_corrupted(reader, "file shorter than indexed".into())),
+            Ok(n) => n,
+            Err(StorageError::NotFound(_)) => return Err(Error::NotFound(reader.key.to_string())),
+            Err(e) => return Err(e.into()),
+        };
+        reader.offset += n as u64;
+        self.metrics.retrieved(n as u64);
+        if let Some(h) = reader.hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
+        if reader.offset == reader.size
+            && let Some(h) = reader.hasher.take()
+        {
+            let actual = h.finish();
+            if actual != reader.key.digest {
+                return Err(self.reader_corrupted(reader, format!("bytes hash to {actual}")));
+            }
+        }
+        self.metrics.served(n as u64);
+        Ok(n)
+    }
+
+    fn reader_corrupted(&mut self, reader: &mut BlobReader, detail: String) -> Error {
+        reader.offset = reader.size;
+        reader.hasher = None;
+        match self.index.find(&reader.key) {
+            Some(id) if id == reader.id && self.index.get(id).incarnation == reader.incarnation => {
+                self.quarantine(id, detail)
+            }
+            _ => Error::Corrupted {
+                what: reader.key.to_string(),
+                detail,
+            },
+        }
+    }
+
+    /// Finishes a reader, releasing its protection from eviction.
+    pub fn close_blob(&mut self, reader: BlobReader) {
+        self.index.end_read(&reader.key, reader.incarnation);
+    }
+
+    /// Reads a whole (small) blob, verified before it is returned.
+    pub fn get_blob(&mut self, digest: &Digest) -> Result<Vec<u8>> {
+        let mut reader = self.open_blob(digest)?;
+        let mut out = Vec::with_capacity(usize::try_from(reader.size()).unwrap_or(0));
+        let mut buf = vec![0u8; 1 << 16];
+        let result = loop {
+            match self.read_blob(&mut reader, &mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) => break Err(e),
+            }
+        };
+        self.close_blob(reader);
+        result.map(|()| out)
+    }
+
+    /// Whether a servable blob is stored.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.has(&Key::blob(digest.clone()))
+    }
+
+    /// Deletes a blob; `false` if absent.
+    pub fn delete_blob(&mut self, digest: &Digest) -> Result<bool> {
+        self.delete(&Key::blob(digest.clone()))
+    }
+}

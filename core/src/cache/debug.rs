@@ -1,0 +1,259 @@
+//! Debug tools: debug info, an integrity check that re-hashes everything, and repair.
+
+use super::{Cache, EntryInfo, RecoveryReport, Stats};
+use crate::config::Config;
+use crate::digest::Algorithm;
+use crate::error::Result;
+use crate::journal::Record;
+use crate::key::{Key, Kind};
+use crate::layout;
+use crate::metrics::MetricsSnapshot;
+use crate::tags::TagMapping;
+use serde::{Deserialize, Serialize};
+
+/// One problem the integrity check found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrityIssue {
+    /// The entry (`blob sha256:…`) or, for unindexed files, the path.
+    pub what: String,
+    /// What is wrong.
+    pub detail: String,
+}
+
+/// The result of [`Cache::check_integrity`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrityReport {
+    /// Entries re-hashed.
+    pub checked: u64,
+    /// Entries whose bytes matched.
+    pub valid: u64,
+    /// Entries whose bytes do not hash to their digest or have the wrong size.
+    pub corrupted: Vec<IntegrityIssue>,
+    /// Entries whose file is gone.
+    pub missing: Vec<IntegrityIssue>,
+    /// Entries already quarantined.
+    pub quarantined: Vec<IntegrityIssue>,
+    /// Files in the cache directories that the index does not list.
+    pub unindexed: Vec<IntegrityIssue>,
+    /// Whether nothing is wrong.
+    pub healthy: bool,
+}
+
+/// The result of [`Cache::repair`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairReport {
+    /// What the check found before repairing.
+    pub before: IntegrityReport,
+    /// Corrupted or quarantined entries removed (to be fetched again).
+    pub removed_corrupted: u64,
+    /// Index rows without a file removed.
+    pub removed_missing: u64,
+    /// Unindexed files whose bytes matched their name, adopted.
+    pub adopted: u64,
+    /// Unindexed files that were invalid, removed.
+    pub removed_unindexed: u64,
+    /// Temp objects removed.
+    pub temps_removed: u64,
+}
+
+/// Everything a bug report needs, as one serializable value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DebugInfo {
+    /// Settings in force.
+    pub config: Config,
+    /// Eviction policy in use.
+    pub policy: String,
+    /// Counts.
+    pub stats: Stats,
+    /// Metrics.
+    pub metrics: MetricsSnapshot,
+    /// Journal generation and records since the last snapshot.
+    pub journal_generation: u64,
+    /// Records in the current journal.
+    pub journal_records: u64,
+    /// What opening found.
+    pub recovery: RecoveryReport,
+}
+
+/// A full export: debug info plus every entry and tag.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DebugExport {
+    /// Summary.
+    pub info: DebugInfo,
+    /// Every content entry.
+    pub contents: Vec<EntryInfo>,
+    /// Every tag mapping.
+    pub tags: Vec<TagMapping>,
+}
+
+impl Cache {
+    /// A summary of the cache's state.
+    pub fn debug_info(&self) -> DebugInfo {
+        DebugInfo {
+            config: self.config.clone(),
+            policy: self.index.policy_name(),
+            stats: self.stats(),
+            metrics: self.metrics(),
+            journal_generation: self.journal.generation(),
+            journal_records: self.journal.records(),
+            recovery: self.recovery.clone(),
+        }
+    }
+
+    /// Debug info, contents and tags as pretty JSON (the seed's `ExportDebugInfo`; the host
+    /// writes it where it likes).
+    pub fn export_debug_json(&self) -> String {
+        let export = DebugExport {
+            info: self.debug_info(),
+            contents: self.contents(),
+            tags: self.tags(),
+        };
+        serde_json::to_string_pretty(&export).expect("debug export is plain data")
+    }
+
+    /// Re-hashes every stored entry and lists stray files. Changes nothing.
+    pub fn check_integrity(&mut self) -> Result<IntegrityReport> {
+        let mut report = IntegrityReport::default();
+        let keys: Vec<(Key, u64, bool)> = self
+            .index
+            .iter()
+            .map(|(_, e)| (e.key().clone(), e.size(), e.is_quarantined()))
+            .collect();
+        for (key, size, quarantined) in keys {
+            let what = key.to_string();
+            if quarantined {
+                report.quarantined.push(IntegrityIssue {
+                    what,
+                    detail: "failed verification earlier".into(),
+                });
+                continue;
+            }
+            report.checked += 1;
+            let path = layout::entry_path(&key);
+            if self.storage.size(&path)?.is_none() {
+                report.missing.push(IntegrityIssue {
+                    what,
+                    detail: format!("{path} is missing"),
+                });
+                continue;
+            }
+            let (digest, stored) = self.hash_stored(&path, key.digest.algorithm())?;
+            if stored != size {
+                report.corrupted.push(IntegrityIssue {
+                    what,
+                    detail: format!("{stored} bytes stored, {size} indexed"),
+                });
+            } else if digest != key.digest {
+                report.corrupted.push(IntegrityIssue {
+                    what,
+                    detail: format!("bytes hash to {digest}"),
+                });
+            } else {
+                report.valid += 1;
+            }
+        }
+        for kind in Kind::ALL {
+            for algorithm in Algorithm::ALL {
+                let dir = layout::algorithm_dir(kind, algorithm);
+                for name in self.storage.list(&dir)? {
+                    let indexed = layout::parse_entry_name(algorithm, &name)
+                        .and_then(|digest| self.index.find(&Key { kind, digest }))
+                        .is_some_and(|id| !self.index.get(id).is_quarantined());
+                    if !indexed {
+                        report.unindexed.push(IntegrityIssue {
+                            what: format!("{dir}/{name}"),
+                            detail: "not in the index".into(),
+                        });
+                    }
+                }
+            }
+        }
+        report.healthy = report.corrupted.is_empty()
+            && report.missing.is_empty()
+            && report.quarantined.is_empty()
+            && report.unindexed.is_empty();
+        Ok(report)
+    }
+
+    /// Re-hashes every entry: `(valid, invalid)` where invalid lists corrupted and missing
+    /// entries (the seed's `ValidateAllDigests`).
+    pub fn validate_digests(&mut self) -> Result<(u64, Vec<String>)> {
+        let r = self.check_integrity()?;
+        let invalid = r
+            .corrupted
+            .iter()
+            .chain(&r.missing)
+            .chain(&r.quarantined)
+            .map(|i| i.what.clone())
+            .collect();
+        Ok((r.valid, invalid))
+    }
+
+    /// Acts on what [`Cache::check_integrity`] finds: removes corrupted, quarantined and
+    /// missing entries (so they can be fetched again), adopts unindexed files whose bytes
+    /// match their name and removes the others, and clears temps. Valid entries are untouched.
+    pub fn repair(&mut self) -> Result<RepairReport> {
+        let before = self.check_integrity()?;
+        let mut report = RepairReport {
+            temps_removed: self.storage.clear_temps()?,
+            ..RepairReport::default()
+        };
+        let mut records = Vec::new();
+        let by_name: std::collections::HashMap<String, crate::index::EntryId> = self
+            .index
+            .iter()
+            .map(|(id, e)| (e.key().to_string(), id))
+            .collect();
+        let find = |_: &Cache, what: &str| by_name.get(what).copied();
+        for issue in before.corrupted.iter().chain(&before.quarantined) {
+            if let Some(id) = find(self, &issue.what) {
+                let key = self.index.get(id).key().clone();
+                self.storage.remove(&layout::entry_path(&key))?;
+                self.index.remove(id);
+                records.push(Record::Remove { key });
+                report.removed_corrupted += 1;
+            }
+        }
+        for issue in &before.missing {
+            if let Some(id) = find(self, &issue.what) {
+                let key = self.index.remove(id).key().clone();
+                records.push(Record::Remove { key });
+                report.removed_missing += 1;
+            }
+        }
+        for issue in &before.unindexed {
+            let parsed = issue.what.split('/').collect::<Vec<_>>();
+            let key = match parsed.as_slice() {
+                [kind_dir, alg, name] => {
+                    let kind = Kind::ALL
+                        .into_iter()
+                        .find(|k| layout::kind_dir(*k) == *kind_dir);
+                    let digest =
+                        Algorithm::from_name(alg).and_then(|a| layout::parse_entry_name(a, name));
+                    kind.zip(digest).map(|(kind, digest)| Key { kind, digest })
+                }
+                _ => None,
+            };
+            let adopted = match &key {
+                Some(key) => self.adopt(key)?,
+                None => {
+                    self.storage.remove(&issue.what)?;
+                    false
+                }
+            };
+            if adopted {
+                report.adopted += 1;
+            } else {
+                report.removed_unindexed += 1;
+            }
+        }
+        if report.adopted > 0 {
+            // Adopted entries are captured by a snapshot rather than individual records.
+            self.compact()?;
+        } else {
+            self.journal_best_effort(&records);
+        }
+        report.before = before;
+        Ok(report)
+    }
+}

@@ -1,0 +1,100 @@
+//! Housekeeping: expiry cleanup, enforcing the cap, clearing.
+
+use super::Cache;
+use crate::error::Result;
+use crate::layout;
+use crate::metrics::EvictionReason;
+use serde::{Deserialize, Serialize};
+
+/// What a cleanup did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupReport {
+    /// Expired entries removed.
+    pub expired_removed: u64,
+    /// Entries evicted to get under the high watermark.
+    pub evicted: u64,
+    /// Bytes freed.
+    pub bytes_freed: u64,
+    /// Whether the index was compacted.
+    pub compacted: bool,
+}
+
+impl Cache {
+    /// Removes expired entries (except pinned ones, ones being read and content referenced by
+    /// a cached manifest); returns how many. Their bytes are freed.
+    pub fn clear_expired(&mut self) -> Result<u64> {
+        let now = self.now();
+        let victims: Vec<_> = self
+            .index
+            .expired(now)
+            .filter(|&id| self.index.get(id).is_candidate())
+            .collect();
+        let mut removed: Vec<crate::journal::Record> = Vec::with_capacity(victims.len());
+        let mut result = Ok(());
+        for id in victims {
+            match self.evict(id, EvictionReason::Expired) {
+                Ok(r) => removed.push(r),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let n = removed.len() as u64;
+        self.journal_best_effort(&removed);
+        result?;
+        self.maybe_compact();
+        Ok(n)
+    }
+
+    /// Removes expired entries, evicts down to the low watermark if usage is above the high
+    /// one, flushes access records and compacts the index.
+    pub fn cleanup(&mut self) -> Result<CleanupReport> {
+        let before = self.index.bytes();
+        let expired_removed = self.clear_expired()?;
+        let mut evicted = 0;
+        if self.index.bytes() > self.config.high_bytes() {
+            let now = self.now();
+            let mut removed = Vec::new();
+            while self.index.bytes() > self.config.low_bytes() {
+                let Some(victim) = self.index.next_victim(now) else {
+                    break;
+                };
+                match self.evict(victim, EvictionReason::Capacity) {
+                    Ok(r) => removed.push(r),
+                    Err(e) => {
+                        self.journal_best_effort(&removed);
+                        return Err(e);
+                    }
+                }
+            }
+            evicted = removed.len() as u64;
+            self.journal_best_effort(&removed);
+        }
+        self.flush()?;
+        self.compact()?;
+        Ok(CleanupReport {
+            expired_removed,
+            evicted,
+            bytes_freed: before - self.index.bytes(),
+            compacted: true,
+        })
+    }
+
+    /// Removes every entry and tag mapping, and their bytes.
+    pub fn clear(&mut self) -> Result<()> {
+        let ids: Vec<_> = self.index.iter().map(|(id, _)| id).collect();
+        for id in ids {
+            let key = self.index.get(id).key().clone();
+            self.storage.remove(&layout::entry_path(&key))?;
+            self.index.remove(id);
+        }
+        let refs: Vec<String> = self.tags.sorted_references().into_iter().cloned().collect();
+        for r in refs {
+            self.tags.remove(&r);
+        }
+        // One snapshot of the empty state replaces every removal record.
+        self.compact()?;
+        Ok(())
+    }
+}

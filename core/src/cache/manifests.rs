@@ -1,0 +1,138 @@
+//! Manifests by digest.
+
+use super::Cache;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::hashing::digest_of;
+use crate::key::Key;
+use crate::layout;
+use crate::manifest::{self, MediaType, ParsedManifest};
+use crate::metrics::OpClass;
+use crate::storage;
+
+/// A manifest as stored: exact bytes, media type and parsed form.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: MediaType,
+    /// The exact bytes it was stored with.
+    pub bytes: Vec<u8>,
+    /// The parsed form.
+    pub parsed: ParsedManifest,
+}
+
+impl Cache {
+    /// Stores a manifest after checking its size, that it hashes to `digest` and that it parses
+    /// as an OCI image manifest or index, or a Docker v2 manifest or manifest list.
+    /// `declared_media_type` (the registry's `Content-Type`) must agree with the body if given.
+    ///
+    /// Re-putting a stored manifest is allowed and replaces its bytes with the verified ones.
+    pub fn put_manifest(
+        &mut self,
+        digest: &Digest,
+        bytes: &[u8],
+        declared_media_type: Option<&str>,
+    ) -> Result<MediaType> {
+        self.timed(OpClass::Put, |c| {
+            let limit = c.config.max_manifest_bytes;
+            if bytes.len() as u64 > limit {
+                return Err(Error::TooLarge {
+                    size: bytes.len() as u64,
+                    limit,
+                });
+            }
+            let actual = digest_of(c.hasher.as_ref(), digest.algorithm(), bytes);
+            if actual != *digest {
+                return Err(Error::DigestMismatch {
+                    expected: digest.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+            let valid = manifest::validate(bytes, declared_media_type)?;
+            let key = Key::manifest(digest.clone());
+            let existing = c
+                .index
+                .find(&key)
+                .filter(|&id| !c.index.get(id).is_quarantined());
+            let removed = if existing.is_some() {
+                Vec::new()
+            } else {
+                c.make_room(bytes.len() as u64)?
+            };
+            if let Err(e) =
+                storage::write_atomically(c.storage.as_mut(), &layout::entry_path(&key), bytes)
+            {
+                c.journal_best_effort(&removed);
+                return Err(e.into());
+            }
+            let mut entry = c.new_entry(key, bytes.len() as u64);
+            entry.media_type = Some(valid.media_type);
+            c.index_committed(entry, valid.references, removed, existing.is_some())?;
+            Ok(valid.media_type)
+        })
+    }
+
+    /// Returns a manifest, re-hashing its bytes first (a mismatch quarantines it: `Corrupted`).
+    pub fn get_manifest(&mut self, digest: &Digest) -> Result<Manifest> {
+        self.timed(OpClass::Get, |c| {
+            let key = Key::manifest(digest.clone());
+            let id = c.lookup_for_read(&key)?;
+            let path = layout::entry_path(&key);
+            let bytes = match storage::read_all(c.storage.as_mut(), &path) {
+                Ok(b) => b,
+                Err(crate::StorageError::NotFound(_)) => {
+                    return Err(c.quarantine(id, "file missing".into()));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            c.metrics.retrieved(bytes.len() as u64);
+            let expected_size = c.index.get(id).size();
+            if bytes.len() as u64 != expected_size {
+                return Err(c.quarantine(
+                    id,
+                    format!("{} bytes stored, {expected_size} expected", bytes.len()),
+                ));
+            }
+            if c.config.verify_reads {
+                let actual = digest_of(c.hasher.as_ref(), digest.algorithm(), &bytes);
+                if actual != *digest {
+                    return Err(c.quarantine(id, format!("bytes hash to {actual}")));
+                }
+            }
+            let valid = match manifest::validate(&bytes, None) {
+                Ok(v) => v,
+                Err(e) => return Err(c.quarantine(id, e.to_string())),
+            };
+            c.record_access(id);
+            c.metrics.served(bytes.len() as u64);
+            Ok(Manifest {
+                digest: digest.clone(),
+                media_type: valid.media_type,
+                bytes,
+                parsed: valid.parsed,
+            })
+        })
+    }
+
+    /// Whether a servable manifest is stored.
+    pub fn has_manifest(&self, digest: &Digest) -> bool {
+        self.has(&Key::manifest(digest.clone()))
+    }
+
+    /// Deletes a manifest; `false` if absent.
+    pub fn delete_manifest(&mut self, digest: &Digest) -> Result<bool> {
+        self.delete(&Key::manifest(digest.clone()))
+    }
+
+    /// The content a stored manifest references (config and layers, or child manifests).
+    pub fn manifest_references(&self, digest: &Digest) -> Result<Vec<Key>> {
+        let key = Key::manifest(digest.clone());
+        let id = self
+            .index
+            .find(&key)
+            .ok_or_else(|| Error::NotFound(key.to_string()))?;
+        Ok(self.index.references(id).to_vec())
+    }
+}

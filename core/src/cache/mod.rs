@@ -1,0 +1,606 @@
+//! The cache: every operation, over the host's storage, clock and log.
+//!
+//! Write order (the crash-safety argument, detailed in `docs/FORMAT.md`): content is committed
+//! durably under its final path *before* the journal records it, and removed *before* the
+//! journal forgets it. A crash between the two leaves either an orphan file (re-hashed and
+//! adopted, or removed, at the next open) or an index row without a file (dropped at the next
+//! open) — never an index row pointing at wrong bytes.
+
+mod blobs;
+mod debug;
+mod maintenance;
+mod manifests;
+mod recovery;
+mod tags;
+
+pub use blobs::{BlobReader, BlobWriter};
+pub use debug::{DebugExport, DebugInfo, IntegrityIssue, IntegrityReport, RepairReport};
+pub use maintenance::CleanupReport;
+pub use manifests::Manifest;
+pub use recovery::RecoveryReport;
+
+use crate::clock::{Clock, Millis};
+use crate::config::{Config, expiry};
+use crate::error::{Error, ErrorKind, Result};
+use crate::eviction::{self, EvictionPolicy};
+use crate::hashing::{BuiltinHasher, HashProvider};
+use crate::index::{EntryId, Index, NewEntry};
+use crate::journal::{Journal, Record};
+use crate::key::{Key, Kind};
+use crate::layout;
+use crate::log::{Level, LogSink, NoLog};
+use crate::metrics::{EvictionReason, Metrics, MetricsSnapshot, OpClass};
+use crate::storage::Storage;
+use crate::tags::TagStore;
+use serde::{Deserialize, Serialize};
+
+/// An OCI artifact cache.
+///
+/// ```
+/// use ocicache_core::{Cache, Config, Digest, ManualClock, storage::MemoryStorage};
+/// let mut cache = Cache::builder(MemoryStorage::new(), ManualClock::new(0)).open().unwrap();
+/// let digest = cache.put_blob(None, b"hello").unwrap();
+/// assert_eq!(cache.get_blob(&digest).unwrap(), b"hello");
+/// ```
+pub struct Cache {
+    config: Config,
+    storage: Box<dyn Storage>,
+    clock: Box<dyn Clock>,
+    log: Box<dyn LogSink>,
+    hasher: Box<dyn HashProvider>,
+    index: Index,
+    tags: TagStore,
+    journal: Journal,
+    metrics: Metrics,
+    last_compaction: Option<Millis>,
+    recovery: RecoveryReport,
+}
+
+/// Assembles a [`Cache`] from its host parts.
+pub struct CacheBuilder {
+    config: Config,
+    storage: Box<dyn Storage>,
+    clock: Box<dyn Clock>,
+    log: Box<dyn LogSink>,
+    hasher: Box<dyn HashProvider>,
+    policy: Option<Box<dyn EvictionPolicy>>,
+}
+
+impl CacheBuilder {
+    /// The configuration (default: [`Config::default`]).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+    /// Where log records go (default: nowhere).
+    pub fn log(mut self, log: impl LogSink + 'static) -> Self {
+        self.log = Box::new(log);
+        self
+    }
+    /// A host-accelerated hasher (default: `sha2`).
+    pub fn hasher(mut self, hasher: impl HashProvider + 'static) -> Self {
+        self.hasher = Box::new(hasher);
+        self
+    }
+    /// A custom eviction policy, overriding `config.eviction`.
+    pub fn policy(mut self, policy: Box<dyn EvictionPolicy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+    /// Validates the configuration, replays the persisted index and reconciles it with the
+    /// stored files.
+    pub fn open(self) -> Result<Cache> {
+        self.config.validate()?;
+        let policy = self
+            .policy
+            .unwrap_or_else(|| eviction::from_config(&self.config.eviction));
+        let now = self.clock.now_millis();
+        let mut cache = Cache {
+            index: Index::new(policy),
+            tags: TagStore::default(),
+            journal: Journal::new(0, 0),
+            metrics: Metrics::new(now),
+            last_compaction: None,
+            recovery: RecoveryReport::default(),
+            config: self.config,
+            storage: self.storage,
+            clock: self.clock,
+            log: self.log,
+            hasher: self.hasher,
+        };
+        cache.recover()?;
+        Ok(cache)
+    }
+}
+
+/// Counts describing the cache now (the seed's `Stats`, plus a few).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Manifests and blobs.
+    pub total_entries: u64,
+    /// Manifests.
+    pub manifests: u64,
+    /// Blobs.
+    pub blobs: u64,
+    /// Tag mappings.
+    pub tags: u64,
+    /// Entries whose TTL has passed but which are not removed yet.
+    pub expired_entries: u64,
+    /// Entries with at least one pin.
+    pub pinned_entries: u64,
+    /// Entries that failed verification (no bytes kept).
+    pub quarantined_entries: u64,
+    /// Bytes of all entries.
+    #[serde(rename = "total_size_bytes")]
+    pub total_size: u64,
+    /// The byte cap.
+    #[serde(rename = "max_size_bytes")]
+    pub max_size: u64,
+    /// Hit rate since open.
+    pub hit_rate: f64,
+    /// Evictions since open.
+    #[serde(rename = "total_evictions")]
+    pub evictions: u64,
+    /// Errors since open.
+    #[serde(rename = "total_errors")]
+    pub errors: u64,
+    /// When the index was last compacted by this process (ms), if it was.
+    pub last_compaction: Option<Millis>,
+    /// Mean reads per entry.
+    pub average_access_count: f64,
+}
+
+/// One entry as debug listings show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryInfo {
+    /// Manifest or blob.
+    pub kind: Kind,
+    /// Its digest.
+    pub digest: crate::Digest,
+    /// Bytes.
+    pub size: u64,
+    /// Stored at (ms).
+    pub created_at: Millis,
+    /// Last read (ms).
+    pub accessed_at: Millis,
+    /// Expiry (ms), if any.
+    pub expires_at: Option<Millis>,
+    /// Whether the TTL has passed.
+    pub expired: bool,
+    /// Reads.
+    pub access_count: u32,
+    /// Pins.
+    pub pins: u32,
+    /// Cached manifests referencing it.
+    pub referrers: u32,
+    /// Manifests: media type.
+    pub media_type: Option<String>,
+    /// Whether it failed verification.
+    pub quarantined: bool,
+}
+
+impl Cache {
+    /// Starts building a cache over `storage` with `clock`.
+    pub fn builder(storage: impl Storage + 'static, clock: impl Clock + 'static) -> CacheBuilder {
+        CacheBuilder {
+            config: Config::default(),
+            storage: Box::new(storage),
+            clock: Box::new(clock),
+            log: Box::new(NoLog),
+            hasher: Box::new(BuiltinHasher),
+            policy: None,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// What opening found and fixed.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Current counts.
+    pub fn stats(&self) -> Stats {
+        let now = self.now();
+        let counts = self.index.counts();
+        let (mut pinned, mut quarantined, mut accesses) = (0, 0, 0u64);
+        for (_, e) in self.index.iter() {
+            pinned += u64::from(e.pins() > 0);
+            quarantined += u64::from(e.is_quarantined());
+            accesses += u64::from(e.access_count());
+        }
+        let total = self.index.len() as u64;
+        let m = self.metrics.snapshot(now, self.index.bytes(), total);
+        Stats {
+            total_entries: total,
+            manifests: counts.manifests,
+            blobs: counts.blobs,
+            tags: self.tags.len() as u64,
+            expired_entries: self.index.expired_count(now) as u64,
+            pinned_entries: pinned,
+            quarantined_entries: quarantined,
+            total_size: self.index.bytes(),
+            max_size: self.config.max_bytes,
+            hit_rate: m.hit_rate,
+            evictions: m.evictions,
+            errors: m.errors,
+            last_compaction: self.last_compaction,
+            average_access_count: if total == 0 {
+                0.0
+            } else {
+                accesses as f64 / total as f64
+            },
+        }
+    }
+
+    /// Every metric now.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.metrics
+            .snapshot(self.now(), self.index.bytes(), self.index.len() as u64)
+    }
+
+    /// Bytes of all entries (the seed's `Size`).
+    pub fn size(&self) -> u64 {
+        self.index.bytes()
+    }
+
+    /// Every content entry, sorted by kind then digest.
+    pub fn contents(&self) -> Vec<EntryInfo> {
+        let now = self.now();
+        let mut out: Vec<EntryInfo> = self
+            .index
+            .iter()
+            .map(|(_, e)| EntryInfo {
+                kind: e.kind(),
+                digest: e.digest().clone(),
+                size: e.size(),
+                created_at: e.created_at(),
+                accessed_at: e.accessed_at(),
+                expires_at: (e.expires_at() != u64::MAX).then_some(e.expires_at()),
+                expired: e.is_expired(now),
+                access_count: e.access_count(),
+                pins: e.pins(),
+                referrers: e.referrers(),
+                media_type: e.media_type().map(|m| m.as_str().to_owned()),
+                quarantined: e.is_quarantined(),
+            })
+            .collect();
+        out.sort_by(|a, b| (a.kind, &a.digest).cmp(&(b.kind, &b.digest)));
+        out
+    }
+
+    /// Whether an entry is present and servable (not expired, not quarantined).
+    pub fn has(&self, key: &Key) -> bool {
+        self.index
+            .find(key)
+            .is_some_and(|id| self.check_servable(id, self.now()).is_ok())
+    }
+
+    /// Pins an entry so that eviction never takes it; pins are counted and persisted.
+    pub fn pin(&mut self, key: &Key) -> Result<u32> {
+        self.timed(OpClass::Put, |c| {
+            let id = c
+                .index
+                .find(key)
+                .ok_or_else(|| Error::NotFound(key.to_string()))?;
+            if c.index.get(id).is_quarantined() {
+                return Err(c.corrupted_error(key));
+            }
+            let pins = c.index.get(id).pins().saturating_add(1);
+            c.journal.append(
+                c.storage.as_mut(),
+                &[Record::Pins {
+                    key: key.clone(),
+                    pins,
+                }],
+            )?;
+            c.index.set_pins(id, pins);
+            Ok(pins)
+        })
+    }
+
+    /// Removes one pin; returns the pins left (0 if there were none).
+    pub fn unpin(&mut self, key: &Key) -> Result<u32> {
+        self.timed(OpClass::Put, |c| {
+            let id = c
+                .index
+                .find(key)
+                .ok_or_else(|| Error::NotFound(key.to_string()))?;
+            let pins = c.index.get(id).pins();
+            if pins == 0 {
+                return Ok(0);
+            }
+            c.journal.append(
+                c.storage.as_mut(),
+                &[Record::Pins {
+                    key: key.clone(),
+                    pins: pins - 1,
+                }],
+            )?;
+            c.index.set_pins(id, pins - 1);
+            Ok(pins - 1)
+        })
+    }
+
+    /// Deletes an entry and its bytes; `false` if it was not there (idempotent).
+    pub fn delete(&mut self, key: &Key) -> Result<bool> {
+        self.timed(OpClass::Delete, |c| {
+            let Some(id) = c.index.find(key) else {
+                return Ok(false);
+            };
+            c.remove_entry(id)?;
+            c.metrics.deleted();
+            Ok(true)
+        })
+    }
+
+    /// Writes buffered access records; call before dropping the cache to keep LRU order exact.
+    pub fn flush(&mut self) -> Result<()> {
+        Ok(self.journal.flush(self.storage.as_mut())?)
+    }
+
+    /// Flushes and closes.
+    pub fn close(mut self) -> Result<()> {
+        self.flush()
+    }
+
+    // ----- shared helpers -----
+
+    fn now(&self) -> Millis {
+        self.clock.now_millis()
+    }
+
+    /// Runs an operation, recording its latency and counting unexpected errors.
+    fn timed<T>(&mut self, class: OpClass, op: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let start = self.clock.monotonic_nanos();
+        let result = op(self);
+        let elapsed = self.clock.monotonic_nanos().saturating_sub(start);
+        self.metrics.latency(class, elapsed);
+        if let Err(e) = &result
+            && !matches!(
+                e.kind(),
+                ErrorKind::NotFound | ErrorKind::Expired | ErrorKind::Invalidated
+            )
+        {
+            let now = self.now();
+            self.metrics.error(now);
+        }
+        result
+    }
+
+    fn check_servable(&self, id: EntryId, now: Millis) -> Result<()> {
+        let e = self.index.get(id);
+        if e.is_quarantined() {
+            return Err(self.corrupted_error(e.key()));
+        }
+        if e.is_expired(now) {
+            return Err(Error::Expired(e.key().to_string()));
+        }
+        Ok(())
+    }
+
+    fn corrupted_error(&self, key: &Key) -> Error {
+        Error::Corrupted {
+            what: key.to_string(),
+            detail: "quarantined after failing verification; re-put or repair".into(),
+        }
+    }
+
+    /// Finds a servable entry, counting the read as hit or miss.
+    fn lookup_for_read(&mut self, key: &Key) -> Result<EntryId> {
+        let now = self.now();
+        self.metrics.get(key.kind);
+        let found = match self.index.find(key) {
+            Some(id) => self.check_servable(id, now).map(|()| id),
+            None => Err(Error::NotFound(key.to_string())),
+        };
+        match &found {
+            Ok(_) => self.metrics.hit(now),
+            Err(_) => self.metrics.miss(now),
+        }
+        found
+    }
+
+    /// Records a read: access time, count and (sliding TTL) expiry; persisted lazily.
+    fn record_access(&mut self, id: EntryId) {
+        let now = self.now();
+        let kind = self.index.get(id).kind();
+        let new_expiry = self
+            .config
+            .sliding_ttl
+            .then(|| expiry(now, self.config.ttl_ms(kind)));
+        self.index.touch(id, now, new_expiry);
+        let e = self.index.get(id);
+        let record = Record::Touch {
+            key: e.key().clone(),
+            accessed: e.accessed_at(),
+            expires: e.expires_at(),
+            access_count: e.access_count(),
+        };
+        if let Err(err) = self.journal.buffer(self.storage.as_mut(), &record) {
+            // Access times are advisory: losing them reorders LRU after a restart, nothing more.
+            self.journal.discard_buffered();
+            self.warn(
+                "could not write access records",
+                &[("error", &err.to_string())],
+            );
+        }
+    }
+
+    /// Quarantines a corrupted entry: its bytes are removed and it answers `Corrupted` until
+    /// re-put, deleted or repaired. Returns the error to report.
+    fn quarantine(&mut self, id: EntryId, detail: String) -> Error {
+        let key = self.index.get(id).key().clone();
+        let _ = self.storage.remove(&layout::entry_path(&key));
+        if let Err(e) = self.journal.append(
+            self.storage.as_mut(),
+            &[Record::Quarantine { key: key.clone() }],
+        ) {
+            // Without the record the next open finds no file and drops the entry: still never served.
+            self.warn("could not journal quarantine", &[("error", &e.to_string())]);
+        }
+        self.index.quarantine(id);
+        self.metrics.corrupted();
+        self.log.log(
+            Level::Warn,
+            "corrupted entry quarantined",
+            &[("entry", &key.to_string()), ("detail", &detail)],
+        );
+        Error::Corrupted {
+            what: key.to_string(),
+            detail,
+        }
+    }
+
+    /// Removes an entry: bytes first, then the journal record, then the index row.
+    fn remove_entry(&mut self, id: EntryId) -> Result<u64> {
+        let key = self.index.get(id).key().clone();
+        if !self.index.get(id).is_quarantined() {
+            self.storage.remove(&layout::entry_path(&key))?;
+        }
+        if let Err(e) = self.journal.append(
+            self.storage.as_mut(),
+            &[Record::Remove { key: key.clone() }],
+        ) {
+            // The bytes are gone; the next open drops the row whose file is missing.
+            self.warn("could not journal removal", &[("error", &e.to_string())]);
+        }
+        Ok(self.index.remove(id).size())
+    }
+
+    /// Evicts one entry; the caller journals the returned record (batched).
+    fn evict(&mut self, id: EntryId, reason: EvictionReason) -> Result<Record> {
+        let key = self.index.get(id).key().clone();
+        self.storage.remove(&layout::entry_path(&key))?;
+        let size = self.index.remove(id).size();
+        let now = self.now();
+        self.metrics.evicted(now, reason, size);
+        let why = match reason {
+            EvictionReason::Capacity => "capacity",
+            EvictionReason::Expired => "expired",
+        };
+        self.log.log(
+            Level::Debug,
+            "evicted",
+            &[
+                ("entry", &key.to_string()),
+                ("bytes", &size.to_string()),
+                ("reason", why),
+            ],
+        );
+        Ok(Record::Remove { key })
+    }
+
+    /// Makes room for `incoming` more bytes: evicts from the high watermark down to the low one.
+    /// Fails with `Full`, evicting nothing, when even evicting every candidate would not fit it
+    /// under the cap. Returns the removal records to journal with the caller's own record.
+    fn make_room(&mut self, incoming: u64) -> Result<Vec<Record>> {
+        let cap = self.config.max_bytes;
+        let used = self.index.bytes();
+        if used.saturating_add(incoming) <= self.config.high_bytes() {
+            return Ok(Vec::new());
+        }
+        let floor = used - self.index.candidate_bytes();
+        if floor.saturating_add(incoming) > cap {
+            return Err(Error::Full {
+                needed: incoming,
+                available: cap.saturating_sub(floor),
+                capacity: cap,
+            });
+        }
+        let target = self.config.low_bytes().max(incoming.min(cap));
+        let now = self.now();
+        let mut removed = Vec::new();
+        while self.index.bytes().saturating_add(incoming) > target {
+            let Some(victim) = self.index.next_victim(now) else {
+                break;
+            };
+            match self.evict(victim, EvictionReason::Capacity) {
+                Ok(r) => removed.push(r),
+                Err(e) => {
+                    self.journal_best_effort(&removed);
+                    return Err(e);
+                }
+            }
+        }
+        if self.index.bytes().saturating_add(incoming) > cap {
+            self.journal_best_effort(&removed);
+            let floor = self.index.bytes() - self.index.candidate_bytes();
+            return Err(Error::Full {
+                needed: incoming,
+                available: cap.saturating_sub(floor),
+                capacity: cap,
+            });
+        }
+        Ok(removed)
+    }
+
+    fn journal_best_effort(&mut self, records: &[Record]) {
+        if !records.is_empty()
+            && let Err(e) = self.journal.append(self.storage.as_mut(), records)
+        {
+            self.warn("could not journal removals", &[("error", &e.to_string())]);
+        }
+    }
+
+    /// Indexes newly committed content. `path` already holds its bytes durably; if the journal
+    /// cannot record it, new content is removed again so that nothing half-written remains.
+    fn index_committed(
+        &mut self,
+        new: NewEntry,
+        references: Vec<Key>,
+        mut records: Vec<Record>,
+        existed: bool,
+    ) -> Result<()> {
+        let key = new.key.clone();
+        let size = new.size;
+        // A re-put keeps the entry's pins.
+        let pins = self
+            .index
+            .find(&key)
+            .map_or(0, |id| self.index.get(id).pins());
+        let new = NewEntry { pins, ..new };
+        records.push(Record::Put {
+            entry: new.clone(),
+            references: references.clone(),
+        });
+        if let Err(e) = self.journal.append(self.storage.as_mut(), &records) {
+            if !existed {
+                let _ = self.storage.remove(&layout::entry_path(&key));
+            }
+            return Err(e.into());
+        }
+        self.index.insert(new, references);
+        self.metrics.put(key.kind, size);
+        self.metrics
+            .usage(self.index.bytes(), self.index.len() as u64);
+        self.maybe_compact();
+        Ok(())
+    }
+
+    fn new_entry(&self, key: Key, size: u64) -> NewEntry {
+        let now = self.now();
+        let ttl = self.config.ttl_ms(key.kind);
+        NewEntry {
+            key,
+            size,
+            created: now,
+            accessed: now,
+            expires: expiry(now, ttl),
+            access_count: 0,
+            pins: 0,
+            media_type: None,
+            quarantined: false,
+        }
+    }
+
+    fn warn(&self, message: &str, fields: &[(&str, &str)]) {
+        self.log.log(Level::Warn, message, fields);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,407 @@
+//! Opening: replay snapshot + journal, drop a torn tail, reconcile with the stored files.
+
+use super::Cache;
+use crate::config::Config;
+use crate::digest::{Algorithm, Digest};
+use crate::error::Result;
+use crate::hashing::Hasher;
+use crate::index::{Index, NewEntry};
+use crate::journal::{self, FrameEnd, Journal, Record};
+use crate::key::{Key, Kind};
+use crate::layout;
+use crate::log::Level;
+use crate::manifest;
+use crate::metrics::EvictionReason;
+use crate::storage::{self, StorageError};
+use crate::tags::TagStore;
+use serde::{Deserialize, Serialize};
+
+/// What opening found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryReport {
+    /// Generation of the snapshot loaded, if one was.
+    pub snapshot_generation: Option<u64>,
+    /// The snapshot was damaged and ignored; the index was rebuilt from the journal and files.
+    pub snapshot_damaged: bool,
+    /// Journal records replayed.
+    pub journal_records: u64,
+    /// The journal ended in a torn or damaged record, which was dropped.
+    pub torn_tail: bool,
+    /// Journals of other generations removed (left by an interrupted compaction).
+    pub stale_journals_removed: u64,
+    /// Temp objects of earlier runs removed.
+    pub temps_removed: u64,
+    /// Files not in the index whose bytes matched their name, adopted.
+    pub orphans_adopted: u64,
+    /// Files not in the index that were invalid, removed.
+    pub orphans_removed: u64,
+    /// Index rows whose file was missing, dropped.
+    pub missing_dropped: u64,
+    /// Entries evicted because the cap is smaller than what was stored.
+    pub evicted: u64,
+    /// Whether a fresh snapshot was written.
+    pub compacted: bool,
+}
+
+/// Applies one persisted record to the in-memory state.
+pub(crate) fn apply_record(
+    index: &mut Index,
+    tags: &mut TagStore,
+    config: &Config,
+    record: Record,
+) {
+    match record {
+        Record::Put { entry, references } => {
+            index.insert(entry, references);
+        }
+        Record::Touch {
+            key,
+            accessed,
+            expires,
+            access_count,
+        } => {
+            if let Some(id) = index.find(&key) {
+                index.restore_access(id, accessed, expires, access_count);
+            }
+        }
+        Record::Remove { key } => {
+            if let Some(id) = index.find(&key) {
+                index.remove(id);
+            }
+        }
+        Record::Pins { key, pins } => {
+            if let Some(id) = index.find(&key) {
+                index.set_pins(id, pins);
+            }
+        }
+        Record::Quarantine { key } => {
+            if let Some(id) = index.find(&key) {
+                index.quarantine(id);
+            }
+        }
+        Record::TagSet {
+            reference,
+            digest,
+            at,
+            fresh_until,
+        } => {
+            tags.set(
+                &reference,
+                &digest,
+                at,
+                fresh_until,
+                config.max_tag_history as usize,
+            );
+        }
+        Record::TagInvalidate { reference } => {
+            tags.invalidate(&reference);
+        }
+        Record::TagRemove { reference } => {
+            tags.remove(&reference);
+        }
+        Record::Tag { reference, state } => tags.insert_state(reference, state),
+        Record::Header { .. } | Record::End { .. } => {}
+    }
+}
+
+impl Cache {
+    pub(super) fn recover(&mut self) -> Result<()> {
+        let mut report = RecoveryReport {
+            temps_removed: self.storage.clear_temps()?,
+            ..RecoveryReport::default()
+        };
+        let mut need_compact = false;
+
+        // 1. The snapshot.
+        let (index, tags, config) = (&mut self.index, &mut self.tags, &self.config);
+        let snapshot = journal::read_snapshot(self.storage.as_mut(), |r| {
+            apply_record(index, tags, config, r)
+        });
+        let snapshot_generation = match snapshot {
+            Ok(found) => found.map(|c| c.generation),
+            Err(journal::SnapshotDamage::Storage(e)) => return Err(e.into()),
+            Err(journal::SnapshotDamage::Invalid(reason)) => {
+                self.log.log(
+                    Level::Warn,
+                    "snapshot damaged; rebuilding the index",
+                    &[("reason", &reason)],
+                );
+                let policy_config = self.config.eviction.clone();
+                self.index = Index::new(crate::eviction::from_config(&policy_config));
+                self.tags = TagStore::default();
+                report.snapshot_damaged = true;
+                need_compact = true;
+                None
+            }
+        };
+        report.snapshot_generation = snapshot_generation;
+
+        // 2. The journal of the snapshot's generation (or the newest one, without a snapshot).
+        let mut journals: Vec<u64> = self
+            .storage
+            .list(layout::INDEX_DIR)?
+            .iter()
+            .filter_map(|n| layout::parse_journal_name(n))
+            .collect();
+        journals.sort_unstable();
+        let generation = snapshot_generation
+            .or(journals.last().copied())
+            .unwrap_or(0);
+        let mut records = 0u64;
+        if journals.contains(&generation) {
+            let (index, tags, config) = (&mut self.index, &mut self.tags, &self.config);
+            let mut header_ok = None;
+            let end = journal::read_records(
+                self.storage.as_mut(),
+                &layout::journal_path(generation),
+                |r| {
+                    records += 1;
+                    match (&r, header_ok) {
+                        (Record::Header { generation: g, .. }, None) => {
+                            header_ok = Some(*g == generation)
+                        }
+                        (_, Some(true)) => apply_record(index, tags, config, r),
+                        _ => header_ok = Some(false),
+                    }
+                },
+            )?;
+            if end == FrameEnd::Torn || header_ok != Some(true) {
+                report.torn_tail = true;
+                need_compact = true;
+                self.log.log(
+                    Level::Warn,
+                    "journal tail torn; dropped",
+                    &[("generation", &generation.to_string())],
+                );
+            }
+        }
+        report.journal_records = records;
+        for g in journals.into_iter().filter(|g| *g != generation) {
+            self.storage.remove(&layout::journal_path(g))?;
+            report.stale_journals_removed += 1;
+        }
+        self.journal = Journal::new(generation, records);
+
+        // 3. Reconcile with the files actually stored.
+        self.reconcile(&mut report)?;
+        if report.orphans_adopted + report.orphans_removed + report.missing_dropped > 0 {
+            need_compact = true;
+        }
+
+        // 4. Respect the cap (it may have shrunk since the last run).
+        if self.index.bytes() > self.config.max_bytes {
+            let now = self.now();
+            while self.index.bytes() > self.config.low_bytes() {
+                let Some(victim) = self.index.next_victim(now) else {
+                    break;
+                };
+                self.evict(victim, EvictionReason::Capacity)?;
+                report.evicted += 1;
+                need_compact = true;
+            }
+        }
+
+        if need_compact {
+            self.compact()?;
+            report.compacted = true;
+        }
+        self.metrics
+            .usage(self.index.bytes(), self.index.len() as u64);
+        self.log.log(
+            Level::Info,
+            "cache opened",
+            &[
+                ("entries", &self.index.len().to_string()),
+                ("bytes", &self.index.bytes().to_string()),
+            ],
+        );
+        self.recovery = report;
+        Ok(())
+    }
+
+    /// Matches index rows with stored files: adopts valid orphans, removes invalid ones, and
+    /// drops rows whose file is missing.
+    fn reconcile(&mut self, report: &mut RecoveryReport) -> Result<()> {
+        let mut seen = vec![false; self.index.id_bound()];
+        for kind in Kind::ALL {
+            for algorithm in Algorithm::ALL {
+                let dir = layout::algorithm_dir(kind, algorithm);
+                for name in self.storage.list(&dir)? {
+                    let Some(digest) = layout::parse_entry_name(algorithm, &name) else {
+                        // Not a name we write (a stray file in our directory): remove it.
+                        self.storage.remove(&format!("{dir}/{name}"))?;
+                        report.orphans_removed += 1;
+                        continue;
+                    };
+                    let key = Key { kind, digest };
+                    match self.index.find(&key) {
+                        Some(id) if !self.index.get(id).is_quarantined() => {
+                            seen[id.0 as usize] = true
+                        }
+                        _ => {
+                            if self.adopt(&key)? {
+                                report.orphans_adopted += 1;
+                                if let Some(id) = self.index.find(&key) {
+                                    if seen.len() <= id.0 as usize {
+                                        seen.resize(id.0 as usize + 1, false);
+                                    }
+                                    seen[id.0 as usize] = true;
+                                }
+                            } else {
+                                report.orphans_removed += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let missing: Vec<_> = self
+            .index
+            .iter()
+            .filter(|(id, e)| {
+                !e.is_quarantined() && !seen.get(id.0 as usize).copied().unwrap_or(false)
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for id in missing {
+            self.log.log(
+                Level::Warn,
+                "indexed file missing; dropped",
+                &[("entry", &self.index.get(id).key().to_string())],
+            );
+            self.index.remove(id);
+            report.missing_dropped += 1;
+        }
+        Ok(())
+    }
+
+    /// Re-hashes a stored file that the index does not list; indexes it if its bytes match its
+    /// name (and, for manifests, parse), removes it otherwise. The caller persists the change.
+    pub(super) fn adopt(&mut self, key: &Key) -> Result<bool> {
+        let path = layout::entry_path(key);
+        let valid = match key.kind {
+            Kind::Blob => {
+                let (digest, size) = self.hash_stored(&path, key.digest.algorithm())?;
+                (digest == key.digest).then_some((size, None, Vec::new()))
+            }
+            Kind::Manifest => {
+                let size = self.storage.size(&path)?.unwrap_or(0);
+                if size > self.config.max_manifest_bytes {
+                    None
+                } else {
+                    let bytes = storage::read_all(self.storage.as_mut(), &path)?;
+                    let digest = crate::hashing::digest_of(
+                        self.hasher.as_ref(),
+                        key.digest.algorithm(),
+                        &bytes,
+                    );
+                    match manifest::validate(&bytes, None) {
+                        Ok(v) if digest == key.digest => {
+                            Some((size, Some(v.media_type), v.references))
+                        }
+                        _ => None,
+                    }
+                }
+            }
+        };
+        let Some((size, media_type, references)) = valid else {
+            self.storage.remove(&path)?;
+            self.log.log(
+                Level::Warn,
+                "invalid unindexed file removed",
+                &[("path", &path)],
+            );
+            return Ok(false);
+        };
+        let mut entry: NewEntry = self.new_entry(key.clone(), size);
+        entry.media_type = media_type;
+        if let Some(id) = self.index.find(key) {
+            entry.pins = self.index.get(id).pins();
+        }
+        self.index.insert(entry, references);
+        self.log.log(
+            Level::Info,
+            "unindexed file adopted",
+            &[("entry", &key.to_string())],
+        );
+        Ok(true)
+    }
+
+    /// Streams a stored file through the hasher.
+    pub(super) fn hash_stored(
+        &mut self,
+        path: &str,
+        algorithm: Algorithm,
+    ) -> Result<(Digest, u64), StorageError> {
+        let mut hasher = Hasher::new(self.hasher.as_ref(), algorithm);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut offset = 0u64;
+        loop {
+            let n = self.storage.read_at(path, offset, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            offset += n as u64;
+        }
+        self.metrics.retrieved(offset);
+        Ok((hasher.finish(), offset))
+    }
+
+    /// Writes a snapshot of the whole state and starts a new journal generation.
+    pub(super) fn compact(&mut self) -> Result<()> {
+        let generation = self.journal.generation() + 1;
+        let index = &self.index;
+        let entries = index.ids_by_use().into_iter().map(|id| {
+            let e = index.get(id);
+            Record::Put {
+                entry: NewEntry {
+                    key: e.key().clone(),
+                    size: e.size(),
+                    created: e.created_at(),
+                    accessed: e.accessed_at(),
+                    expires: e.expires_at(),
+                    access_count: e.access_count(),
+                    pins: e.pins(),
+                    media_type: e.media_type(),
+                    quarantined: e.is_quarantined(),
+                },
+                references: index.references(id).to_vec(),
+            }
+        });
+        let tags = &self.tags;
+        let tag_records = tags.sorted_references().into_iter().map(|r| Record::Tag {
+            reference: r.clone(),
+            state: tags.get(r).expect("listed").clone(),
+        });
+        journal::write_snapshot(
+            self.storage.as_mut(),
+            generation,
+            entries.chain(tag_records),
+        )?;
+        let old = layout::journal_path(self.journal.generation());
+        self.journal = Journal::new(generation, 0);
+        if let Err(e) = self.storage.remove(&old) {
+            // Harmless: the next open removes journals of other generations.
+            self.warn(
+                "could not remove the old journal",
+                &[("error", &e.to_string())],
+            );
+        }
+        self.last_compaction = Some(self.now());
+        Ok(())
+    }
+
+    /// Compacts when the journal has grown past the live state (amortized O(1) per record).
+    pub(super) fn maybe_compact(&mut self) {
+        let live = (self.index.len() + self.tags.len()) as u64;
+        if self.journal.records() > self.config.compaction_min_records.max(live)
+            && let Err(e) = self.compact()
+        {
+            self.warn(
+                "compaction failed; the journal stays valid",
+                &[("error", &e.to_string())],
+            );
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Eviction: which entry goes first when the cache must make room.
+//!
+//! The index tells a policy about *candidates* only — entries that may be evicted now (not
+//! pinned, not being read, not referenced by a cached manifest, not quarantined) — so a policy
+//! is an ordered set and choosing a victim is O(log n). When an entry's ordering fields change
+//! (an access, a sliding-TTL extension) the policy sees `remove(old)` then `insert(new)`.
+//!
+//! Implement [`EvictionPolicy`] for a custom order and pass it to
+//! [`crate::Cache::open_with_policy`].
+
+mod composite;
+mod expired;
+mod lru;
+mod size;
+mod ttl;
+
+pub use composite::CompositePolicy;
+pub use expired::ExpiredPolicy;
+pub use lru::LruPolicy;
+pub use size::SizePolicy;
+pub use ttl::TtlPolicy;
+
+use crate::clock::Millis;
+use crate::config::PolicyConfig;
+use crate::index::{Entry, EntryId};
+
+/// An order over eviction candidates.
+pub trait EvictionPolicy: Send {
+    /// A short name for logs and debug info.
+    fn name(&self) -> String;
+    /// `entry` became a candidate (or its ordering fields changed; see the module docs).
+    fn insert(&mut self, id: EntryId, entry: &Entry);
+    /// `entry` stopped being a candidate; `entry` holds the fields it was inserted with.
+    fn remove(&mut self, id: EntryId, entry: &Entry);
+    /// The candidate to evict first at time `now`, or `None` if this policy nominates none.
+    fn next_victim(&self, now: Millis) -> Option<EntryId>;
+}
+
+/// Builds the policy a configuration names.
+pub fn from_config(config: &PolicyConfig) -> Box<dyn EvictionPolicy> {
+    match config {
+        PolicyConfig::Lru => Box::new(LruPolicy::default()),
+        PolicyConfig::Size => Box::new(SizePolicy::default()),
+        PolicyConfig::Ttl => Box::new(TtlPolicy::default()),
+        PolicyConfig::Expired => Box::new(ExpiredPolicy::default()),
+        PolicyConfig::Composite(members) => Box::new(CompositePolicy::new(
+            members.iter().map(|(p, c)| (*p, from_config(c))).collect(),
+        )),
+    }
+}

@@ -1,0 +1,27 @@
+//! Soonest to expire first.
+
+use super::EvictionPolicy;
+use crate::clock::Millis;
+use crate::index::{Entry, EntryId};
+use std::collections::BTreeSet;
+
+/// Evicts the candidate with the earliest expiry (entries that never expire go last).
+#[derive(Debug, Default)]
+pub struct TtlPolicy {
+    order: BTreeSet<(Millis, EntryId)>,
+}
+
+impl EvictionPolicy for TtlPolicy {
+    fn name(&self) -> String {
+        "ttl".into()
+    }
+    fn insert(&mut self, id: EntryId, entry: &Entry) {
+        self.order.insert((entry.expires_at(), id));
+    }
+    fn remove(&mut self, id: EntryId, entry: &Entry) {
+        self.order.remove(&(entry.expires_at(), id));
+    }
+    fn next_victim(&self, _now: Millis) -> Option<EntryId> {
+        self.order.first().map(|&(_, id)| id)
+    }
+}

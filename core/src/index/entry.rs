@@ -1,0 +1,95 @@
+//! One content entry of the index.
+
+use crate::clock::Millis;
+use crate::digest::Digest;
+use crate::key::{Key, Kind};
+use crate::manifest::MediaType;
+
+/// A slot number in the index; stable while the entry lives, reused after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryId(pub u32);
+
+/// What the index knows of a stored manifest or blob.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub(crate) key: Key,
+    pub(crate) size: u64,
+    pub(crate) created: Millis,
+    pub(crate) accessed: Millis,
+    pub(crate) expires: Millis,
+    pub(crate) last_use: u64,
+    pub(crate) access_count: u32,
+    pub(crate) pins: u32,
+    pub(crate) referrers: u32,
+    pub(crate) readers: u16,
+    pub(crate) incarnation: u32,
+    pub(crate) media_type: Option<MediaType>,
+    pub(crate) quarantined: bool,
+}
+
+impl Entry {
+    /// Kind and digest.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+    /// Manifest or blob.
+    pub fn kind(&self) -> Kind {
+        self.key.kind
+    }
+    /// The digest.
+    pub fn digest(&self) -> &Digest {
+        &self.key.digest
+    }
+    /// Size in bytes (0 once quarantined: the bytes are gone).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    /// When it was stored (ms since the epoch).
+    pub fn created_at(&self) -> Millis {
+        self.created
+    }
+    /// When it was last read or stored.
+    pub fn accessed_at(&self) -> Millis {
+        self.accessed
+    }
+    /// When its TTL ends (`u64::MAX`: never).
+    pub fn expires_at(&self) -> Millis {
+        self.expires
+    }
+    /// Logical time of the last use: larger is more recent.
+    pub fn last_use(&self) -> u64 {
+        self.last_use
+    }
+    /// Reads so far.
+    pub fn access_count(&self) -> u32 {
+        self.access_count
+    }
+    /// Pin count: pinned entries are never evicted.
+    pub fn pins(&self) -> u32 {
+        self.pins
+    }
+    /// Cached manifests referencing this entry.
+    pub fn referrers(&self) -> u32 {
+        self.referrers
+    }
+    /// Open readers.
+    pub fn readers(&self) -> u16 {
+        self.readers
+    }
+    /// Manifests only: the media type.
+    pub fn media_type(&self) -> Option<MediaType> {
+        self.media_type
+    }
+    /// Whether the entry failed verification and is no longer served.
+    pub fn is_quarantined(&self) -> bool {
+        self.quarantined
+    }
+    /// Whether its TTL has passed at `now`.
+    pub fn is_expired(&self, now: Millis) -> bool {
+        self.expires <= now
+    }
+    /// Whether eviction may take it now.
+    pub fn is_candidate(&self) -> bool {
+        self.pins == 0 && self.readers == 0 && self.referrers == 0 && !self.quarantined
+    }
+}

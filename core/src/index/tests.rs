@@ -1,0 +1,115 @@
+use super::*;
+use crate::digest::Digest;
+use crate::eviction::{LruPolicy, SizePolicy};
+
+fn key(kind: Kind, n: u8) -> Key {
+    Key {
+        kind,
+        digest: Digest::Sha256([n; 32]),
+    }
+}
+
+fn new(kind: Kind, n: u8, size: u64, expires: Millis) -> NewEntry {
+    NewEntry {
+        key: key(kind, n),
+        size,
+        created: 0,
+        accessed: 0,
+        expires,
+        access_count: 0,
+        pins: 0,
+        media_type: None,
+        quarantined: false,
+    }
+}
+
+#[test]
+fn lookups_survive_slot_reuse() {
+    let mut idx = Index::new(Box::new(LruPolicy::default()));
+    let a = idx.insert(new(Kind::Blob, 1, 10, u64::MAX), vec![]);
+    idx.insert(new(Kind::Blob, 2, 20, u64::MAX), vec![]);
+    idx.remove(a);
+    let c = idx.insert(new(Kind::Manifest, 1, 5, u64::MAX), vec![]);
+    assert_eq!(c, a, "slot reused");
+    assert_eq!(idx.find(&key(Kind::Blob, 1)), None);
+    assert_eq!(idx.find(&key(Kind::Manifest, 1)), Some(c));
+    assert_eq!(idx.bytes(), 25);
+    assert_eq!(
+        idx.counts(),
+        KindCounts {
+            manifests: 1,
+            blobs: 1
+        }
+    );
+}
+
+#[test]
+fn reinserting_a_key_replaces_it_without_leaking_bytes() {
+    // The seed deadlocked on re-put; here it must simply replace.
+    let mut idx = Index::new(Box::new(LruPolicy::default()));
+    for _ in 0..3 {
+        idx.insert(new(Kind::Blob, 1, 10, u64::MAX), vec![]);
+    }
+    assert_eq!(idx.len(), 1);
+    assert_eq!(idx.bytes(), 10);
+    assert_eq!(idx.candidate_bytes(), 10);
+}
+
+#[test]
+fn lru_order_follows_touches() {
+    let mut idx = Index::new(Box::new(LruPolicy::default()));
+    let a = idx.insert(new(Kind::Blob, 1, 1, u64::MAX), vec![]);
+    let b = idx.insert(new(Kind::Blob, 2, 1, u64::MAX), vec![]);
+    assert_eq!(idx.next_victim(0), Some(a));
+    idx.touch(a, 0, None);
+    assert_eq!(idx.next_victim(0), Some(b));
+}
+
+#[test]
+fn pins_readers_and_references_withdraw_candidates() {
+    let mut idx = Index::new(Box::new(SizePolicy::default()));
+    let blob = idx.insert(new(Kind::Blob, 1, 100, u64::MAX), vec![]);
+    idx.set_pins(blob, 1);
+    assert_eq!(idx.next_victim(0), None);
+    assert_eq!(idx.candidate_bytes(), 0);
+    idx.set_pins(blob, 0);
+    let inc = idx.begin_read(blob);
+    assert_eq!(idx.next_victim(0), None);
+    idx.end_read(&key(Kind::Blob, 1), inc);
+    assert_eq!(idx.next_victim(0), Some(blob));
+
+    // A manifest referencing a blob (present, and one not yet stored) protects both.
+    let m = idx.insert(
+        new(Kind::Manifest, 9, 1, u64::MAX),
+        vec![key(Kind::Blob, 1), key(Kind::Blob, 2)],
+    );
+    assert_eq!(idx.next_victim(0), Some(m));
+    let later = idx.insert(new(Kind::Blob, 2, 500, u64::MAX), vec![]);
+    assert_eq!(idx.get(later).referrers(), 1);
+    assert_eq!(
+        idx.next_victim(0),
+        Some(m),
+        "referenced blobs are not candidates"
+    );
+    idx.remove(m);
+    assert_eq!(
+        idx.next_victim(0),
+        Some(later),
+        "largest first once released"
+    );
+    assert_eq!(idx.candidate_bytes(), 600);
+}
+
+#[test]
+fn expiry_order_and_quarantine() {
+    let mut idx = Index::new(Box::new(LruPolicy::default()));
+    let a = idx.insert(new(Kind::Blob, 1, 7, 50), vec![]);
+    idx.insert(new(Kind::Blob, 2, 7, 100), vec![]);
+    idx.insert(new(Kind::Blob, 3, 7, u64::MAX), vec![]);
+    assert_eq!(idx.expired(60).collect::<Vec<_>>(), vec![a]);
+    assert_eq!(idx.expired_count(100), 2);
+    idx.quarantine(a);
+    assert_eq!(idx.bytes(), 14);
+    assert!(idx.get(a).is_quarantined());
+    assert_eq!(idx.candidate_bytes(), 14);
+}

@@ -1,0 +1,139 @@
+//! The persisted index: an append-only journal of checksummed records plus a periodically
+//! compacted snapshot. See `docs/FORMAT.md` for the byte layout and the recovery rules.
+
+mod codec;
+mod record;
+mod snapshot;
+
+pub(crate) use record::{FORMAT_VERSION, FrameEnd, FrameParser, Record};
+pub(crate) use snapshot::{SnapshotDamage, read_snapshot, write_snapshot};
+
+use crate::layout;
+use crate::storage::{Storage, StorageError};
+
+/// Read size when replaying files.
+const READ_CHUNK: usize = 1 << 20;
+/// Touch records kept in memory before they are written out.
+const MAX_BUFFERED_TOUCHES: usize = 4096;
+
+/// Streams the records of `path` to `each`; returns how the file ended.
+pub(crate) fn read_records(
+    storage: &mut dyn Storage,
+    path: &str,
+    mut each: impl FnMut(Record),
+) -> Result<FrameEnd, StorageError> {
+    let mut parser = FrameParser::default();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut offset = 0u64;
+    loop {
+        let n = storage.read_at(path, offset, &mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        offset += n as u64;
+        parser.feed(&chunk[..n]);
+        loop {
+            match parser.next() {
+                Ok(Some(r)) => each(r),
+                Ok(None) => break,
+                Err(end) => return Ok(end),
+            }
+        }
+    }
+    Ok(if parser.has_leftover() {
+        FrameEnd::Torn
+    } else {
+        FrameEnd::Clean
+    })
+}
+
+/// The writer side of the journal of one generation.
+pub(crate) struct Journal {
+    generation: u64,
+    /// Whether the file exists with its header (it is created on the first append).
+    started: bool,
+    /// Records written to this generation's file.
+    records: u64,
+    /// Encoded touch records not yet written: access times are advisory, so they ride along
+    /// with the next durable append instead of costing a synced write per read.
+    buffered: Vec<u8>,
+    buffered_count: usize,
+}
+
+impl Journal {
+    pub(crate) fn new(generation: u64, existing_records: u64) -> Journal {
+        Journal {
+            generation,
+            started: existing_records > 0,
+            records: existing_records,
+            buffered: Vec::new(),
+            buffered_count: 0,
+        }
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub(crate) fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Durably appends `records` (after any buffered touches) in one storage call.
+    pub(crate) fn append(
+        &mut self,
+        storage: &mut dyn Storage,
+        records: &[Record],
+    ) -> Result<(), StorageError> {
+        let mut out = Vec::new();
+        if !self.started {
+            Record::Header {
+                version: FORMAT_VERSION,
+                generation: self.generation,
+            }
+            .encode_frame(&mut out);
+        }
+        out.extend_from_slice(&self.buffered);
+        for r in records {
+            r.encode_frame(&mut out);
+        }
+        storage.append(&layout::journal_path(self.generation), &out)?;
+        self.records +=
+            u64::from(!self.started) + self.buffered_count as u64 + records.len() as u64;
+        self.started = true;
+        self.buffered.clear();
+        self.buffered_count = 0;
+        Ok(())
+    }
+
+    /// Buffers an advisory record (an access); writes the buffer out when it grows large.
+    pub(crate) fn buffer(
+        &mut self,
+        storage: &mut dyn Storage,
+        record: &Record,
+    ) -> Result<(), StorageError> {
+        record.encode_frame(&mut self.buffered);
+        self.buffered_count += 1;
+        if self.buffered_count >= MAX_BUFFERED_TOUCHES {
+            self.append(storage, &[])?;
+        }
+        Ok(())
+    }
+
+    /// Writes buffered records out.
+    pub(crate) fn flush(&mut self, storage: &mut dyn Storage) -> Result<(), StorageError> {
+        if self.buffered_count > 0 {
+            self.append(storage, &[])?;
+        }
+        Ok(())
+    }
+
+    /// Forgets buffered records (a snapshot just captured their effect).
+    pub(crate) fn discard_buffered(&mut self) {
+        self.buffered.clear();
+        self.buffered_count = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests;

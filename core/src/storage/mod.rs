@@ -1,0 +1,101 @@
+//! The storage a host lends the core: a small content-store interface mirroring the WIT
+//! `storage` import.
+//!
+//! Paths are relative, `/`-separated, and built by the core only from fixed words and validated
+//! digests (see [`crate::layout`]); hosts must still confine them under their root. The contract
+//! every host implements:
+//!
+//! - **Temp objects** take streamed writes and become visible only through [`Storage::commit_temp`],
+//!   which atomically and *durably* replaces the final path (native: write, fsync, rename, fsync
+//!   the directory). An aborted or abandoned temp never appears under a final path.
+//! - [`Storage::append`] is a durable append (the journal).
+//! - [`Storage::clear_temps`] removes temps left by a crashed earlier run.
+//! - Everything else is plain: ranged reads, size, listing a directory, idempotent remove.
+
+mod faulty;
+mod memory;
+
+pub use faulty::{Fault, FaultyStorage};
+pub use memory::MemoryStorage;
+
+use serde::{Deserialize, Serialize};
+
+/// A temp object being written, named by the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TempId(pub u64);
+
+/// A failure reported by the host's storage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum StorageError {
+    /// The path does not exist.
+    #[error("no such object: {0}")]
+    NotFound(String),
+    /// The device or quota is full.
+    #[error("no space left")]
+    NoSpace,
+    /// The host refused a path (outside the root, malformed).
+    #[error("invalid path: {0}")]
+    InvalidPath(String),
+    /// Any other I/O failure.
+    #[error("I/O error: {0}")]
+    Io(String),
+}
+
+/// What the core needs from the place it keeps its files.
+pub trait Storage: Send {
+    /// Creates an empty temp object.
+    fn create_temp(&mut self) -> Result<TempId, StorageError>;
+    /// Appends bytes to a temp object.
+    fn write_temp(&mut self, temp: TempId, data: &[u8]) -> Result<(), StorageError>;
+    /// Atomically and durably makes the temp object the content of `path`, replacing any
+    /// previous content. The temp is gone afterwards, whether this succeeds or fails.
+    fn commit_temp(&mut self, temp: TempId, path: &str) -> Result<(), StorageError>;
+    /// Discards a temp object.
+    fn abort_temp(&mut self, temp: TempId) -> Result<(), StorageError>;
+    /// Durably appends to `path`, creating it if needed.
+    fn append(&mut self, path: &str, data: &[u8]) -> Result<(), StorageError>;
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 at the end).
+    fn read_at(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError>;
+    /// The size of `path`, or `None` if it does not exist.
+    fn size(&mut self, path: &str) -> Result<Option<u64>, StorageError>;
+    /// The names (not paths) of the objects directly inside `dir`; empty if `dir` does not exist.
+    fn list(&mut self, dir: &str) -> Result<Vec<String>, StorageError>;
+    /// Removes `path`; removing a missing path is not an error.
+    fn remove(&mut self, path: &str) -> Result<(), StorageError>;
+    /// Removes temp objects left over by earlier runs; returns how many.
+    fn clear_temps(&mut self) -> Result<u64, StorageError>;
+}
+
+/// Reads a whole object (for small ones: manifests, snapshots are read in chunks instead).
+pub(crate) fn read_all(storage: &mut dyn Storage, path: &str) -> Result<Vec<u8>, StorageError> {
+    let size = storage
+        .size(path)?
+        .ok_or_else(|| StorageError::NotFound(path.to_owned()))?;
+    let mut out =
+        vec![0; usize::try_from(size).map_err(|_| StorageError::Io("object too large".into()))?];
+    let mut filled = 0;
+    while filled < out.len() {
+        let n = storage.read_at(path, filled as u64, &mut out[filled..])?;
+        if n == 0 {
+            out.truncate(filled);
+            break;
+        }
+        filled += n;
+    }
+    Ok(out)
+}
+
+/// Writes `data` to `path` through a temp object: all or nothing.
+pub(crate) fn write_atomically(
+    storage: &mut dyn Storage,
+    path: &str,
+    data: &[u8],
+) -> Result<(), StorageError> {
+    let temp = storage.create_temp()?;
+    if let Err(e) = storage.write_temp(temp, data) {
+        let _ = storage.abort_temp(temp);
+        return Err(e);
+    }
+    storage.commit_temp(temp, path)
+}
