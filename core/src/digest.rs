@@ -34,7 +34,7 @@ impl Algorithm {
     }
 
     /// Length of the raw digest in bytes.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             Algorithm::Sha256 => 32,
             Algorithm::Sha384 => 48,
@@ -96,7 +96,7 @@ impl Digest {
                 "unsupported algorithm (sha256, sha384, sha512)",
             ));
         };
-        let want = algorithm.len() * 2;
+        let want = algorithm.digest_len() * 2;
         if hex.len() != want {
             return Err(Error::invalid_digest(
                 input,
@@ -119,7 +119,7 @@ impl Digest {
                 }
             }
         }
-        Ok(Digest::from_raw(algorithm, &bytes[..algorithm.len()]).expect("length checked"))
+        Ok(Digest::from_raw(algorithm, &bytes[..algorithm.digest_len()]).expect("length checked"))
     }
 
     /// Builds a digest from raw bytes; `None` if the length does not fit the algorithm.
@@ -218,7 +218,7 @@ mod tests {
     #[test]
     fn round_trips_every_algorithm() {
         for alg in Algorithm::ALL {
-            let text = format!("{}:{}", alg.name(), "ab".repeat(alg.len()));
+            let text = format!("{}:{}", alg.name(), "ab".repeat(alg.digest_len()));
             let d = Digest::parse(&text).unwrap();
             assert_eq!(d.to_string(), text);
             assert_eq!(d.algorithm(), alg);

@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn codes_are_unique_and_snake_case() {
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = std::collections::BTreeSet::new();
         for kind in ErrorKind::ALL {
             let code = kind.code();
             assert!(seen.insert(code), "duplicate code {code}");

@@ -87,7 +87,7 @@ impl Hasher {
     pub fn finish(self) -> Digest {
         let raw = self.state.finish();
         Digest::from_raw(self.algorithm, &raw).unwrap_or_else(|| {
-            Digest::from_raw(self.algorithm, &[0; 64][..self.algorithm.len()])
+            Digest::from_raw(self.algorithm, &[0; 64][..self.algorithm.digest_len()])
                 .expect("exact length")
         })
     }

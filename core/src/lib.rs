@@ -33,6 +33,9 @@
 //! # Ok::<(), ocicache_core::Error>(())
 //! ```
 
+#![forbid(unsafe_code)]
+#![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
+
 pub mod cache;
 pub mod clock;
 pub mod config;

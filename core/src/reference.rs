@@ -68,7 +68,7 @@ impl Reference {
             None => (rest, None),
         };
         if let Some(tag) = tag {
-            validate_tag(tag).map_err(|r| bad(r))?;
+            validate_tag(tag).map_err(&bad)?;
         }
         if name.is_empty() {
             return Err(bad("empty name"));
@@ -78,13 +78,13 @@ impl Reference {
         }
         let (registry, path) = match name.split_once('/') {
             Some((first, path)) if looks_like_domain(first) => {
-                validate_domain(first).map_err(|r| bad(r))?;
+                validate_domain(first).map_err(&bad)?;
                 (normalize_registry(first), path)
             }
             _ => (DEFAULT_REGISTRY.to_owned(), name),
         };
         for component in path.split('/') {
-            validate_component(component).map_err(|r| bad(r))?;
+            validate_component(component).map_err(&bad)?;
         }
         let repository = if registry == DEFAULT_REGISTRY && !path.contains('/') {
             format!("library/{path}")
@@ -366,7 +366,7 @@ mod tests {
         let refs = [
             "a/b:c", "a:b/c", "a/b/c", "a_b:c", "a/b_c", "a/b:c_d", "a/b_c:d",
         ];
-        let mut keys = std::collections::HashSet::new();
+        let mut keys = std::collections::BTreeSet::new();
         for r in refs {
             if let Ok(parsed) = Reference::parse(r) {
                 assert!(keys.insert(parsed.to_string()), "{r} collided");

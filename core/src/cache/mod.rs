@@ -503,15 +503,21 @@ impl Cache {
         if used.saturating_add(incoming) <= self.config.high_bytes() {
             return Ok(Vec::new());
         }
-        let floor = used - self.index.candidate_bytes();
-        if floor.saturating_add(incoming) > cap {
-            return Err(Error::Full {
-                needed: incoming,
-                available: cap.saturating_sub(floor),
-                capacity: cap,
-            });
+        // Content referenced by an evictable manifest becomes a candidate once that manifest
+        // goes, so only when the current candidates fall short is the exact (O(n)) bound needed.
+        if (used - self.index.candidate_bytes()).saturating_add(incoming) > cap {
+            let floor = used - self.index.eventually_evictable_bytes();
+            if floor.saturating_add(incoming) > cap {
+                return Err(Error::Full {
+                    needed: incoming,
+                    available: cap.saturating_sub(floor),
+                    capacity: cap,
+                });
+            }
         }
-        let target = self.config.low_bytes().max(incoming.min(cap));
+        // Down to the low watermark; an entry larger than that only needs room under the cap.
+        let low = self.config.low_bytes();
+        let target = if incoming <= low { low } else { cap };
         let now = self.now();
         let mut removed = Vec::new();
         while self.index.bytes().saturating_add(incoming) > target {
@@ -527,6 +533,7 @@ impl Cache {
             }
         }
         if self.index.bytes().saturating_add(incoming) > cap {
+            // Unreachable while the bound above is exact; kept so that the cap holds regardless.
             self.journal_best_effort(&removed);
             let floor = self.index.bytes() - self.index.candidate_bytes();
             return Err(Error::Full {

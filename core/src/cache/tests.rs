@@ -1,1 +1,262 @@
 use super::*;
+use crate::clock::ManualClock;
+use crate::digest::Digest;
+use crate::hashing::digest_of;
+use crate::log::MemoryLog;
+use crate::storage::MemoryStorage;
+use crate::{Algorithm, PolicyConfig, Reference, Resolution};
+
+const T0: u64 = 1_700_000_000_000;
+
+fn open_with(storage: &MemoryStorage, clock: &ManualClock, config: Config) -> Cache {
+    Cache::builder(storage.clone(), clock.clone()).config(config).open().unwrap()
+}
+
+fn small(max_bytes: u64) -> Config {
+    Config {
+        max_bytes,
+        high_watermark_percent: 100,
+        low_watermark_percent: 100,
+        eviction: PolicyConfig::Lru,
+        ..Config::default()
+    }
+}
+
+fn sha(data: &[u8]) -> Digest {
+    digest_of(&BuiltinHasher, Algorithm::Sha256, data)
+}
+
+fn image_manifest(config: &Digest, layers: &[&Digest]) -> Vec<u8> {
+    let layers: Vec<String> = layers
+        .iter()
+        .map(|d| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d}","size":1}}"#))
+        .collect();
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":1}},"layers":[{}]}}"#,
+        layers.join(",")
+    )
+    .into_bytes()
+}
+
+#[test]
+fn an_entry_that_can_never_fit_is_full_and_evicts_nothing() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let mut cache = open_with(&s, &c, small(100));
+    let a = cache.put_blob(None, &[1; 60]).unwrap();
+    let err = cache.put_blob(None, &[2; 101]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Full);
+    assert!(cache.has_blob(&a), "nothing was evicted for it");
+    // Fits only if `a` goes: it does.
+    cache.put_blob(None, &[3; 90]).unwrap();
+    assert!(!cache.has_blob(&a));
+    assert_eq!(s.paths().iter().filter(|p| p.starts_with("blobs/")).count(), 1, "the evicted file is gone");
+}
+
+#[test]
+fn pinned_content_is_never_evicted_and_a_put_that_needs_it_is_full() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let mut cache = open_with(&s, &c, small(100));
+    let a = cache.put_blob(None, &[1; 60]).unwrap();
+    cache.pin(&Key::blob(a.clone())).unwrap();
+    assert_eq!(cache.put_blob(None, &[2; 50]).unwrap_err().kind(), ErrorKind::Full);
+    assert!(cache.has_blob(&a));
+    cache.unpin(&Key::blob(a.clone())).unwrap();
+    cache.put_blob(None, &[2; 50]).unwrap();
+    assert!(!cache.has_blob(&a));
+}
+
+#[test]
+fn watermarks_evict_down_to_the_low_mark() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let config = Config { max_bytes: 1000, high_watermark_percent: 90, low_watermark_percent: 50, ..small(1000) };
+    let mut cache = open_with(&s, &c, config);
+    for i in 0..9u8 {
+        cache.put_blob(None, &[i; 100]).unwrap();
+    }
+    assert_eq!(cache.size(), 900);
+    cache.put_blob(None, &[99; 100]).unwrap();
+    assert_eq!(cache.size(), 500, "evicted until usage incl. the new entry is at the low mark");
+    assert_eq!(cache.metrics().evictions_capacity, 5);
+}
+
+#[test]
+fn referenced_blobs_outlive_their_manifest_in_eviction_order() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let mut cache = open_with(&s, &c, small(10_000));
+    let config = cache.put_blob(None, b"{}").unwrap();
+    let layer = cache.put_blob(None, &[7; 3000]).unwrap();
+    let body = image_manifest(&config, &[&layer]);
+    let m = sha(&body);
+    cache.put_manifest(&m, &body, None).unwrap();
+    // The layer is the least recently used, but the manifest referencing it must go first.
+    let big = vec![9; 7000];
+    cache.put_blob(None, &big).unwrap();
+    assert!(!cache.has_manifest(&m));
+    assert!(cache.has_blob(&layer), "the manifest went first, freeing enough");
+    assert_eq!(cache.manifest_references(&m).unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn corrupted_bytes_are_refused_quarantined_and_repaired() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let log = MemoryLog::default();
+    let mut cache = Cache::builder(s.clone(), c.clone()).log(log.clone()).open().unwrap();
+    let data = vec![5u8; 200_000];
+    let d = cache.put_blob(None, &data).unwrap();
+    let path = layout::entry_path(&Key::blob(d.clone()));
+    assert!(s.corrupt(&path, 123_456));
+    // Streaming: the final chunk fails, and the entry is never served again.
+    let mut r = cache.open_blob(&d).unwrap();
+    let mut buf = vec![0; 65536];
+    let err = loop {
+        match cache.read_blob(&mut r, &mut buf) {
+            Ok(0) => panic!("corruption not detected"),
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+    };
+    cache.close_blob(r);
+    assert_eq!(err.kind(), ErrorKind::Corrupted);
+    assert_eq!(cache.get_blob(&d).unwrap_err().kind(), ErrorKind::Corrupted);
+    assert!(s.get(&path).is_none(), "quarantine removed the bytes");
+    assert!(log.records().iter().any(|(l, m)| *l == Level::Warn && m.contains("quarantined")));
+    let report = cache.repair().unwrap();
+    assert_eq!(report.removed_corrupted, 1);
+    assert!(cache.check_integrity().unwrap().healthy);
+    // Re-putting the right bytes heals it.
+    cache.put_blob(Some(&d), &data).unwrap();
+    assert_eq!(cache.get_blob(&d).unwrap(), data);
+}
+
+#[test]
+fn reopen_adopts_valid_orphans_removes_invalid_ones_and_drops_missing_rows() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let mut cache = open_with(&s, &c, Config::default());
+    let kept = cache.put_blob(None, b"kept").unwrap();
+    let lost = cache.put_blob(None, b"lost").unwrap();
+    cache.close().unwrap();
+    let orphan = sha(b"orphan");
+    s.put(&layout::entry_path(&Key::blob(orphan.clone())), b"orphan");
+    let liar = sha(b"truth");
+    s.put(&layout::entry_path(&Key::blob(liar.clone())), b"lie");
+    s.put("blobs/sha256/not-a-digest", b"x");
+    Storage::remove(&mut s.clone(), &layout::entry_path(&Key::blob(lost.clone()))).unwrap();
+
+    let mut cache = open_with(&s, &c, Config::default());
+    let r = cache.recovery_report().clone();
+    assert_eq!((r.orphans_adopted, r.orphans_removed, r.missing_dropped), (1, 2, 1));
+    assert!(r.compacted);
+    assert_eq!(cache.get_blob(&orphan).unwrap(), b"orphan");
+    assert_eq!(cache.get_blob(&kept).unwrap(), b"kept");
+    assert_eq!(cache.get_blob(&liar).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(cache.get_blob(&lost).unwrap_err().kind(), ErrorKind::NotFound);
+    assert!(cache.check_integrity().unwrap().healthy);
+}
+
+#[test]
+fn a_torn_journal_tail_is_dropped_and_later_appends_survive() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let mut cache = open_with(&s, &c, Config::default());
+    let a = cache.put_blob(None, b"a").unwrap();
+    let t: Reference = "app:1".parse().unwrap();
+    cache.put_tag(&t, &a).unwrap();
+    drop(cache);
+    let journal = layout::journal_path(0);
+    let len = s.get(&journal).unwrap().len();
+    s.truncate(&journal, len - 3);
+    let mut cache = open_with(&s, &c, Config::default());
+    assert!(cache.recovery_report().torn_tail);
+    assert!(cache.has_blob(&a));
+    assert_eq!(cache.resolve_tag(&t).unwrap(), Resolution::Unknown, "the torn record is gone");
+    cache.put_tag(&t, &a).unwrap();
+    drop(cache);
+    let mut cache = open_with(&s, &c, Config::default());
+    assert!(!cache.recovery_report().torn_tail);
+    assert_eq!(cache.resolve_tag(&t).unwrap(), Resolution::Fresh(a));
+}
+
+#[test]
+fn compaction_keeps_everything_and_bounds_the_journal() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let config = Config { compaction_min_records: 10, ..Config::default() };
+    let mut cache = open_with(&s, &c, config.clone());
+    let mut digests = Vec::new();
+    for i in 0..100u32 {
+        digests.push(cache.put_blob(None, &i.to_le_bytes()).unwrap());
+        c.advance(1);
+    }
+    let key = Key::blob(digests[3].clone());
+    cache.pin(&key).unwrap();
+    assert!(cache.stats().last_compaction.is_some());
+    assert!(cache.debug_info().journal_records <= 101);
+    let before = cache.contents();
+    cache.close().unwrap();
+    let cache = open_with(&s, &c, config);
+    assert_eq!(cache.contents(), before);
+    let journals = s.paths().iter().filter(|p| p.starts_with("index/journal-")).count();
+    assert_eq!(journals, 1, "old generations are removed");
+}
+
+#[test]
+fn lru_order_survives_reopen_after_flush() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let mut cache = open_with(&s, &c, small(300));
+    let a = cache.put_blob(None, &[1; 100]).unwrap();
+    let b = cache.put_blob(None, &[2; 100]).unwrap();
+    let d = cache.put_blob(None, &[3; 100]).unwrap();
+    cache.get_blob(&a).unwrap(); // same millisecond: order comes from the logical clock
+    cache.close().unwrap();
+    let mut cache = open_with(&s, &c, small(300));
+    cache.put_blob(None, &[4; 100]).unwrap();
+    assert!(!cache.has_blob(&b), "b was least recently used");
+    assert!(cache.has_blob(&a) && cache.has_blob(&d));
+}
+
+#[test]
+fn expired_is_not_not_found_and_cleanup_frees_the_bytes() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let config = Config { default_ttl_ms: 1000, ..Config::default() };
+    let mut cache = open_with(&s, &c, config);
+    let a = cache.put_blob(None, b"soon gone").unwrap();
+    c.advance(1000);
+    assert_eq!(cache.get_blob(&a).unwrap_err().kind(), ErrorKind::Expired);
+    assert_eq!(cache.stats().expired_entries, 1);
+    assert_eq!(cache.clear_expired().unwrap(), 1);
+    assert_eq!(cache.get_blob(&a).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(cache.size(), 0);
+    assert!(s.paths().iter().all(|p| !p.starts_with("blobs/")));
+    assert_eq!(cache.metrics().evictions_expired, 1);
+}
+
+#[test]
+fn invalid_config_is_refused_at_open() {
+    let r = Cache::builder(MemoryStorage::new(), ManualClock::new(0))
+        .config(Config { max_bytes: 0, ..Config::default() })
+        .open();
+    assert_eq!(r.err().map(|e| e.kind()), Some(ErrorKind::InvalidConfig));
+}
+
+#[test]
+fn a_damaged_snapshot_is_rebuilt_from_the_stored_files() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let mut cache = open_with(&s, &c, Config::default());
+    let a = cache.put_blob(None, b"survivor").unwrap();
+    cache.cleanup().unwrap();
+    drop(cache);
+    assert!(s.corrupt(layout::SNAPSHOT, 20));
+    let mut cache = open_with(&s, &c, Config::default());
+    assert!(cache.recovery_report().snapshot_damaged);
+    assert_eq!(cache.get_blob(&a).unwrap(), b"survivor");
+}
+
+#[test]
+fn an_entry_above_the_low_watermark_evicts_only_what_it_needs() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let config = Config { max_bytes: 1000, high_watermark_percent: 90, low_watermark_percent: 20, ..small(1000) };
+    let mut cache = open_with(&s, &c, config);
+    for i in 0..8u8 {
+        cache.put_blob(None, &[i; 100]).unwrap();
+    }
+    cache.put_blob(None, &[9; 500]).unwrap();
+    assert_eq!(cache.size(), 1000, "three evicted, not all eight");
+}

@@ -137,6 +137,27 @@ impl Index {
         self.slots.len()
     }
 
+    /// Bytes eviction could free if it ran to the end: everything except entries that are
+    /// pinned, being read or quarantined, and the content those reference (transitively).
+    /// O(n); meant for the rare case where [`Index::candidate_bytes`] alone is not enough.
+    pub fn eventually_evictable_bytes(&self) -> u64 {
+        let mut protected = vec![false; self.slots.len()];
+        let mut stack: Vec<EntryId> = self
+            .iter()
+            .filter(|(_, e)| e.pins > 0 || e.readers > 0 || e.quarantined)
+            .map(|(id, _)| id)
+            .collect();
+        let mut protected_bytes = 0;
+        while let Some(id) = stack.pop() {
+            if std::mem::replace(&mut protected[id.0 as usize], true) {
+                continue;
+            }
+            protected_bytes += self.get(id).size;
+            stack.extend(self.references(id).iter().filter_map(|k| self.find(k)));
+        }
+        self.bytes - protected_bytes
+    }
+
     /// All entries, in slab order.
     pub fn iter(&self) -> impl Iterator<Item = (EntryId, &Entry)> {
         self.slots

@@ -73,7 +73,7 @@ impl<'a> Decoder<'a> {
     }
     pub(crate) fn digest(&mut self) -> Result<Digest, Malformed> {
         let alg = Algorithm::from_code(self.u8()?).ok_or(Malformed)?;
-        Digest::from_raw(alg, self.take(alg.len())?).ok_or(Malformed)
+        Digest::from_raw(alg, self.take(alg.digest_len())?).ok_or(Malformed)
     }
     pub(crate) fn key(&mut self) -> Result<Key, Malformed> {
         let kind = Kind::from_code(self.u8()?).ok_or(Malformed)?;

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test of the project: the README's test command, and what .ci/run calls.
+#   bash tests/run-all.sh
+# Format, lints (including the core's purity rules in core/clippy.toml), docs, then every test:
+# unit tests, doctests, seed-lesson tests, property tests, crash enumeration and the
+# conformance scenarios under tests/scenarios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "lints, core purity included (cargo clippy --all-targets -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "docs (cargo doc, warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+step "tests"
+cargo test --workspace --locked
