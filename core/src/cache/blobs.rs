@@ -166,24 +166,16 @@ impl Cache {
                 );
             }
             let key = Key::blob(actual.clone());
-            let existing = c
-                .index
-                .find(&key)
-                .filter(|&id| !c.index.get(id).is_quarantined());
-            let removed = if existing.is_some() {
-                Vec::new()
-            } else {
-                match c.make_room(writer.written) {
-                    Ok(r) => r,
-                    Err(e) => return fail(c, e),
-                }
+            let (existing, removed) = match c.prepare_put(&key, writer.written) {
+                Ok(r) => r,
+                Err(e) => return fail(c, e),
             };
             if let Err(e) = c.storage.commit_temp(temp, &layout::entry_path(&key)) {
                 c.journal_best_effort(&removed);
                 return Err(e.into());
             }
             let entry = c.new_entry(key, writer.written);
-            c.index_committed(entry, Vec::new(), removed, existing.is_some())?;
+            c.index_committed(entry, Vec::new(), removed, existing)?;
             Ok(actual)
         })
     }

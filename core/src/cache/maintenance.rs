@@ -54,20 +54,7 @@ impl Cache {
         let expired_removed = self.clear_expired()?;
         let mut evicted = 0;
         if self.index.bytes() > self.config.high_bytes() {
-            let now = self.now();
-            let mut removed = Vec::new();
-            while self.index.bytes() > self.config.low_bytes() {
-                let Some(victim) = self.index.next_victim(now) else {
-                    break;
-                };
-                match self.evict(victim, EvictionReason::Capacity) {
-                    Ok(r) => removed.push(r),
-                    Err(e) => {
-                        self.journal_best_effort(&removed);
-                        return Err(e);
-                    }
-                }
-            }
+            let removed = self.evict_until(self.config.low_bytes())?;
             evicted = removed.len() as u64;
             self.journal_best_effort(&removed);
         }

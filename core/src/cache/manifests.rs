@@ -52,15 +52,7 @@ impl Cache {
             }
             let valid = manifest::validate(bytes, declared_media_type)?;
             let key = Key::manifest(digest.clone());
-            let existing = c
-                .index
-                .find(&key)
-                .filter(|&id| !c.index.get(id).is_quarantined());
-            let removed = if existing.is_some() {
-                Vec::new()
-            } else {
-                c.make_room(bytes.len() as u64)?
-            };
+            let (existing, removed) = c.prepare_put(&key, bytes.len() as u64)?;
             if let Err(e) =
                 storage::write_atomically(c.storage.as_mut(), &layout::entry_path(&key), bytes)
             {
@@ -69,7 +61,7 @@ impl Cache {
             }
             let mut entry = c.new_entry(key, bytes.len() as u64);
             entry.media_type = Some(valid.media_type);
-            c.index_committed(entry, valid.references, removed, existing.is_some())?;
+            c.index_committed(entry, valid.references, removed, existing)?;
             Ok(valid.media_type)
         })
     }

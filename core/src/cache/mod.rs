@@ -272,6 +272,31 @@ impl Cache {
         out
     }
 
+    /// Every content entry, in no particular order (the index's iterator).
+    pub fn entries(&self) -> impl Iterator<Item = &crate::index::Entry> {
+        self.index.iter().map(|(_, e)| e)
+    }
+
+    /// Keys of the entries `filter` accepts (the seed's `Index.Keys`), sorted.
+    ///
+    /// ```
+    /// # use ocicache_core::{Cache, ManualClock, Kind, storage::MemoryStorage};
+    /// # let mut cache = Cache::builder(MemoryStorage::new(), ManualClock::new(0)).open()?;
+    /// cache.put_blob(None, b"x")?;
+    /// let big_blobs = cache.keys_where(|e| e.kind() == Kind::Blob && e.size() > 0);
+    /// assert_eq!(big_blobs.len(), 1);
+    /// # Ok::<(), ocicache_core::Error>(())
+    /// ```
+    pub fn keys_where(&self, filter: impl Fn(&crate::index::Entry) -> bool) -> Vec<Key> {
+        let mut keys: Vec<Key> = self
+            .entries()
+            .filter(|e| filter(e))
+            .map(|e| e.key().clone())
+            .collect();
+        keys.sort();
+        keys
+    }
+
     /// Whether an entry is present and servable (not expired, not quarantined).
     pub fn has(&self, key: &Key) -> bool {
         self.index
@@ -518,20 +543,7 @@ impl Cache {
         // Down to the low watermark; an entry larger than that only needs room under the cap.
         let low = self.config.low_bytes();
         let target = if incoming <= low { low } else { cap };
-        let now = self.now();
-        let mut removed = Vec::new();
-        while self.index.bytes().saturating_add(incoming) > target {
-            let Some(victim) = self.index.next_victim(now) else {
-                break;
-            };
-            match self.evict(victim, EvictionReason::Capacity) {
-                Ok(r) => removed.push(r),
-                Err(e) => {
-                    self.journal_best_effort(&removed);
-                    return Err(e);
-                }
-            }
-        }
+        let removed = self.evict_until(target.saturating_sub(incoming))?;
         if self.index.bytes().saturating_add(incoming) > cap {
             // Unreachable while the bound above is exact; kept so that the cap holds regardless.
             self.journal_best_effort(&removed);
@@ -543,6 +555,42 @@ impl Cache {
             });
         }
         Ok(removed)
+    }
+
+    /// Evicts in policy order until usage is at most `limit` or nothing is evictable; returns
+    /// the removal records for the caller to journal (on failure they are journaled here).
+    fn evict_until(&mut self, limit: u64) -> Result<Vec<Record>> {
+        let now = self.now();
+        let mut removed = Vec::new();
+        while self.index.bytes() > limit {
+            let Some(victim) = self.index.next_victim(now) else {
+                break;
+            };
+            match self.evict(victim, EvictionReason::Capacity) {
+                Ok(r) => removed.push(r),
+                Err(e) => {
+                    self.journal_best_effort(&removed);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Before committing `key`: a live entry with the same digest holds the same bytes, so it
+    /// needs no room; otherwise make room for `size`. Returns whether the entry existed and
+    /// the removal records to journal with the put.
+    fn prepare_put(&mut self, key: &Key, size: u64) -> Result<(bool, Vec<Record>)> {
+        let existing = self
+            .index
+            .find(key)
+            .is_some_and(|id| !self.index.get(id).is_quarantined());
+        let removed = if existing {
+            Vec::new()
+        } else {
+            self.make_room(size)?
+        };
+        Ok((existing, removed))
     }
 
     fn journal_best_effort(&mut self, records: &[Record]) {

@@ -11,7 +11,6 @@ use crate::key::{Key, Kind};
 use crate::layout;
 use crate::log::Level;
 use crate::manifest;
-use crate::metrics::EvictionReason;
 use crate::storage::{self, StorageError};
 use crate::tags::TagStore;
 use serde::{Deserialize, Serialize};
@@ -190,15 +189,10 @@ impl Cache {
 
         // 4. Respect the cap (it may have shrunk since the last run).
         if self.index.bytes() > self.config.max_bytes {
-            let now = self.now();
-            while self.index.bytes() > self.config.low_bytes() {
-                let Some(victim) = self.index.next_victim(now) else {
-                    break;
-                };
-                self.evict(victim, EvictionReason::Capacity)?;
-                report.evicted += 1;
-                need_compact = true;
-            }
+            // Recorded by the snapshot below rather than by removal records.
+            let removed = self.evict_until(self.config.low_bytes())?;
+            report.evicted = removed.len() as u64;
+            need_compact = true;
         }
 
         if need_compact {

@@ -9,7 +9,10 @@ use crate::{Algorithm, PolicyConfig, Reference, Resolution};
 const T0: u64 = 1_700_000_000_000;
 
 fn open_with(storage: &MemoryStorage, clock: &ManualClock, config: Config) -> Cache {
-    Cache::builder(storage.clone(), clock.clone()).config(config).open().unwrap()
+    Cache::builder(storage.clone(), clock.clone())
+        .config(config)
+        .open()
+        .unwrap()
 }
 
 fn small(max_bytes: u64) -> Config {
@@ -49,7 +52,11 @@ fn an_entry_that_can_never_fit_is_full_and_evicts_nothing() {
     // Fits only if `a` goes: it does.
     cache.put_blob(None, &[3; 90]).unwrap();
     assert!(!cache.has_blob(&a));
-    assert_eq!(s.paths().iter().filter(|p| p.starts_with("blobs/")).count(), 1, "the evicted file is gone");
+    assert_eq!(
+        s.paths().iter().filter(|p| p.starts_with("blobs/")).count(),
+        1,
+        "the evicted file is gone"
+    );
 }
 
 #[test]
@@ -58,7 +65,10 @@ fn pinned_content_is_never_evicted_and_a_put_that_needs_it_is_full() {
     let mut cache = open_with(&s, &c, small(100));
     let a = cache.put_blob(None, &[1; 60]).unwrap();
     cache.pin(&Key::blob(a.clone())).unwrap();
-    assert_eq!(cache.put_blob(None, &[2; 50]).unwrap_err().kind(), ErrorKind::Full);
+    assert_eq!(
+        cache.put_blob(None, &[2; 50]).unwrap_err().kind(),
+        ErrorKind::Full
+    );
     assert!(cache.has_blob(&a));
     cache.unpin(&Key::blob(a.clone())).unwrap();
     cache.put_blob(None, &[2; 50]).unwrap();
@@ -68,14 +78,23 @@ fn pinned_content_is_never_evicted_and_a_put_that_needs_it_is_full() {
 #[test]
 fn watermarks_evict_down_to_the_low_mark() {
     let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
-    let config = Config { max_bytes: 1000, high_watermark_percent: 90, low_watermark_percent: 50, ..small(1000) };
+    let config = Config {
+        max_bytes: 1000,
+        high_watermark_percent: 90,
+        low_watermark_percent: 50,
+        ..small(1000)
+    };
     let mut cache = open_with(&s, &c, config);
     for i in 0..9u8 {
         cache.put_blob(None, &[i; 100]).unwrap();
     }
     assert_eq!(cache.size(), 900);
     cache.put_blob(None, &[99; 100]).unwrap();
-    assert_eq!(cache.size(), 500, "evicted until usage incl. the new entry is at the low mark");
+    assert_eq!(
+        cache.size(),
+        500,
+        "evicted until usage incl. the new entry is at the low mark"
+    );
     assert_eq!(cache.metrics().evictions_capacity, 5);
 }
 
@@ -92,15 +111,24 @@ fn referenced_blobs_outlive_their_manifest_in_eviction_order() {
     let big = vec![9; 7000];
     cache.put_blob(None, &big).unwrap();
     assert!(!cache.has_manifest(&m));
-    assert!(cache.has_blob(&layer), "the manifest went first, freeing enough");
-    assert_eq!(cache.manifest_references(&m).unwrap_err().kind(), ErrorKind::NotFound);
+    assert!(
+        cache.has_blob(&layer),
+        "the manifest went first, freeing enough"
+    );
+    assert_eq!(
+        cache.manifest_references(&m).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
 }
 
 #[test]
 fn corrupted_bytes_are_refused_quarantined_and_repaired() {
     let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
     let log = MemoryLog::default();
-    let mut cache = Cache::builder(s.clone(), c.clone()).log(log.clone()).open().unwrap();
+    let mut cache = Cache::builder(s.clone(), c.clone())
+        .log(log.clone())
+        .open()
+        .unwrap();
     let data = vec![5u8; 200_000];
     let d = cache.put_blob(None, &data).unwrap();
     let path = layout::entry_path(&Key::blob(d.clone()));
@@ -119,7 +147,11 @@ fn corrupted_bytes_are_refused_quarantined_and_repaired() {
     assert_eq!(err.kind(), ErrorKind::Corrupted);
     assert_eq!(cache.get_blob(&d).unwrap_err().kind(), ErrorKind::Corrupted);
     assert!(s.get(&path).is_none(), "quarantine removed the bytes");
-    assert!(log.records().iter().any(|(l, m)| *l == Level::Warn && m.contains("quarantined")));
+    assert!(
+        log.records()
+            .iter()
+            .any(|(l, m)| *l == Level::Warn && m.contains("quarantined"))
+    );
     let report = cache.repair().unwrap();
     assert_eq!(report.removed_corrupted, 1);
     assert!(cache.check_integrity().unwrap().healthy);
@@ -140,16 +172,29 @@ fn reopen_adopts_valid_orphans_removes_invalid_ones_and_drops_missing_rows() {
     let liar = sha(b"truth");
     s.put(&layout::entry_path(&Key::blob(liar.clone())), b"lie");
     s.put("blobs/sha256/not-a-digest", b"x");
-    Storage::remove(&mut s.clone(), &layout::entry_path(&Key::blob(lost.clone()))).unwrap();
+    Storage::remove(
+        &mut s.clone(),
+        &layout::entry_path(&Key::blob(lost.clone())),
+    )
+    .unwrap();
 
     let mut cache = open_with(&s, &c, Config::default());
     let r = cache.recovery_report().clone();
-    assert_eq!((r.orphans_adopted, r.orphans_removed, r.missing_dropped), (1, 2, 1));
+    assert_eq!(
+        (r.orphans_adopted, r.orphans_removed, r.missing_dropped),
+        (1, 2, 1)
+    );
     assert!(r.compacted);
     assert_eq!(cache.get_blob(&orphan).unwrap(), b"orphan");
     assert_eq!(cache.get_blob(&kept).unwrap(), b"kept");
-    assert_eq!(cache.get_blob(&liar).unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(cache.get_blob(&lost).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        cache.get_blob(&liar).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        cache.get_blob(&lost).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
     assert!(cache.check_integrity().unwrap().healthy);
 }
 
@@ -167,7 +212,11 @@ fn a_torn_journal_tail_is_dropped_and_later_appends_survive() {
     let mut cache = open_with(&s, &c, Config::default());
     assert!(cache.recovery_report().torn_tail);
     assert!(cache.has_blob(&a));
-    assert_eq!(cache.resolve_tag(&t).unwrap(), Resolution::Unknown, "the torn record is gone");
+    assert_eq!(
+        cache.resolve_tag(&t).unwrap(),
+        Resolution::Unknown,
+        "the torn record is gone"
+    );
     cache.put_tag(&t, &a).unwrap();
     drop(cache);
     let mut cache = open_with(&s, &c, Config::default());
@@ -178,7 +227,10 @@ fn a_torn_journal_tail_is_dropped_and_later_appends_survive() {
 #[test]
 fn compaction_keeps_everything_and_bounds_the_journal() {
     let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
-    let config = Config { compaction_min_records: 10, ..Config::default() };
+    let config = Config {
+        compaction_min_records: 10,
+        ..Config::default()
+    };
     let mut cache = open_with(&s, &c, config.clone());
     let mut digests = Vec::new();
     for i in 0..100u32 {
@@ -193,7 +245,11 @@ fn compaction_keeps_everything_and_bounds_the_journal() {
     cache.close().unwrap();
     let cache = open_with(&s, &c, config);
     assert_eq!(cache.contents(), before);
-    let journals = s.paths().iter().filter(|p| p.starts_with("index/journal-")).count();
+    let journals = s
+        .paths()
+        .iter()
+        .filter(|p| p.starts_with("index/journal-"))
+        .count();
     assert_eq!(journals, 1, "old generations are removed");
 }
 
@@ -215,7 +271,10 @@ fn lru_order_survives_reopen_after_flush() {
 #[test]
 fn expired_is_not_not_found_and_cleanup_frees_the_bytes() {
     let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
-    let config = Config { default_ttl_ms: 1000, ..Config::default() };
+    let config = Config {
+        default_ttl_ms: 1000,
+        ..Config::default()
+    };
     let mut cache = open_with(&s, &c, config);
     let a = cache.put_blob(None, b"soon gone").unwrap();
     c.advance(1000);
@@ -231,7 +290,10 @@ fn expired_is_not_not_found_and_cleanup_frees_the_bytes() {
 #[test]
 fn invalid_config_is_refused_at_open() {
     let r = Cache::builder(MemoryStorage::new(), ManualClock::new(0))
-        .config(Config { max_bytes: 0, ..Config::default() })
+        .config(Config {
+            max_bytes: 0,
+            ..Config::default()
+        })
         .open();
     assert_eq!(r.err().map(|e| e.kind()), Some(ErrorKind::InvalidConfig));
 }
@@ -252,11 +314,24 @@ fn a_damaged_snapshot_is_rebuilt_from_the_stored_files() {
 #[test]
 fn an_entry_above_the_low_watermark_evicts_only_what_it_needs() {
     let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
-    let config = Config { max_bytes: 1000, high_watermark_percent: 90, low_watermark_percent: 20, ..small(1000) };
+    let config = Config {
+        max_bytes: 1000,
+        high_watermark_percent: 90,
+        low_watermark_percent: 20,
+        ..small(1000)
+    };
     let mut cache = open_with(&s, &c, config);
     for i in 0..8u8 {
         cache.put_blob(None, &[i; 100]).unwrap();
     }
     cache.put_blob(None, &[9; 500]).unwrap();
     assert_eq!(cache.size(), 1000, "three evicted, not all eight");
+}
+
+#[test]
+fn handles_can_move_to_other_threads() {
+    fn send<T: Send>() {}
+    send::<Cache>();
+    send::<BlobWriter>();
+    send::<BlobReader>();
 }
