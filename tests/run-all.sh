@@ -12,6 +12,9 @@ step() { printf '\n== %s\n' "$*"; }
 step "format"
 cargo fmt --all -- --check
 
+step "conformance scenarios match their generator (tests/scenarios/generate.py)"
+python3 tests/scenarios/generate.py --check
+
 step "lints, core purity included (cargo clippy --all-targets -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

@@ -69,7 +69,8 @@ impl Cache {
         expected: Option<&Digest>,
         size: Option<u64>,
     ) -> Result<BlobWriter> {
-        self.timed(OpClass::Put, |c| {
+        // Not timed: a put's latency is measured once, at commit.
+        self.counted(|c| {
             if let Some(size) = size
                 && size > c.config.max_bytes
             {
@@ -81,6 +82,7 @@ impl Cache {
             }
             let algorithm = expected.map_or(Algorithm::Sha256, Digest::algorithm);
             let temp = c.storage.create_temp()?;
+            c.open_writers += 1;
             Ok(BlobWriter {
                 temp: Some(temp),
                 expected: expected.cloned(),
@@ -125,6 +127,7 @@ impl Cache {
     /// Discards a writer's bytes.
     pub fn abort_blob(&mut self, writer: &mut BlobWriter) {
         if let Some(temp) = writer.temp.take() {
+            self.open_writers = self.open_writers.saturating_sub(1);
             let _ = self.storage.abort_temp(temp);
         }
     }
@@ -138,6 +141,7 @@ impl Cache {
                     "blob writer already finished or failed".into(),
                 ));
             };
+            c.open_writers = c.open_writers.saturating_sub(1);
             let fail = |c: &mut Cache, e: Error| {
                 let _ = c.storage.abort_temp(temp);
                 Err(e)
@@ -260,6 +264,9 @@ impl Cache {
     fn reader_corrupted(&mut self, reader: &mut BlobReader, detail: String) -> Error {
         reader.offset = reader.size;
         reader.hasher = None;
+        // `read_blob` is not `timed`, so count the failed read here (as a manifest's would be).
+        let now = self.now();
+        self.metrics.error(now);
         match self.index.find(&reader.key) {
             Some(id) if id == reader.id && self.index.get(id).incarnation == reader.incarnation => {
                 self.quarantine(id, detail)

@@ -155,7 +155,10 @@ impl Cache {
         for kind in Kind::ALL {
             for algorithm in Algorithm::ALL {
                 let dir = layout::algorithm_dir(kind, algorithm);
-                for name in self.storage.list(&dir)? {
+                // Hosts may list in any order; sorted, reports and adoption order agree everywhere.
+                let mut names = self.storage.list(&dir)?;
+                names.sort_unstable();
+                for name in names {
                     let indexed = layout::parse_entry_name(algorithm, &name)
                         .and_then(|digest| self.index.find(&Key { kind, digest }))
                         .is_some_and(|id| !self.index.get(id).is_quarantined());
@@ -191,11 +194,20 @@ impl Cache {
 
     /// Acts on what [`Cache::check_integrity`] finds: removes corrupted, quarantined and
     /// missing entries (so they can be fetched again), adopts unindexed files whose bytes
-    /// match their name and removes the others, and clears temps. Valid entries are untouched.
+    /// match their name and removes the others (evicting down to the low watermark if adopted
+    /// content took usage over the cap), and clears leftover temps when no blob writer is open.
+    /// Valid entries are untouched.
     pub fn repair(&mut self) -> Result<RepairReport> {
         let before = self.check_integrity()?;
+        // Temps of writers still open are live downloads, not leftovers: leave them (a writer
+        // dropped without commit or abort keeps temps until the next open clears them).
+        let temps_removed = if self.open_writers == 0 {
+            self.storage.clear_temps()?
+        } else {
+            0
+        };
         let mut report = RepairReport {
-            temps_removed: self.storage.clear_temps()?,
+            temps_removed,
             ..RepairReport::default()
         };
         let mut records = Vec::new();
@@ -248,7 +260,12 @@ impl Cache {
             }
         }
         if report.adopted > 0 {
-            // Adopted entries are captured by a snapshot rather than individual records.
+            // Adopted content counts against the cap like anything put: as at open, evict
+            // down to the low watermark if it took usage over the cap.
+            if self.index.bytes() > self.config.max_bytes {
+                self.evict_until(self.config.low_bytes())?;
+            }
+            // Adopted entries (and evictions) are captured by a snapshot rather than records.
             self.compact()?;
         } else {
             self.journal_best_effort(&records);

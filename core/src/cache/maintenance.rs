@@ -24,19 +24,26 @@ impl Cache {
     /// a cached manifest); returns how many. Their bytes are freed.
     pub fn clear_expired(&mut self) -> Result<u64> {
         let now = self.now();
-        let victims: Vec<_> = self
-            .index
-            .expired(now)
-            .filter(|&id| self.index.get(id).is_candidate())
-            .collect();
-        let mut removed: Vec<crate::journal::Record> = Vec::with_capacity(victims.len());
+        let mut removed: Vec<crate::journal::Record> = Vec::new();
         let mut result = Ok(());
-        for id in victims {
-            match self.evict(id, EvictionReason::Expired) {
-                Ok(r) => removed.push(r),
-                Err(e) => {
-                    result = Err(e);
-                    break;
+        // Removing an expired manifest makes the expired content it referenced removable too,
+        // so repeat until a pass finds nothing (at most one pass per level of references).
+        'passes: loop {
+            let victims: Vec<_> = self
+                .index
+                .expired(now)
+                .filter(|&id| self.index.get(id).is_candidate())
+                .collect();
+            if victims.is_empty() {
+                break;
+            }
+            for id in victims {
+                match self.evict(id, EvictionReason::Expired) {
+                    Ok(r) => removed.push(r),
+                    Err(e) => {
+                        result = Err(e);
+                        break 'passes;
+                    }
                 }
             }
         }

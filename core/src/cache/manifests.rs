@@ -93,7 +93,9 @@ impl Cache {
                     return Err(c.quarantine(id, format!("bytes hash to {actual}")));
                 }
             }
-            let valid = match manifest::validate(&bytes, None) {
+            // The media type it was stored with decides for a body that names none.
+            let stored = c.index.get(id).media_type().map(MediaType::as_str);
+            let valid = match manifest::validate(&bytes, stored) {
                 Ok(v) => v,
                 Err(e) => return Err(c.quarantine(id, e.to_string())),
             };

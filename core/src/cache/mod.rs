@@ -54,6 +54,8 @@ pub struct Cache {
     metrics: Metrics,
     last_compaction: Option<Millis>,
     recovery: RecoveryReport,
+    /// Blob writers begun and not yet committed or aborted: their temps are live.
+    open_writers: u64,
 }
 
 /// Assembles a [`Cache`] from its host parts.
@@ -102,6 +104,7 @@ impl CacheBuilder {
             metrics: Metrics::new(now),
             last_compaction: None,
             recovery: RecoveryReport::default(),
+            open_writers: 0,
             config: self.config,
             storage: self.storage,
             clock: self.clock,
@@ -381,9 +384,16 @@ impl Cache {
     /// Runs an operation, recording its latency and counting unexpected errors.
     fn timed<T>(&mut self, class: OpClass, op: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let start = self.clock.monotonic_nanos();
-        let result = op(self);
+        let result = self.counted(op);
         let elapsed = self.clock.monotonic_nanos().saturating_sub(start);
         self.metrics.latency(class, elapsed);
+        result
+    }
+
+    /// Runs an operation, counting unexpected errors (not the normal answers `NotFound`,
+    /// `Expired`, `Invalidated`).
+    fn counted<T>(&mut self, op: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let result = op(self);
         if let Err(e) = &result
             && !matches!(
                 e.kind(),

@@ -98,7 +98,17 @@ pub(crate) fn apply_record(
         Record::TagRemove { reference } => {
             tags.remove(&reference);
         }
-        Record::Tag { reference, state } => tags.insert_state(reference, state),
+        Record::Tag {
+            reference,
+            mut state,
+        } => {
+            // The history bound in force now applies, as it does to replayed `TagSet` records.
+            let max = config.max_tag_history as usize;
+            while state.history.len() > max {
+                state.history.pop_front();
+            }
+            tags.insert_state(reference, state)
+        }
         Record::Header { .. } | Record::End { .. } => {}
     }
 }
@@ -220,7 +230,10 @@ impl Cache {
         for kind in Kind::ALL {
             for algorithm in Algorithm::ALL {
                 let dir = layout::algorithm_dir(kind, algorithm);
-                for name in self.storage.list(&dir)? {
+                // Hosts may list in any order; sorted, reports and adoption order agree everywhere.
+                let mut names = self.storage.list(&dir)?;
+                names.sort_unstable();
+                for name in names {
                     let Some(digest) = layout::parse_entry_name(algorithm, &name) else {
                         // Not a name we write (a stray file in our directory): remove it.
                         self.storage.remove(&format!("{dir}/{name}"))?;

@@ -27,6 +27,12 @@ impl Cache {
     pub fn put_tag(&mut self, reference: &Reference, digest: &Digest) -> Result<TagUpdate> {
         self.timed(OpClass::Put, |c| {
             let key = tag_key(reference)?;
+            if reference.digest().is_some_and(|pinned| pinned != digest) {
+                return Err(Error::invalid_reference(
+                    &reference.to_string(),
+                    format!("the reference pins another digest than {digest}"),
+                ));
+            }
             let at = c.now();
             let fresh_until = expiry(at, c.config.tag_ttl_ms);
             c.journal.append(

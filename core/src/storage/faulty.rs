@@ -96,7 +96,13 @@ impl Storage for FaultyStorage {
         self.run(|s| s.write_temp(temp, data))
     }
     fn commit_temp(&mut self, temp: TempId, path: &str) -> Result<(), StorageError> {
-        self.run(|s| s.commit_temp(temp, path))
+        let result = self.run(|s| s.commit_temp(temp, path));
+        if result.is_err() && !self.crashed() {
+            // The contract: the temp is gone afterwards, whether the commit succeeds or fails
+            // (after a crash it is abandoned instead, and the next open clears it).
+            let _ = self.inner.abort_temp(temp);
+        }
+        result
     }
     fn abort_temp(&mut self, temp: TempId) -> Result<(), StorageError> {
         self.run(|s| s.abort_temp(temp))
