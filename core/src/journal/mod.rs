@@ -58,6 +58,9 @@ pub(crate) struct Journal {
     /// with the next durable append instead of costing a synced write per read.
     buffered: Vec<u8>,
     buffered_count: usize,
+    /// An append failed: the file may end in part of it (a short write), which must be cut off
+    /// before anything is appended after it, or replay would stop there and lose what follows.
+    damaged: bool,
 }
 
 impl Journal {
@@ -68,6 +71,7 @@ impl Journal {
             records: existing_records,
             buffered: Vec::new(),
             buffered_count: 0,
+            damaged: false,
         }
     }
 
@@ -85,6 +89,9 @@ impl Journal {
         storage: &mut dyn Storage,
         records: &[Record],
     ) -> Result<(), StorageError> {
+        if self.damaged {
+            self.cut_damaged_tail(storage)?;
+        }
         let mut out = Vec::new();
         if !self.started {
             Record::Header {
@@ -97,12 +104,41 @@ impl Journal {
         for r in records {
             r.encode_frame(&mut out);
         }
-        storage.append(&layout::journal_path(self.generation), &out)?;
+        if let Err(e) = storage.append(&layout::journal_path(self.generation), &out) {
+            self.damaged = true;
+            return Err(e);
+        }
         self.records +=
             u64::from(!self.started) + self.buffered_count as u64 + records.len() as u64;
         self.started = true;
         self.buffered.clear();
         self.buffered_count = 0;
+        Ok(())
+    }
+
+    /// After a failed append: keeps only the whole, valid frames of the file (rewritten
+    /// atomically through a temp object), so that the next append follows a clean tail. Rare,
+    /// and bounded by compaction.
+    fn cut_damaged_tail(&mut self, storage: &mut dyn Storage) -> Result<(), StorageError> {
+        let path = layout::journal_path(self.generation);
+        let data = match crate::storage::read_all(storage, &path) {
+            Ok(data) => data,
+            Err(StorageError::NotFound(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let valid = valid_prefix(&data);
+        if valid == 0 {
+            storage.remove(&path)?;
+            self.started = false;
+        } else if valid < data.len() {
+            let temp = storage.create_temp()?;
+            if let Err(e) = storage.write_temp(temp, &data[..valid]) {
+                let _ = storage.abort_temp(temp);
+                return Err(e);
+            }
+            storage.commit_temp(temp, &path)?;
+        }
+        self.damaged = false;
         Ok(())
     }
 
@@ -133,6 +169,14 @@ impl Journal {
         self.buffered.clear();
         self.buffered_count = 0;
     }
+}
+
+/// Length of the longest prefix of `data` made of whole frames that replay accepts.
+fn valid_prefix(data: &[u8]) -> usize {
+    let mut parser = FrameParser::default();
+    parser.feed(data);
+    while let Ok(Some(_)) = parser.next() {}
+    parser.consumed()
 }
 
 #[cfg(test)]

@@ -300,6 +300,8 @@ impl Record {
 pub(crate) struct FrameParser {
     buf: Vec<u8>,
     start: usize,
+    /// Bytes dropped from the front of `buf` by earlier feeds.
+    consumed_before: usize,
 }
 
 /// Why frame parsing stopped.
@@ -314,11 +316,9 @@ pub(crate) enum FrameEnd {
 impl FrameParser {
     /// Adds input.
     pub(crate) fn feed(&mut self, data: &[u8]) {
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        } else if self.start > (1 << 20) {
+        if self.start > 0 && (self.start == self.buf.len() || self.start > (1 << 20)) {
             self.buf.drain(..self.start);
+            self.consumed_before += self.start;
             self.start = 0;
         }
         self.buf.extend_from_slice(data);
@@ -346,6 +346,11 @@ impl FrameParser {
         let record = Record::decode_body(body).map_err(|_| FrameEnd::Torn)?;
         self.start += FRAME_HEADER + len;
         Ok(Some(record))
+    }
+
+    /// Bytes of input consumed by whole, valid frames so far (total, across feeds).
+    pub(crate) fn consumed(&self) -> usize {
+        self.consumed_before + self.start
     }
 
     /// Whether unconsumed bytes remain (at end of input: a torn tail).
