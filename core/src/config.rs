@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 pub const HOUR_MS: u64 = 3_600_000;
 
 /// How the cache chooses what to evict. A custom [`crate::EvictionPolicy`] can be given to
-/// [`crate::Cache::open_with_policy`] instead.
+/// [`crate::CacheBuilder::policy`] instead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyConfig {

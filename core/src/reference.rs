@@ -12,7 +12,7 @@
 //! The first path element is a domain when it contains `.` or `:`, is `localhost`, or has an
 //! upper-case letter. References without a domain belong to `docker.io`, where single-element
 //! paths live under `library/`; a reference with neither tag nor digest means `:latest`. The
-//! canonical text ([`Reference::to_string`]) is the cache key, so distinct references never share
+//! canonical text (its `Display` form) is the cache key, so distinct references never share
 //! an entry and equivalent spellings (`nginx`, `docker.io/library/nginx:latest`) always do.
 
 use crate::digest::Digest;

@@ -6,7 +6,7 @@
 //! (an access, a sliding-TTL extension) the policy sees `remove(old)` then `insert(new)`.
 //!
 //! Implement [`EvictionPolicy`] for a custom order and pass it to
-//! [`crate::Cache::open_with_policy`].
+//! [`crate::CacheBuilder::policy`].
 
 mod composite;
 mod expired;
@@ -25,6 +25,12 @@ use crate::config::PolicyConfig;
 use crate::index::{Entry, EntryId};
 
 /// An order over eviction candidates.
+///
+/// The cache refuses a put with `Full` *before* evicting anything when even evicting every
+/// candidate would not make room. That check assumes the policy will nominate every candidate
+/// in turn; a policy that declines some (such as [`ExpiredPolicy`] on its own) may let a put
+/// evict what it nominates and still end `Full`. Put such policies first in a
+/// [`CompositePolicy`] whose last member orders everything.
 pub trait EvictionPolicy: Send {
     /// A short name for logs and debug info.
     fn name(&self) -> String;
