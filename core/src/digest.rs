@@ -122,6 +122,31 @@ impl Digest {
         Ok(Digest::from_raw(algorithm, &bytes[..algorithm.digest_len()]).expect("length checked"))
     }
 
+    /// Parses the bare lower-case hex of an `algorithm` digest (a stored file's name) without
+    /// allocating; `None` unless it is exactly what [`Digest::parse`] accepts after the colon.
+    pub(crate) fn from_hex(algorithm: Algorithm, hex: &str) -> Option<Digest> {
+        let len = algorithm.digest_len();
+        if hex.len() != 2 * len {
+            return None;
+        }
+        // Table lookups and one check at the end: per-character branches on random hex
+        // mispredict, and opening parses one name per stored file.
+        let mut bytes = [0u8; 64];
+        let mut invalid = 0u8;
+        for (b, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+            let (hi, lo) = (
+                HEX_VALUE[usize::from(pair[0])],
+                HEX_VALUE[usize::from(pair[1])],
+            );
+            invalid |= hi | lo;
+            *b = hi << 4 | lo;
+        }
+        if invalid > 0xf {
+            return None;
+        }
+        Digest::from_raw(algorithm, &bytes[..len])
+    }
+
     /// Builds a digest from raw bytes; `None` if the length does not fit the algorithm.
     pub fn from_raw(algorithm: Algorithm, raw: &[u8]) -> Option<Digest> {
         Some(match algorithm {
@@ -167,6 +192,17 @@ impl Digest {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The value of each lower-case hex digit; 0xff for every other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[HEX[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
 
 fn hex_value(c: u8) -> Option<u8> {
     match c {

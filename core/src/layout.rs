@@ -42,7 +42,8 @@ pub fn algorithm_dir(kind: Kind, algorithm: Algorithm) -> String {
 
 /// Parses a file name found in an algorithm directory back into a digest.
 pub fn parse_entry_name(algorithm: Algorithm, name: &str) -> Option<Digest> {
-    Digest::parse(&format!("{}:{name}", algorithm.name())).ok()
+    // Opening parses one name per stored file: no allocation per name.
+    Digest::from_hex(algorithm, name)
 }
 
 /// The journal path of a generation.
@@ -78,6 +79,28 @@ mod tests {
         assert_eq!(parse_journal_name("journal-12"), Some(12));
         for bad in ["journal-", "journal-01", "journal-x", "snapshot"] {
             assert_eq!(parse_journal_name(bad), None);
+        }
+    }
+
+    #[test]
+    fn entry_names_parse_exactly_as_digests_do() {
+        let hex = "0123456789abcdef".repeat(8);
+        for algorithm in Algorithm::ALL {
+            for name in [
+                hex[..2 * algorithm.digest_len()].to_owned(),
+                hex[..2 * algorithm.digest_len() - 1].to_owned(),
+                hex[..2 * algorithm.digest_len()].to_uppercase(),
+                format!("{}:", &hex[..2 * algorithm.digest_len() - 1]),
+                format!("{}g", &hex[..2 * algorithm.digest_len() - 1]),
+                String::new(),
+            ] {
+                let full = format!("{}:{name}", algorithm.name());
+                assert_eq!(
+                    parse_entry_name(algorithm, &name),
+                    Digest::parse(&full).ok(),
+                    "{name:?}"
+                );
+            }
         }
     }
 }

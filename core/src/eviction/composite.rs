@@ -43,6 +43,11 @@ impl EvictionPolicy for CompositePolicy {
             m.remove(id, entry);
         }
     }
+    fn rebuild(&mut self, candidates: &[(EntryId, &Entry)]) {
+        for (_, m) in &mut self.members {
+            m.rebuild(candidates);
+        }
+    }
     fn next_victim(&self, now: Millis) -> Option<EntryId> {
         self.members.iter().find_map(|(_, m)| m.next_victim(now))
     }

@@ -22,6 +22,12 @@ impl EvictionPolicy for ExpiredPolicy {
     fn remove(&mut self, id: EntryId, entry: &Entry) {
         self.order.remove(&(entry.expires_at(), id));
     }
+    fn rebuild(&mut self, candidates: &[(EntryId, &Entry)]) {
+        self.order = candidates
+            .iter()
+            .map(|&(id, e)| (e.expires_at(), id))
+            .collect();
+    }
     fn next_victim(&self, now: Millis) -> Option<EntryId> {
         self.order
             .first()

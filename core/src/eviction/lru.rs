@@ -22,6 +22,12 @@ impl EvictionPolicy for LruPolicy {
     fn remove(&mut self, id: EntryId, entry: &Entry) {
         self.order.remove(&(entry.last_use(), id));
     }
+    fn rebuild(&mut self, candidates: &[(EntryId, &Entry)]) {
+        self.order = candidates
+            .iter()
+            .map(|&(id, e)| (e.last_use(), id))
+            .collect();
+    }
     fn next_victim(&self, _now: Millis) -> Option<EntryId> {
         self.order.first().map(|&(_, id)| id)
     }

@@ -40,6 +40,14 @@ pub trait EvictionPolicy: Send {
     fn remove(&mut self, id: EntryId, entry: &Entry);
     /// The candidate to evict first at time `now`, or `None` if this policy nominates none.
     fn next_victim(&self, now: Millis) -> Option<EntryId>;
+    /// Takes `candidates` (in no particular order) into a policy that holds nothing yet: how an
+    /// index loaded in bulk at open hands them over. The default inserts them one by one; the
+    /// built-in policies build their ordered sets in one sorted pass instead.
+    fn rebuild(&mut self, candidates: &[(EntryId, &Entry)]) {
+        for &(id, entry) in candidates {
+            self.insert(id, entry);
+        }
+    }
 }
 
 /// Builds the policy a configuration names.

@@ -27,6 +27,13 @@ impl EvictionPolicy for SizePolicy {
         self.expired.remove(id, entry);
         self.by_size.remove(&(Reverse(entry.size()), id));
     }
+    fn rebuild(&mut self, candidates: &[(EntryId, &Entry)]) {
+        self.expired.rebuild(candidates);
+        self.by_size = candidates
+            .iter()
+            .map(|&(id, e)| (Reverse(e.size()), id))
+            .collect();
+    }
     fn next_victim(&self, now: Millis) -> Option<EntryId> {
         self.expired
             .next_victim(now)

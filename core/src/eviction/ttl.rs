@@ -21,6 +21,12 @@ impl EvictionPolicy for TtlPolicy {
     fn remove(&mut self, id: EntryId, entry: &Entry) {
         self.order.remove(&(entry.expires_at(), id));
     }
+    fn rebuild(&mut self, candidates: &[(EntryId, &Entry)]) {
+        self.order = candidates
+            .iter()
+            .map(|&(id, e)| (e.expires_at(), id))
+            .collect();
+    }
     fn next_victim(&self, _now: Millis) -> Option<EntryId> {
         self.order.first().map(|&(_, id)| id)
     }

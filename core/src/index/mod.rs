@@ -66,6 +66,8 @@ pub struct Index {
     bytes: u64,
     candidate_bytes: u64,
     counts: KindCounts,
+    /// Loading in bulk (see [`Index::begin_bulk`]): the ordered sets are not maintained.
+    bulk: bool,
 }
 
 impl Index {
@@ -84,7 +86,38 @@ impl Index {
             bytes: 0,
             candidate_bytes: 0,
             counts: KindCounts::default(),
+            bulk: false,
         }
+    }
+
+    /// Starts loading many entries at once (a snapshot at open): until [`Index::finish_bulk`],
+    /// the expiry order and the eviction policy are not updated per change but rebuilt once at
+    /// the end, in one sorted pass instead of n O(log n) insertions. Lookups work meanwhile;
+    /// expiry and eviction queries do not. Only for an index whose policy holds nothing yet.
+    pub fn begin_bulk(&mut self) {
+        debug_assert!(self.is_empty(), "bulk loading starts from an empty index");
+        self.bulk = true;
+    }
+
+    /// Ends bulk loading: builds the expiry order and hands every candidate to the policy.
+    pub fn finish_bulk(&mut self) {
+        if !std::mem::take(&mut self.bulk) {
+            return;
+        }
+        let live = || {
+            self.slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| e.as_ref().map(|e| (EntryId(i as u32), e)))
+        };
+        // `collect` into a `BTreeSet` sorts, then builds the tree bottom-up with full nodes.
+        self.expiry = live()
+            .filter(|(_, e)| e.expires != u64::MAX)
+            .map(|(id, e)| (e.expires, id))
+            .collect();
+        let candidates: Vec<(EntryId, &Entry)> = live().filter(|(_, e)| e.is_candidate()).collect();
+        self.candidate_bytes = candidates.iter().map(|(_, e)| e.size).sum();
+        self.policy.rebuild(&candidates);
     }
 
     /// The policy's name.
@@ -232,7 +265,7 @@ impl Index {
             Kind::Manifest => self.counts.manifests += 1,
             Kind::Blob => self.counts.blobs += 1,
         }
-        if entry.expires != u64::MAX {
+        if entry.expires != u64::MAX && !self.bulk {
             self.expiry.insert((entry.expires, EntryId(id)));
         }
         let candidate = entry.is_candidate();
@@ -276,7 +309,7 @@ impl Index {
             Kind::Manifest => self.counts.manifests -= 1,
             Kind::Blob => self.counts.blobs -= 1,
         }
-        if entry.expires != u64::MAX {
+        if entry.expires != u64::MAX && !self.bulk {
             self.expiry.remove(&(entry.expires, id));
         }
         if entry.referrers > 0 {
@@ -360,7 +393,7 @@ impl Index {
         f(e);
         let (new_expires, new_size, candidate) = (e.expires, e.size, e.is_candidate());
         self.bytes = self.bytes - old_size + new_size;
-        if old_expires != new_expires {
+        if old_expires != new_expires && !self.bulk {
             if old_expires != u64::MAX {
                 self.expiry.remove(&(old_expires, id));
             }
@@ -374,12 +407,18 @@ impl Index {
     }
 
     fn enter_policy(&mut self, id: EntryId) {
+        if self.bulk {
+            return;
+        }
         let e = self.slots[id.0 as usize].as_ref().expect("live entry id");
         self.candidate_bytes += e.size;
         self.policy.insert(id, e);
     }
 
     fn leave_policy(&mut self, id: EntryId) {
+        if self.bulk {
+            return;
+        }
         let e = self.slots[id.0 as usize].as_ref().expect("live entry id");
         self.candidate_bytes -= e.size;
         self.policy.remove(id, e);

@@ -113,3 +113,67 @@ fn expiry_order_and_quarantine() {
     assert!(idx.get(a).is_quarantined());
     assert_eq!(idx.candidate_bytes(), 14);
 }
+
+/// Drains an index in eviction order, the way the cache does: (victim, candidate bytes before).
+fn eviction_order(idx: &mut Index, now: Millis) -> Vec<(EntryId, u64)> {
+    let mut out = Vec::new();
+    while let Some(id) = idx.next_victim(now) {
+        out.push((id, idx.candidate_bytes()));
+        idx.remove(id);
+    }
+    out
+}
+
+#[test]
+fn bulk_loading_builds_the_same_orders_as_inserting_one_by_one() {
+    // Snapshot-like input: blobs with and without expiry, a pinned one, a re-put key, and a
+    // manifest whose references protect two blobs (one stored before it, one after).
+    let mut entries: Vec<(NewEntry, Vec<Key>)> = (1..=40u8)
+        .map(|n| {
+            let expires = if n % 7 == 0 {
+                u64::MAX
+            } else {
+                1_000 + u64::from(n) * 37 % 50
+            };
+            let mut e = new(Kind::Blob, n, u64::from(n) * 3, expires);
+            e.pins = u32::from(n == 5);
+            (e, vec![])
+        })
+        .collect();
+    entries.insert(
+        10,
+        (
+            new(Kind::Manifest, 1, 7, 1_020),
+            vec![key(Kind::Blob, 3), key(Kind::Blob, 30)],
+        ),
+    );
+    entries.push((new(Kind::Blob, 8, 99, 1_010), vec![]));
+    let composite = || {
+        crate::eviction::from_config(&crate::config::PolicyConfig::Composite(vec![
+            (0, crate::config::PolicyConfig::Expired),
+            (1, crate::config::PolicyConfig::Lru),
+        ]))
+    };
+    for policy in [composite as fn() -> Box<dyn EvictionPolicy>, || {
+        Box::new(SizePolicy::default())
+    }] {
+        let (mut one, mut bulk) = (Index::new(policy()), Index::new(policy()));
+        bulk.begin_bulk();
+        for (e, refs) in &entries {
+            one.insert(e.clone(), refs.clone());
+            bulk.insert(e.clone(), refs.clone());
+        }
+        bulk.finish_bulk();
+        assert_eq!(bulk.candidate_bytes(), one.candidate_bytes());
+        assert_eq!(bulk.bytes(), one.bytes());
+        let now = 1_025;
+        assert_eq!(
+            bulk.expired(now).collect::<Vec<_>>(),
+            one.expired(now).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            eviction_order(&mut bulk, now),
+            eviction_order(&mut one, now)
+        );
+    }
+}
