@@ -370,9 +370,15 @@ impl Cache {
         Ok(self.journal.flush(self.storage.as_mut())?)
     }
 
-    /// Flushes and closes.
+    /// Flushes and closes, recording a clean shutdown: the next open trusts the index instead
+    /// of walking every stored file (a crash or a drop without `close` makes it walk them).
     pub fn close(mut self) -> Result<()> {
-        self.flush()
+        let closed = Record::Closed {
+            entries: self.index.len() as u64,
+            bytes: self.index.bytes(),
+        };
+        self.journal.append(self.storage.as_mut(), &[closed])?;
+        Ok(())
     }
 
     // ----- shared helpers -----

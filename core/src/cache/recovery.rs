@@ -40,6 +40,9 @@ pub struct RecoveryReport {
     pub evicted: u64,
     /// Whether a fresh snapshot was written.
     pub compacted: bool,
+    /// The last run closed cleanly (its journal ends in a matching `Closed` record), so the
+    /// stored files were not walked; after anything else they are, and orphans are handled.
+    pub clean_shutdown: bool,
 }
 
 /// Applies one persisted record to the in-memory state.
@@ -109,7 +112,7 @@ pub(crate) fn apply_record(
             }
             tags.insert_state(reference, state)
         }
-        Record::Header { .. } | Record::End { .. } => {}
+        Record::Header { .. } | Record::End { .. } | Record::Closed { .. } => {}
     }
 }
 
@@ -123,6 +126,12 @@ impl Cache {
 
         // 1. The snapshot, loaded in bulk: the ordered sets are built once, in one sorted pass.
         self.index.begin_bulk();
+        // Every entry takes at least one `Put` frame of MIN_PUT_FRAME bytes, so the snapshot's
+        // size bounds the entry count: reserving it spares the index repeated rehashing.
+        if let Some(size) = self.storage.size(layout::SNAPSHOT)? {
+            let most = size / journal::MIN_PUT_FRAME;
+            self.index.reserve(usize::try_from(most).unwrap_or(0));
+        }
         let (index, tags, config) = (&mut self.index, &mut self.tags, &self.config);
         let snapshot = journal::read_snapshot(self.storage.as_mut(), |r| {
             apply_record(index, tags, config, r)
@@ -159,9 +168,12 @@ impl Cache {
             .or(journals.last().copied())
             .unwrap_or(0);
         let mut records = 0u64;
+        // Set when the journal ends in a `Closed` record: the last run shut down cleanly.
+        let mut closed_with: Option<(u64, u64)> = None;
         if journals.contains(&generation) {
             let (index, tags, config) = (&mut self.index, &mut self.tags, &self.config);
             let mut header_ok = None;
+            let closed = &mut closed_with;
             let end = journal::read_records(
                 self.storage.as_mut(),
                 &layout::journal_path(generation),
@@ -171,12 +183,19 @@ impl Cache {
                         (Record::Header { generation: g, .. }, None) => {
                             header_ok = Some(*g == generation)
                         }
-                        (_, Some(true)) => apply_record(index, tags, config, r),
+                        (Record::Closed { entries, bytes }, Some(true)) => {
+                            *closed = Some((*entries, *bytes));
+                        }
+                        (_, Some(true)) => {
+                            *closed = None;
+                            apply_record(index, tags, config, r);
+                        }
                         _ => header_ok = Some(false),
                     }
                 },
             )?;
             if end == FrameEnd::Torn || header_ok != Some(true) {
+                closed_with = None;
                 report.torn_tail = true;
                 need_compact = true;
                 self.log.log(
@@ -194,7 +213,13 @@ impl Cache {
         self.journal = Journal::new(generation, records);
 
         // 3. Reconcile with the files actually stored.
-        self.reconcile(&mut report)?;
+        // After a clean shutdown whose counts match, the index is trusted as it stands: no
+        // commit can be in flight, so no orphan can exist. Anything else (a crash, a torn tail,
+        // a drop without close) walks every stored file.
+        report.clean_shutdown = closed_with == Some((self.index.len() as u64, self.index.bytes()));
+        if !report.clean_shutdown {
+            self.reconcile(&mut report)?;
+        }
         if report.orphans_adopted + report.orphans_removed + report.missing_dropped > 0 {
             need_compact = true;
         }

@@ -166,7 +166,7 @@ fn reopen_adopts_valid_orphans_removes_invalid_ones_and_drops_missing_rows() {
     let mut cache = open_with(&s, &c, Config::default());
     let kept = cache.put_blob(None, b"kept").unwrap();
     let lost = cache.put_blob(None, b"lost").unwrap();
-    cache.close().unwrap();
+    drop(cache); // as a crash would: no clean shutdown recorded
     let orphan = sha(b"orphan");
     s.put(&layout::entry_path(&Key::blob(orphan.clone())), b"orphan");
     let liar = sha(b"truth");
@@ -334,4 +334,33 @@ fn handles_can_move_to_other_threads() {
     send::<Cache>();
     send::<BlobWriter>();
     send::<BlobReader>();
+}
+
+#[test]
+fn a_clean_close_lets_the_next_open_trust_the_index() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let mut cache = open_with(&s, &c, Config::default());
+    let a = cache.put_blob(None, b"a").unwrap();
+    cache.close().unwrap();
+    let orphan = sha(b"planted");
+    s.put(&layout::entry_path(&Key::blob(orphan.clone())), b"planted");
+
+    let mut cache = open_with(&s, &c, Config::default());
+    let r = cache.recovery_report().clone();
+    assert!(r.clean_shutdown);
+    assert_eq!(
+        r.orphans_adopted, 0,
+        "files are not walked after a clean close"
+    );
+    assert!(cache.has_blob(&a));
+    // The file planted behind the cache's back is still found by the check and adopted by repair.
+    let report = cache.check_integrity().unwrap();
+    assert_eq!(report.unindexed.len(), 1);
+    assert_eq!(cache.repair().unwrap().adopted, 1);
+    assert_eq!(cache.get_blob(&orphan).unwrap(), b"planted");
+
+    // Any record after `Closed` (here: the repair's) means the next open walks the files again.
+    drop(cache);
+    let cache = open_with(&s, &c, Config::default());
+    assert!(!cache.recovery_report().clean_shutdown);
 }

@@ -120,6 +120,19 @@ impl Index {
         self.policy.rebuild(&candidates);
     }
 
+    /// Makes room for `additional` more entries without rehashing along the way.
+    pub fn reserve(&mut self, additional: usize) {
+        self.slots.reserve(additional);
+        let slots = &self.slots;
+        self.table.reserve(additional, |&i| {
+            slots[i as usize]
+                .as_ref()
+                .expect("indexed slot")
+                .key
+                .fingerprint()
+        });
+    }
+
     /// The policy's name.
     pub fn policy_name(&self) -> String {
         self.policy.name()

@@ -17,6 +17,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const MAGIC: &[u8; 8] = b"OCICACHE";
 /// Largest frame body accepted; anything larger is treated as a torn or corrupt frame.
 pub const MAX_RECORD: usize = 64 << 20;
+/// The smallest `Put` frame: header, type, SHA-256 key, six u64/u32 fields, flags, no references.
+pub const MIN_PUT_FRAME: u64 = (FRAME_HEADER + 1 + 2 + 32 + 8 * 4 + 4 * 2 + 2 + 4) as u64;
 /// Frame header size.
 pub const FRAME_HEADER: usize = 8;
 
@@ -66,6 +68,10 @@ pub(crate) enum Record {
     End {
         entries: u64,
         tags: u64,
+    },
+    Closed {
+        entries: u64,
+        bytes: u64,
     },
 }
 
@@ -170,6 +176,11 @@ impl Record {
                 e.u8(11);
                 e.u64(*entries);
                 e.u64(*tags);
+            }
+            Record::Closed { entries, bytes } => {
+                e.u8(12);
+                e.u64(*entries);
+                e.u64(*bytes);
             }
         }
     }
@@ -287,6 +298,10 @@ impl Record {
             11 => Record::End {
                 entries: d.u64()?,
                 tags: d.u64()?,
+            },
+            12 => Record::Closed {
+                entries: d.u64()?,
+                bytes: d.u64()?,
             },
             _ => return Err(Malformed),
         };
