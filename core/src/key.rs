@@ -65,7 +65,11 @@ impl Key {
     }
 
     pub(crate) fn fingerprint(&self) -> u64 {
-        self.digest.fingerprint() ^ u64::from(self.kind.code())
+        Key::fingerprint_of(self.kind, &self.digest)
+    }
+
+    pub(crate) fn fingerprint_of(kind: Kind, digest: &Digest) -> u64 {
+        digest.fingerprint() ^ u64::from(kind.code())
     }
 }
 

@@ -117,7 +117,7 @@ impl Cache {
         let keys: Vec<(Key, u64, bool)> = self
             .index
             .iter()
-            .map(|(_, e)| (e.key().clone(), e.size(), e.is_quarantined()))
+            .map(|(_, e)| (e.key(), e.size(), e.is_quarantined()))
             .collect();
         for (key, size, quarantined) in keys {
             let what = key.to_string();
@@ -219,7 +219,7 @@ impl Cache {
         let find = |_: &Cache, what: &str| by_name.get(what).copied();
         for issue in before.corrupted.iter().chain(&before.quarantined) {
             if let Some(id) = find(self, &issue.what) {
-                let key = self.index.get(id).key().clone();
+                let key = self.index.get(id).key();
                 self.storage.remove(&layout::entry_path(&key))?;
                 self.index.remove(id);
                 records.push(Record::Remove { key });
@@ -228,7 +228,7 @@ impl Cache {
         }
         for issue in &before.missing {
             if let Some(id) = find(self, &issue.what) {
-                let key = self.index.remove(id).key().clone();
+                let key = self.index.remove(id).key();
                 records.push(Record::Remove { key });
                 report.removed_missing += 1;
             }

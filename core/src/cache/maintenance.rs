@@ -79,7 +79,7 @@ impl Cache {
     pub fn clear(&mut self) -> Result<()> {
         let ids: Vec<_> = self.index.iter().map(|(id, _)| id).collect();
         for id in ids {
-            let key = self.index.get(id).key().clone();
+            let key = self.index.get(id).key();
             self.storage.remove(&layout::entry_path(&key))?;
             self.index.remove(id);
         }

@@ -294,7 +294,7 @@ impl Cache {
         let mut keys: Vec<Key> = self
             .entries()
             .filter(|e| filter(e))
-            .map(|e| e.key().clone())
+            .map(|e| e.key())
             .collect();
         keys.sort();
         keys
@@ -415,7 +415,7 @@ impl Cache {
     fn check_servable(&self, id: EntryId, now: Millis) -> Result<()> {
         let e = self.index.get(id);
         if e.is_quarantined() {
-            return Err(self.corrupted_error(e.key()));
+            return Err(self.corrupted_error(&e.key()));
         }
         if e.is_expired(now) {
             return Err(Error::Expired(e.key().to_string()));
@@ -456,7 +456,7 @@ impl Cache {
         self.index.touch(id, now, new_expiry);
         let e = self.index.get(id);
         let record = Record::Touch {
-            key: e.key().clone(),
+            key: e.key(),
             accessed: e.accessed_at(),
             expires: e.expires_at(),
             access_count: e.access_count(),
@@ -474,7 +474,7 @@ impl Cache {
     /// Quarantines a corrupted entry: its bytes are removed and it answers `Corrupted` until
     /// re-put, deleted or repaired. Returns the error to report.
     fn quarantine(&mut self, id: EntryId, detail: String) -> Error {
-        let key = self.index.get(id).key().clone();
+        let key = self.index.get(id).key();
         let _ = self.storage.remove(&layout::entry_path(&key));
         if let Err(e) = self.journal.append(
             self.storage.as_mut(),
@@ -498,7 +498,7 @@ impl Cache {
 
     /// Removes an entry: bytes first, then the journal record, then the index row.
     fn remove_entry(&mut self, id: EntryId) -> Result<u64> {
-        let key = self.index.get(id).key().clone();
+        let key = self.index.get(id).key();
         if !self.index.get(id).is_quarantined() {
             self.storage.remove(&layout::entry_path(&key))?;
         }
@@ -514,7 +514,7 @@ impl Cache {
 
     /// Evicts one entry; the caller journals the returned record (batched).
     fn evict(&mut self, id: EntryId, reason: EvictionReason) -> Result<Record> {
-        let key = self.index.get(id).key().clone();
+        let key = self.index.get(id).key();
         self.storage.remove(&layout::entry_path(&key))?;
         let size = self.index.remove(id).size();
         let now = self.now();

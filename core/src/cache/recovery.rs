@@ -399,7 +399,7 @@ impl Cache {
             let e = index.get(id);
             Record::Put {
                 entry: NewEntry {
-                    key: e.key().clone(),
+                    key: e.key(),
                     size: e.size(),
                     created: e.created_at(),
                     accessed: e.accessed_at(),

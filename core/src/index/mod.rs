@@ -128,7 +128,6 @@ impl Index {
             slots[i as usize]
                 .as_ref()
                 .expect("indexed slot")
-                .key
                 .fingerprint()
         });
     }
@@ -143,7 +142,7 @@ impl Index {
         let slots = &self.slots;
         self.table
             .find(key.fingerprint(), |&i| {
-                slots[i as usize].as_ref().is_some_and(|e| &e.key == key)
+                slots[i as usize].as_ref().is_some_and(|e| e.is(key))
             })
             .map(|&i| EntryId(i))
     }
@@ -251,7 +250,8 @@ impl Index {
         self.incarnation = self.incarnation.wrapping_add(1);
         let referrers = self.pending_referrers.remove(&new.key).unwrap_or(0);
         let entry = Entry {
-            key: new.key,
+            kind: new.key.kind,
+            digest: new.key.digest,
             size: if new.quarantined { 0 } else { new.size },
             created: new.created,
             accessed: new.accessed,
@@ -272,9 +272,9 @@ impl Index {
                 (self.slots.len() - 1) as u32
             }
         };
-        let fingerprint = entry.key.fingerprint();
+        let fingerprint = entry.fingerprint();
         self.bytes += entry.size;
-        match entry.key.kind {
+        match entry.kind {
             Kind::Manifest => self.counts.manifests += 1,
             Kind::Blob => self.counts.blobs += 1,
         }
@@ -288,7 +288,6 @@ impl Index {
             slots[i as usize]
                 .as_ref()
                 .expect("indexed slot")
-                .key
                 .fingerprint()
         });
         let id = EntryId(id);
@@ -310,15 +309,12 @@ impl Index {
             self.leave_policy(id);
         }
         let entry = self.slots[id.0 as usize].take().expect("live entry id");
-        if let Ok(found) = self
-            .table
-            .find_entry(entry.key.fingerprint(), |&i| i == id.0)
-        {
+        if let Ok(found) = self.table.find_entry(entry.fingerprint(), |&i| i == id.0) {
             found.remove();
         }
         self.free.push(id.0);
         self.bytes -= entry.size;
-        match entry.key.kind {
+        match entry.kind {
             Kind::Manifest => self.counts.manifests -= 1,
             Kind::Blob => self.counts.blobs -= 1,
         }
@@ -326,7 +322,7 @@ impl Index {
             self.expiry.remove(&(entry.expires, id));
         }
         if entry.referrers > 0 {
-            *self.pending_referrers.entry(entry.key.clone()).or_default() += entry.referrers;
+            *self.pending_referrers.entry(entry.key()).or_default() += entry.referrers;
         }
         if let Some(refs) = self.references.remove(&id) {
             for r in refs.iter() {
