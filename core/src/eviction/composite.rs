@@ -48,6 +48,11 @@ impl EvictionPolicy for CompositePolicy {
             m.rebuild(candidates);
         }
     }
+    fn update(&mut self, id: EntryId, old: &Entry, new: &Entry) {
+        for (_, m) in &mut self.members {
+            m.update(id, old, new);
+        }
+    }
     fn next_victim(&self, now: Millis) -> Option<EntryId> {
         self.members.iter().find_map(|(_, m)| m.next_victim(now))
     }

@@ -28,6 +28,13 @@ impl EvictionPolicy for ExpiredPolicy {
             .map(|&(id, e)| (e.expires_at(), id))
             .collect();
     }
+    fn update(&mut self, id: EntryId, old: &Entry, new: &Entry) {
+        // Ordered by fields an access does not change: usually nothing to do.
+        if old.expires_at() != new.expires_at() {
+            self.remove(id, old);
+            self.insert(id, new);
+        }
+    }
     fn next_victim(&self, now: Millis) -> Option<EntryId> {
         self.order
             .first()

@@ -3,7 +3,7 @@
 //! The index tells a policy about *candidates* only — entries that may be evicted now (not
 //! pinned, not being read, not referenced by a cached manifest, not quarantined) — so a policy
 //! is an ordered set and choosing a victim is O(log n). When an entry's ordering fields change
-//! (an access, a sliding-TTL extension) the policy sees `remove(old)` then `insert(new)`.
+//! (an access, a sliding-TTL extension) the policy sees `update(old, new)`.
 //!
 //! Implement [`EvictionPolicy`] for a custom order and pass it to
 //! [`crate::CacheBuilder::policy`].
@@ -34,10 +34,17 @@ use crate::index::{Entry, EntryId};
 pub trait EvictionPolicy: Send {
     /// A short name for logs and debug info.
     fn name(&self) -> String;
-    /// `entry` became a candidate (or its ordering fields changed; see the module docs).
+    /// `entry` became a candidate.
     fn insert(&mut self, id: EntryId, entry: &Entry);
     /// `entry` stopped being a candidate; `entry` holds the fields it was inserted with.
     fn remove(&mut self, id: EntryId, entry: &Entry);
+    /// A candidate's fields changed (an access, a sliding-TTL extension) and it stays a
+    /// candidate; `old` holds the fields it was filed under. The default re-files it; a policy
+    /// whose order does not depend on what changed may do nothing.
+    fn update(&mut self, id: EntryId, old: &Entry, new: &Entry) {
+        self.remove(id, old);
+        self.insert(id, new);
+    }
     /// The candidate to evict first at time `now`, or `None` if this policy nominates none.
     fn next_victim(&self, now: Millis) -> Option<EntryId>;
     /// Takes `candidates` (in no particular order) into a policy that holds nothing yet: how an

@@ -34,6 +34,13 @@ impl EvictionPolicy for SizePolicy {
             .map(|&(id, e)| (Reverse(e.size()), id))
             .collect();
     }
+    fn update(&mut self, id: EntryId, old: &Entry, new: &Entry) {
+        // Ordered by fields an access does not change: usually nothing to do.
+        if old.expires_at() != new.expires_at() || old.size() != new.size() {
+            self.remove(id, old);
+            self.insert(id, new);
+        }
+    }
     fn next_victim(&self, now: Millis) -> Option<EntryId> {
         self.expired
             .next_victim(now)

@@ -27,6 +27,13 @@ impl EvictionPolicy for TtlPolicy {
             .map(|&(id, e)| (e.expires_at(), id))
             .collect();
     }
+    fn update(&mut self, id: EntryId, old: &Entry, new: &Entry) {
+        // Ordered by fields an access does not change: usually nothing to do.
+        if old.expires_at() != new.expires_at() {
+            self.remove(id, old);
+            self.insert(id, new);
+        }
+    }
     fn next_victim(&self, _now: Millis) -> Option<EntryId> {
         self.order.first().map(|&(_, id)| id)
     }

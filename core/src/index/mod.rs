@@ -393,25 +393,35 @@ impl Index {
     }
 
     fn modify(&mut self, id: EntryId, f: impl FnOnce(&mut Entry)) {
-        let was_candidate = self.get(id).is_candidate();
-        if was_candidate {
-            self.leave_policy(id);
-        }
+        // The policy needs the fields the entry was filed under; a copy is 104 bytes (SHA-256).
+        let old = self.get(id).clone();
         let e = self.slots[id.0 as usize].as_mut().expect("live entry id");
-        let (old_expires, old_size) = (e.expires, e.size);
         f(e);
-        let (new_expires, new_size, candidate) = (e.expires, e.size, e.is_candidate());
-        self.bytes = self.bytes - old_size + new_size;
-        if old_expires != new_expires && !self.bulk {
-            if old_expires != u64::MAX {
-                self.expiry.remove(&(old_expires, id));
+        let (new_expires, new_size) = (e.expires, e.size);
+        self.bytes = self.bytes - old.size + new_size;
+        if self.bulk {
+            return;
+        }
+        if old.expires != new_expires {
+            if old.expires != u64::MAX {
+                self.expiry.remove(&(old.expires, id));
             }
             if new_expires != u64::MAX {
                 self.expiry.insert((new_expires, id));
             }
         }
-        if candidate {
-            self.enter_policy(id);
+        let e = self.slots[id.0 as usize].as_ref().expect("live entry id");
+        match (old.is_candidate(), e.is_candidate()) {
+            (true, true) => {
+                self.candidate_bytes = self.candidate_bytes - old.size + e.size;
+                self.policy.update(id, &old, e);
+            }
+            (true, false) => {
+                self.candidate_bytes -= old.size;
+                self.policy.remove(id, &old);
+            }
+            (false, true) => self.enter_policy(id),
+            (false, false) => {}
         }
     }
 

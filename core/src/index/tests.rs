@@ -184,3 +184,17 @@ fn a_slab_slot_stays_small() {
     // assumes 104-byte slots; growing Entry needs that budget re-measured.
     assert!(std::mem::size_of::<Option<Entry>>() <= 104);
 }
+
+#[test]
+fn a_sliding_expiry_refiles_the_entry_in_expiry_ordered_policies() {
+    use crate::eviction::ExpiredPolicy;
+    let mut idx = Index::new(Box::new(ExpiredPolicy::default()));
+    let a = idx.insert(new(Kind::Blob, 1, 1, 10), vec![]);
+    idx.insert(new(Kind::Blob, 2, 1, 20), vec![]);
+    assert_eq!(idx.next_victim(30), Some(a));
+    idx.touch(a, 5, Some(100)); // extended: now expires after the other one
+    assert_ne!(idx.next_victim(30), Some(a));
+    assert_eq!(idx.expired_count(30), 1);
+    idx.touch(a, 6, None); // an access without extension changes nothing for this policy
+    assert_eq!(idx.expired(200).collect::<Vec<_>>().len(), 2);
+}
