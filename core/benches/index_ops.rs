@@ -4,10 +4,8 @@
 //!
 //! `cargo bench -p ocicache-core --bench index_ops`
 //!
-//! Everything runs twice: over `MemoryStorage` (the figures the issue asks for) and over
-//! `common::HashStorage`, an equally complete in-memory store with O(1) path lookups, which
-//! separates the core's own scaling from `MemoryStorage`'s (a `BTreeMap` keyed by path strings:
-//! O(log n) string comparisons per lookup, each a cache miss at 1M files).
+//! Over `MemoryStorage`, which keeps every byte and looks paths up in O(1) (an earlier version
+//! keyed a `BTreeMap` by path strings, whose O(log n) string comparisons dominated at 1M).
 //!
 //! Each size is built once (32-byte blobs with unique contents, 1 ms of simulated time per put)
 //! and reused by every benchmark of that size, in an order that keeps each benchmark's
@@ -24,7 +22,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{BLOB_BYTES, HashStorage, Recorder, Rng, SIZES, blob, fmt_ns, latency_config};
+use common::{BLOB_BYTES, Recorder, Rng, SIZES, blob, fmt_ns, latency_config};
 use criterion::Criterion;
 use ocicache_core::storage::MemoryStorage;
 use ocicache_core::{Cache, Digest, ManualClock};
@@ -47,12 +45,9 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn build(n: usize, storage: Store) -> Fixture {
+    fn build(n: usize) -> Fixture {
         let clock = ManualClock::new(1_700_000_000_000);
-        let builder = match storage {
-            Store::Memory => Cache::builder(MemoryStorage::new(), clock.clone()),
-            Store::Hash => Cache::builder(HashStorage::default(), clock.clone()),
-        };
+        let builder = Cache::builder(MemoryStorage::new(), clock.clone());
         let cache = builder.config(latency_config(n)).open().expect("open");
         let mut f = Fixture {
             cache,
@@ -82,22 +77,6 @@ impl Fixture {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Store {
-    Memory,
-    Hash,
-}
-
-impl Store {
-    /// Benchmark name prefix.
-    fn prefix(self) -> &'static str {
-        match self {
-            Store::Memory => "",
-            Store::Hash => "hash_storage/",
-        }
-    }
-}
-
 const BENCHES: [&str; 6] = [
     "get_hit",
     "get_hit_stream",
@@ -114,22 +93,18 @@ fn main() {
         .measurement_time(Duration::from_secs(1))
         .configure_from_args();
     let rec = Recorder::default();
-    for store in [Store::Memory, Store::Hash] {
-        for (n, label) in SIZES {
-            let t = Instant::now();
-            let mut f = Fixture::build(n, store);
-            println!(
-                "built {}{label}: {n} entries in {:.2} s",
-                store.prefix(),
-                t.elapsed().as_secs_f64()
-            );
-            bench_size(&mut c, &rec, &mut f, store.prefix(), label);
-            drop(f);
-        }
+    for (n, label) in SIZES {
+        let t = Instant::now();
+        let mut f = Fixture::build(n);
+        println!(
+            "built {label}: {n} entries in {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+        bench_size(&mut c, &rec, &mut f, "", label);
+        drop(f);
     }
     c.final_summary();
-    summarize(&rec, Store::Memory.prefix(), "MemoryStorage");
-    summarize(&rec, Store::Hash.prefix(), "HashStorage: O(1) path lookups");
+    summarize(&rec, "", "MemoryStorage");
 }
 
 fn bench_size(c: &mut Criterion, rec: &Recorder, f: &mut Fixture, prefix: &str, label: &str) {

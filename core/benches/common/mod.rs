@@ -5,7 +5,7 @@
 use ocicache_core::storage::{Storage, StorageError};
 use ocicache_core::{Config, TempId};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Size of every small blob in the index benchmarks.
@@ -147,87 +147,5 @@ impl Storage for DiscardingStorage {
     }
     fn clear_temps(&mut self) -> Result<u64, StorageError> {
         Ok(0)
-    }
-}
-
-/// An in-memory storage with O(1) lookups (a hash map of paths), keeping every byte like
-/// `MemoryStorage` does. `MemoryStorage` keys a `BTreeMap` by path `String`s, so each of its
-/// lookups is O(log n) string comparisons, each a cache miss at 1M files; running the same
-/// benchmark over this storage separates the core's own scaling from that of the test storage.
-#[derive(Default)]
-pub struct HashStorage {
-    files: HashMap<String, Vec<u8>>,
-    temps: HashMap<u64, Vec<u8>>,
-    next_temp: u64,
-}
-
-impl Storage for HashStorage {
-    fn create_temp(&mut self) -> Result<TempId, StorageError> {
-        self.next_temp += 1;
-        self.temps.insert(self.next_temp, Vec::new());
-        Ok(TempId(self.next_temp))
-    }
-    fn write_temp(&mut self, temp: TempId, data: &[u8]) -> Result<(), StorageError> {
-        self.temps
-            .get_mut(&temp.0)
-            .ok_or_else(|| StorageError::NotFound(format!("temp {}", temp.0)))?
-            .extend_from_slice(data);
-        Ok(())
-    }
-    fn commit_temp(&mut self, temp: TempId, path: &str) -> Result<(), StorageError> {
-        let data = self
-            .temps
-            .remove(&temp.0)
-            .ok_or_else(|| StorageError::NotFound(format!("temp {}", temp.0)))?;
-        self.files.insert(path.to_owned(), data);
-        Ok(())
-    }
-    fn abort_temp(&mut self, temp: TempId) -> Result<(), StorageError> {
-        self.temps.remove(&temp.0);
-        Ok(())
-    }
-    fn append(&mut self, path: &str, data: &[u8]) -> Result<(), StorageError> {
-        match self.files.get_mut(path) {
-            Some(f) => f.extend_from_slice(data),
-            None => {
-                self.files.insert(path.to_owned(), data.to_vec());
-            }
-        }
-        Ok(())
-    }
-    fn read_at(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
-        let f = self
-            .files
-            .get(path)
-            .ok_or_else(|| StorageError::NotFound(path.to_owned()))?;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(f.len());
-        let n = buf.len().min(f.len() - start);
-        buf[..n].copy_from_slice(&f[start..start + n]);
-        Ok(n)
-    }
-    fn size(&mut self, path: &str) -> Result<Option<u64>, StorageError> {
-        Ok(self.files.get(path).map(|f| f.len() as u64))
-    }
-    fn list(&mut self, dir: &str) -> Result<Vec<String>, StorageError> {
-        // O(n): only opening and debug tools list, and the index benchmarks do neither.
-        let prefix = format!("{}/", dir.trim_end_matches('/'));
-        let mut out: Vec<String> = self
-            .files
-            .keys()
-            .filter_map(|p| p.strip_prefix(&prefix))
-            .map(|rest| rest.split('/').next().unwrap_or(rest).to_owned())
-            .collect();
-        out.sort_unstable();
-        out.dedup();
-        Ok(out)
-    }
-    fn remove(&mut self, path: &str) -> Result<(), StorageError> {
-        self.files.remove(path);
-        Ok(())
-    }
-    fn clear_temps(&mut self) -> Result<u64, StorageError> {
-        let n = self.temps.len() as u64;
-        self.temps.clear();
-        Ok(n)
     }
 }

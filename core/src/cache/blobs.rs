@@ -207,8 +207,7 @@ impl Cache {
                 }
                 None => return Err(c.quarantine(id, "file missing".into())),
             }
-            c.record_access(id);
-            let incarnation = c.index.begin_read(id);
+            let incarnation = c.record_access(id, true);
             let hasher = c
                 .config
                 .verify_reads

@@ -99,7 +99,7 @@ impl Cache {
                 Ok(v) => v,
                 Err(e) => return Err(c.quarantine(id, e.to_string())),
             };
-            c.record_access(id);
+            c.record_access(id, false);
             c.metrics.served(bytes.len() as u64);
             Ok(Manifest {
                 digest: digest.clone(),

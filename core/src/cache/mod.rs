@@ -446,14 +446,21 @@ impl Cache {
     }
 
     /// Records a read: access time, count and (sliding TTL) expiry; persisted lazily.
-    fn record_access(&mut self, id: EntryId) {
+    /// With `open_reader`, also protects the entry from eviction until the reader closes and
+    /// returns the incarnation the reader must hand back (0 otherwise).
+    fn record_access(&mut self, id: EntryId, open_reader: bool) -> u32 {
         let now = self.now();
         let kind = self.index.get(id).kind();
         let new_expiry = self
             .config
             .sliding_ttl
             .then(|| expiry(now, self.config.ttl_ms(kind)));
-        self.index.touch(id, now, new_expiry);
+        let incarnation = if open_reader {
+            self.index.begin_read(id, now, new_expiry)
+        } else {
+            self.index.touch(id, now, new_expiry);
+            0
+        };
         let e = self.index.get(id);
         let record = Record::Touch {
             key: e.key(),
@@ -469,6 +476,7 @@ impl Cache {
                 &[("error", &err.to_string())],
             );
         }
+        incarnation
     }
 
     /// Quarantines a corrupted entry: its bytes are removed and it answers `Corrupted` until

@@ -336,14 +336,16 @@ impl Index {
     pub fn touch(&mut self, id: EntryId, now: Millis, new_expiry: Option<Millis>) {
         self.tick += 1;
         let tick = self.tick;
-        self.modify(id, |e| {
-            e.last_use = tick;
-            e.accessed = now;
-            e.access_count = e.access_count.saturating_add(1);
-            if let Some(x) = new_expiry {
-                e.expires = x;
-            }
-        });
+        self.modify(id, |e| Self::accessed(e, tick, now, new_expiry));
+    }
+
+    fn accessed(e: &mut Entry, tick: u64, now: Millis, new_expiry: Option<Millis>) {
+        e.last_use = tick;
+        e.accessed = now;
+        e.access_count = e.access_count.saturating_add(1);
+        if let Some(x) = new_expiry {
+            e.expires = x;
+        }
     }
 
     /// Restores persisted access state (replaying a journal `touch` record).
@@ -369,9 +371,16 @@ impl Index {
         self.modify(id, |e| e.pins = pins);
     }
 
-    /// A reader opened the entry; returns the incarnation to hand back to [`Index::end_read`].
-    pub fn begin_read(&mut self, id: EntryId) -> u32 {
-        self.modify(id, |e| e.readers = e.readers.saturating_add(1));
+    /// A reader opened the entry: records the access (as [`Index::touch`]) and protects the
+    /// entry from eviction until [`Index::end_read`], in one update of the orders. Returns the
+    /// incarnation to hand back to `end_read`.
+    pub fn begin_read(&mut self, id: EntryId, now: Millis, new_expiry: Option<Millis>) -> u32 {
+        self.tick += 1;
+        let tick = self.tick;
+        self.modify(id, |e| {
+            Self::accessed(e, tick, now, new_expiry);
+            e.readers = e.readers.saturating_add(1);
+        });
         self.get(id).incarnation
     }
 

@@ -73,7 +73,7 @@ fn pins_readers_and_references_withdraw_candidates() {
     assert_eq!(idx.next_victim(0), None);
     assert_eq!(idx.candidate_bytes(), 0);
     idx.set_pins(blob, 0);
-    let inc = idx.begin_read(blob);
+    let inc = idx.begin_read(blob, 0, None);
     assert_eq!(idx.next_victim(0), None);
     idx.end_read(&key(Kind::Blob, 1), inc);
     assert_eq!(idx.next_victim(0), Some(blob));

@@ -1,7 +1,9 @@
 //! In-memory [`Storage`]: for tests, benchmarks, ephemeral caches and the browser fallback.
 
 use super::{Storage, StorageError, TempId};
-use std::collections::BTreeMap;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Storage held in memory. Clones share the same objects, so a test can keep a handle, drop the
@@ -20,7 +22,10 @@ pub struct MemoryStorage {
 
 #[derive(Debug, Default)]
 struct State {
-    files: BTreeMap<String, Vec<u8>>,
+    /// Hashed, not ordered: reads and writes by path are O(1) whatever the number of objects;
+    /// only listing (at open after a crash, in integrity checks) scans. The hasher is
+    /// deterministic (SipHash with fixed keys): the core takes no randomness.
+    files: HashMap<String, Vec<u8>, BuildHasherDefault<DefaultHasher>>,
     temps: BTreeMap<u64, Vec<u8>>,
     next_temp: u64,
 }
@@ -72,7 +77,9 @@ impl MemoryStorage {
 
     /// Every object path, sorted.
     pub fn paths(&self) -> Vec<String> {
-        self.state().files.keys().cloned().collect()
+        let mut paths: Vec<String> = self.state().files.keys().cloned().collect();
+        paths.sort_unstable();
+        paths
     }
 
     /// Temp objects currently open or abandoned.
@@ -150,16 +157,14 @@ impl Storage for MemoryStorage {
     fn list(&mut self, dir: &str) -> Result<Vec<String>, StorageError> {
         let prefix = format!("{}/", dir.trim_end_matches('/'));
         let s = self.state();
-        let mut out: Vec<String> = Vec::new();
-        for path in s.files.range(prefix.clone()..).map(|(k, _)| k) {
-            let Some(rest) = path.strip_prefix(&prefix) else {
-                break;
-            };
-            let name = rest.split('/').next().unwrap_or(rest);
-            if out.last().map(String::as_str) != Some(name) {
-                out.push(name.to_owned());
-            }
-        }
+        let mut out: Vec<String> = s
+            .files
+            .keys()
+            .filter_map(|path| path.strip_prefix(&prefix))
+            .map(|rest| rest.split('/').next().unwrap_or(rest).to_owned())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
         Ok(out)
     }
 
