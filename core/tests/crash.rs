@@ -372,9 +372,9 @@ impl Recording {
 }
 
 impl Storage for Recording {
-    fn create_temp(&mut self) -> Result<TempId, StorageError> {
+    fn create_temp(&mut self, size_hint: Option<u64>) -> Result<TempId, StorageError> {
         self.note("create_temp", 0);
-        self.inner.create_temp()
+        self.inner.create_temp(size_hint)
     }
     fn write_temp(&mut self, temp: TempId, data: &[u8]) -> Result<(), StorageError> {
         self.note("write_temp", data.len());
@@ -658,8 +658,8 @@ macro_rules! gate {
 }
 
 impl Storage for PartialAppend {
-    fn create_temp(&mut self) -> Result<TempId, StorageError> {
-        gate!(self, self.inner.create_temp())
+    fn create_temp(&mut self, size_hint: Option<u64>) -> Result<TempId, StorageError> {
+        gate!(self, self.inner.create_temp(size_hint))
     }
     fn write_temp(&mut self, temp: TempId, data: &[u8]) -> Result<(), StorageError> {
         gate!(self, self.inner.write_temp(temp, data))

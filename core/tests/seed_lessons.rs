@@ -204,9 +204,9 @@ impl Recording {
 }
 
 impl Storage for Recording {
-    fn create_temp(&mut self) -> Result<TempId, StorageError> {
+    fn create_temp(&mut self, size_hint: Option<u64>) -> Result<TempId, StorageError> {
         self.note("create_temp", None);
-        self.inner.create_temp()
+        self.inner.create_temp(size_hint)
     }
     fn write_temp(&mut self, temp: TempId, data: &[u8]) -> Result<(), StorageError> {
         self.note("write_temp", None);

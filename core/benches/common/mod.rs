@@ -112,7 +112,7 @@ pub struct DiscardingStorage {
 }
 
 impl Storage for DiscardingStorage {
-    fn create_temp(&mut self) -> Result<TempId, StorageError> {
+    fn create_temp(&mut self, _size_hint: Option<u64>) -> Result<TempId, StorageError> {
         self.next_temp += 1;
         self.open_temps += 1;
         Ok(TempId(self.next_temp))

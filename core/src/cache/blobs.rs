@@ -81,7 +81,7 @@ impl Cache {
                 });
             }
             let algorithm = expected.map_or(Algorithm::Sha256, Digest::algorithm);
-            let temp = c.storage.create_temp()?;
+            let temp = c.storage.create_temp(size)?;
             c.open_writers += 1;
             Ok(BlobWriter {
                 temp: Some(temp),

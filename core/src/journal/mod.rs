@@ -131,7 +131,7 @@ impl Journal {
             storage.remove(&path)?;
             self.started = false;
         } else if valid < data.len() {
-            let temp = storage.create_temp()?;
+            let temp = storage.create_temp(Some(valid as u64))?;
             if let Err(e) = storage.write_temp(temp, &data[..valid]) {
                 let _ = storage.abort_temp(temp);
                 return Err(e);

@@ -23,7 +23,7 @@ pub(crate) fn write_snapshot(
     generation: u64,
     records: impl Iterator<Item = Record>,
 ) -> Result<(), StorageError> {
-    let temp = storage.create_temp()?;
+    let temp = storage.create_temp(None)?;
     let result = (|| {
         let mut buf = Vec::with_capacity(WRITE_CHUNK + 4096);
         Record::Header {

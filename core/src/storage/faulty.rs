@@ -89,8 +89,8 @@ fn crashed() -> StorageError {
 }
 
 impl Storage for FaultyStorage {
-    fn create_temp(&mut self) -> Result<TempId, StorageError> {
-        self.run(|s| s.create_temp())
+    fn create_temp(&mut self, size_hint: Option<u64>) -> Result<TempId, StorageError> {
+        self.run(|s| s.create_temp(size_hint))
     }
     fn write_temp(&mut self, temp: TempId, data: &[u8]) -> Result<(), StorageError> {
         self.run(|s| s.write_temp(temp, data))

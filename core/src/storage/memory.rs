@@ -94,11 +94,17 @@ impl MemoryStorage {
 }
 
 impl Storage for MemoryStorage {
-    fn create_temp(&mut self) -> Result<TempId, StorageError> {
+    fn create_temp(&mut self, size_hint: Option<u64>) -> Result<TempId, StorageError> {
+        let mut data = Vec::new();
+        if let Some(hint) = size_hint.and_then(|h| usize::try_from(h).ok()) {
+            // Reserving up front spares the copies of a growing buffer; a hint too large to
+            // reserve is simply ignored.
+            let _ = data.try_reserve_exact(hint);
+        }
         let mut s = self.state();
         s.next_temp += 1;
         let id = s.next_temp;
-        s.temps.insert(id, Vec::new());
+        s.temps.insert(id, data);
         Ok(TempId(id))
     }
 
@@ -202,7 +208,7 @@ mod tests {
     #[test]
     fn temps_are_invisible_until_committed() {
         let mut s = MemoryStorage::new();
-        let t = s.create_temp().unwrap();
+        let t = s.create_temp(Some(3)).unwrap();
         s.write_temp(t, b"abc").unwrap();
         assert_eq!(s.size("x/y").unwrap(), None);
         s.commit_temp(t, "x/y").unwrap();

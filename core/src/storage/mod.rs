@@ -44,8 +44,9 @@ pub enum StorageError {
 
 /// What the core needs from the place it keeps its files.
 pub trait Storage: Send {
-    /// Creates an empty temp object.
-    fn create_temp(&mut self) -> Result<TempId, StorageError>;
+    /// Creates an empty temp object. `size_hint` is the final size when the caller announced
+    /// it: a host may reserve or preallocate that much (it is a hint, never a limit).
+    fn create_temp(&mut self, size_hint: Option<u64>) -> Result<TempId, StorageError>;
     /// Appends bytes to a temp object.
     fn write_temp(&mut self, temp: TempId, data: &[u8]) -> Result<(), StorageError>;
     /// Atomically and durably makes the temp object the content of `path`, replacing any
@@ -92,7 +93,7 @@ pub(crate) fn write_atomically(
     path: &str,
     data: &[u8],
 ) -> Result<(), StorageError> {
-    let temp = storage.create_temp()?;
+    let temp = storage.create_temp(Some(data.len() as u64))?;
     if let Err(e) = storage.write_temp(temp, data) {
         let _ = storage.abort_temp(temp);
         return Err(e);
