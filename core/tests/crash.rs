@@ -16,11 +16,12 @@
 //!   nothing half-written, and the cache stays usable: the step is retried, the workload goes on,
 //!   and it ends in the same state as without the failure.
 
-use ocicache_core::hashing::digest_of;
+mod common;
+use common::{image_manifest, pattern, sha256};
 use ocicache_core::storage::{Fault, FaultyStorage, MemoryStorage};
 use ocicache_core::{
-    Algorithm, BuiltinHasher, Cache, Config, Digest, EntryInfo, ErrorKind, Key, Kind, ManualClock,
-    Reference, Resolution, Result, Storage, StorageError, TempId,
+    Cache, Config, Digest, EntryInfo, ErrorKind, Key, Kind, ManualClock, Reference, Resolution,
+    Result, Storage, StorageError, TempId,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -36,38 +37,6 @@ fn config() -> Config {
         compaction_min_records: 4,
         ..Config::default()
     }
-}
-
-fn sha256(bytes: &[u8]) -> Digest {
-    digest_of(&BuiltinHasher, Algorithm::Sha256, bytes)
-}
-
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn image_manifest(config: &Digest, layers: &[&Digest]) -> Vec<u8> {
-    let layers: Vec<String> = layers
-        .iter()
-        .map(|d| {
-            format!(
-                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":1}}"#
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":1}},"layers":[{}]}}"#,
-        layers.join(",")
-    )
-    .into_bytes()
 }
 
 fn index_manifest(children: &[&Digest]) -> Vec<u8> {

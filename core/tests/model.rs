@@ -26,11 +26,12 @@
 //!
 //! `PROPTEST_CASES` (default 256) and `PROPTEST_RNG_SEED` (default: a fixed seed) are honored.
 
-use ocicache_core::hashing::digest_of;
+mod common;
+use common::{pattern, sha256};
 use ocicache_core::storage::MemoryStorage;
 use ocicache_core::{
-    Algorithm, BlobReader, BuiltinHasher, Cache, Clock, Config, Digest, EntryInfo, ErrorKind, Key,
-    Kind, ManualClock, Reference, Resolution,
+    BlobReader, Cache, Clock, Config, Digest, EntryInfo, ErrorKind, Key, Kind, ManualClock,
+    Reference, Resolution,
 };
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
@@ -58,22 +59,6 @@ fn config() -> Config {
         compaction_min_records: 16,
         ..Config::default()
     }
-}
-
-fn sha256(bytes: &[u8]) -> Digest {
-    digest_of(&BuiltinHasher, Algorithm::Sha256, bytes)
-}
-
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// The contents operations choose from: 6 blobs, 3 image manifests and an index.

@@ -3,6 +3,8 @@
 //! and, where a lesson needs a real host to show in full (fsync, OS memory), what the core can
 //! show on its own.
 
+mod common;
+use common::{image_manifest, pattern, sha256};
 use ocicache_core::hashing::digest_of;
 use ocicache_core::storage::{Fault, FaultyStorage, MemoryStorage};
 use ocicache_core::{
@@ -16,10 +18,6 @@ const T0: u64 = 1_700_000_000_000;
 const HOUR: u64 = 3_600_000;
 
 // ----- helpers -----
-
-fn sha256(bytes: &[u8]) -> Digest {
-    digest_of(&BuiltinHasher, Algorithm::Sha256, bytes)
-}
 
 fn open_with(storage: impl Storage + 'static, clock: &ManualClock, config: Config) -> Cache {
     Cache::builder(storage, clock.clone())
@@ -39,38 +37,8 @@ fn capped(max_bytes: u64) -> Config {
     }
 }
 
-/// Deterministic pseudo-random bytes (xorshift), different for every `seed`.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 fn ref_(s: &str) -> Reference {
     s.parse().expect("valid reference")
-}
-
-/// An OCI image manifest naming `config` and `layers`.
-fn image_manifest(config: &Digest, layers: &[&Digest]) -> Vec<u8> {
-    let layers: Vec<String> = layers
-        .iter()
-        .map(|d| {
-            format!(
-                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":1}}"#
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":1}},"layers":[{}]}}"#,
-        layers.join(",")
-    )
-    .into_bytes()
 }
 
 /// An index (OCI index or Docker manifest list) of `children`.

@@ -1,15 +1,14 @@
 //! Expired entries only.
 
-use super::EvictionPolicy;
+use super::{EvictionPolicy, TtlPolicy};
 use crate::clock::Millis;
 use crate::index::{Entry, EntryId};
-use std::collections::BTreeSet;
 
 /// Nominates only candidates whose TTL has passed, earliest expiry first; nominates nothing
 /// otherwise. On its own it never evicts live data, so put it first in a composite.
 #[derive(Debug, Default)]
 pub struct ExpiredPolicy {
-    order: BTreeSet<(Millis, EntryId)>,
+    by_expiry: TtlPolicy,
 }
 
 impl EvictionPolicy for ExpiredPolicy {
@@ -17,28 +16,21 @@ impl EvictionPolicy for ExpiredPolicy {
         "expired".into()
     }
     fn insert(&mut self, id: EntryId, entry: &Entry) {
-        self.order.insert((entry.expires_at(), id));
+        self.by_expiry.insert(id, entry);
     }
     fn remove(&mut self, id: EntryId, entry: &Entry) {
-        self.order.remove(&(entry.expires_at(), id));
+        self.by_expiry.remove(id, entry);
     }
     fn rebuild(&mut self, candidates: &[(EntryId, &Entry)]) {
-        self.order = candidates
-            .iter()
-            .map(|&(id, e)| (e.expires_at(), id))
-            .collect();
+        self.by_expiry.rebuild(candidates);
     }
     fn update(&mut self, id: EntryId, old: &Entry, new: &Entry) {
-        // Ordered by fields an access does not change: usually nothing to do.
-        if old.expires_at() != new.expires_at() {
-            self.remove(id, old);
-            self.insert(id, new);
-        }
+        self.by_expiry.update(id, old, new);
     }
     fn next_victim(&self, now: Millis) -> Option<EntryId> {
-        self.order
+        self.by_expiry
             .first()
-            .filter(|&&(expires, _)| expires <= now)
-            .map(|&(_, id)| id)
+            .filter(|&(expires, _)| expires <= now)
+            .map(|(_, id)| id)
     }
 }

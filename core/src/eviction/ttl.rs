@@ -11,6 +11,13 @@ pub struct TtlPolicy {
     order: BTreeSet<(Millis, EntryId)>,
 }
 
+impl TtlPolicy {
+    /// The earliest expiry and its entry.
+    pub(crate) fn first(&self) -> Option<(Millis, EntryId)> {
+        self.order.first().copied()
+    }
+}
+
 impl EvictionPolicy for TtlPolicy {
     fn name(&self) -> String {
         "ttl".into()
@@ -35,6 +42,6 @@ impl EvictionPolicy for TtlPolicy {
         }
     }
     fn next_victim(&self, _now: Millis) -> Option<EntryId> {
-        self.order.first().map(|&(_, id)| id)
+        self.first().map(|(_, id)| id)
     }
 }
