@@ -2114,16 +2114,16 @@ def metrics():
     )
 
     (
-        S("metrics/expired_and_corrupted_reads_are_misses", "A read of an expired entry, or of one already quarantined, is a miss.", config={"default_ttl_ms": 1000})
+        S("metrics/expired_and_corrupted_reads_are_misses", "A read of an expired entry, of a corrupted one (including the read that discovers the corruption), or of one already quarantined, is a miss.", config={"default_ttl_ms": 1000})
         ("blob.put", digest=sha256(a), data=a)
         ("blob.put", digest=sha256(b), data=b, ok=sha256(b))
         ("storage.corrupt", kind="blob", digest=sha256(b), offset=0, ok=True)
         ("blob.get", digest=sha256(b), err="corrupted")
-        ("metrics", ok={"corruptions": 1})
+        ("metrics", ok={"corruptions": 1, "hits": 0, "misses": 1})
         ("blob.get", digest=sha256(b), err="corrupted")
         ("clock.advance", ms=1000)
         ("blob.get", digest=sha256(a), err="expired")
-        ("metrics", ok={"misses": 2})
+        ("metrics", ok={"hits": 0, "misses": 3})
     )
 
     mc = oci_manifest("{}", ["rots too"])

@@ -479,8 +479,8 @@ impl Cache {
         incarnation
     }
 
-    /// Quarantines a corrupted entry: its bytes are removed and it answers `Corrupted` until
-    /// re-put, deleted or repaired. Returns the error to report.
+    /// Quarantines a corrupted entry found by a read: its bytes are removed and it answers
+    /// `Corrupted` until re-put, deleted or repaired. Returns the error to report.
     fn quarantine(&mut self, id: EntryId, detail: String) -> Error {
         let key = self.index.get(id).key();
         let _ = self.storage.remove(&layout::entry_path(&key));
@@ -493,6 +493,9 @@ impl Cache {
         }
         self.index.quarantine(id);
         self.metrics.corrupted();
+        // Every quarantine happens during a read already counted as a hit.
+        let now = self.now();
+        self.metrics.hit_was_miss(now);
         self.log.log(
             Level::Warn,
             "corrupted entry quarantined",

@@ -136,7 +136,6 @@ impl Cache {
         let snapshot = journal::read_snapshot(self.storage.as_mut(), |r| {
             apply_record(index, tags, config, r)
         });
-        self.index.finish_bulk();
         let snapshot_generation = match snapshot {
             Ok(found) => found.map(|c| c.generation),
             Err(journal::SnapshotDamage::Storage(e)) => return Err(e.into()),
@@ -146,14 +145,15 @@ impl Cache {
                     "snapshot damaged; rebuilding the index",
                     &[("reason", &reason)],
                 );
-                let policy_config = self.config.eviction.clone();
-                self.index = Index::new(crate::eviction::from_config(&policy_config));
+                // Still in bulk mode: the policy (perhaps a custom one) has seen nothing yet.
+                self.index.discard_bulk();
                 self.tags = TagStore::default();
                 report.snapshot_damaged = true;
                 need_compact = true;
                 None
             }
         };
+        self.index.finish_bulk();
         report.snapshot_generation = snapshot_generation;
 
         // 2. The journal of the snapshot's generation (or the newest one, without a snapshot).

@@ -364,3 +364,24 @@ fn a_clean_close_lets_the_next_open_trust_the_index() {
     let cache = open_with(&s, &c, Config::default());
     assert!(!cache.recovery_report().clean_shutdown);
 }
+
+#[test]
+fn a_custom_policy_survives_a_damaged_snapshot() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let mut cache = open_with(&s, &c, Config::default());
+    let a = cache.put_blob(None, b"survivor").unwrap();
+    cache.cleanup().unwrap();
+    drop(cache);
+    assert!(s.corrupt(layout::SNAPSHOT, 20));
+    let custom = crate::eviction::CompositePolicy::new(vec![(
+        7,
+        Box::new(crate::eviction::LruPolicy::default()),
+    )]);
+    let mut cache = Cache::builder(s.clone(), c.clone())
+        .policy(Box::new(custom))
+        .open()
+        .unwrap();
+    assert!(cache.recovery_report().snapshot_damaged);
+    assert_eq!(cache.debug_info().policy, "composite(7:lru)");
+    assert_eq!(cache.get_blob(&a).unwrap(), b"survivor");
+}

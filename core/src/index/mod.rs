@@ -99,6 +99,21 @@ impl Index {
         self.bulk = true;
     }
 
+    /// Forgets everything loaded since [`Index::begin_bulk`] (a snapshot turned out damaged),
+    /// keeping the policy, which has been told nothing yet.
+    pub fn discard_bulk(&mut self) {
+        debug_assert!(self.bulk, "only entries loaded in bulk can be discarded");
+        self.slots.clear();
+        self.free.clear();
+        self.table.clear();
+        self.expiry.clear();
+        self.references.clear();
+        self.pending_referrers.clear();
+        self.bytes = 0;
+        self.candidate_bytes = 0;
+        self.counts = KindCounts::default();
+    }
+
     /// Ends bulk loading: builds the expiry order and hands every candidate to the policy.
     pub fn finish_bulk(&mut self) {
         if !std::mem::take(&mut self.bulk) {

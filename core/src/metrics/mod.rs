@@ -86,6 +86,13 @@ impl Metrics {
         self.update_peak_hit_rate();
     }
 
+    /// A read counted as a hit turned out corrupted: it was a miss after all.
+    pub(crate) fn hit_was_miss(&mut self, now: Millis) {
+        self.hits = self.hits.saturating_sub(1);
+        self.misses += 1;
+        self.last_miss = Some(now);
+    }
+
     fn update_peak_hit_rate(&mut self) {
         self.peak_hit_rate = self.peak_hit_rate.max(self.hit_rate());
     }
