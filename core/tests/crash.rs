@@ -17,7 +17,7 @@
 //!   and it ends in the same state as without the failure.
 
 mod common;
-use common::{image_manifest, pattern, sha256};
+use common::{image_manifest, in_layout, pattern, sha256};
 use ocicache_core::storage::{Fault, FaultyStorage, MemoryStorage};
 use ocicache_core::{
     Cache, Config, Digest, EntryInfo, ErrorKind, Key, Kind, ManualClock, Reference, Resolution,
@@ -257,20 +257,6 @@ fn listing(cache: &Cache) -> Listing {
         .map(|t| (t.reference, t.digest, t.invalidated, t.fresh_until))
         .collect();
     (cache.contents(), tags)
-}
-
-fn in_layout(path: &str) -> bool {
-    let parts: Vec<&str> = path.split('/').collect();
-    match parts.as_slice() {
-        ["index", "snapshot"] => true,
-        ["index", name] => name
-            .strip_prefix("journal-")
-            .is_some_and(|g| g.parse::<u64>().is_ok()),
-        [kind, "sha256", hex] if *kind == "manifests" || *kind == "blobs" => {
-            hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        }
-        _ => false,
-    }
 }
 
 /// The state a fresh process would find if this one died now (opened over a copy).

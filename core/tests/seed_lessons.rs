@@ -4,7 +4,7 @@
 //! show on its own.
 
 mod common;
-use common::{image_manifest, pattern, sha256};
+use common::{image_manifest, in_layout, pattern, sha256};
 use ocicache_core::hashing::digest_of;
 use ocicache_core::storage::{Fault, FaultyStorage, MemoryStorage};
 use ocicache_core::{
@@ -73,23 +73,6 @@ fn put_image(cache: &mut Cache, config: &Digest, layers: &[&Digest]) -> (Digest,
         .put_manifest(&digest, &bytes, None)
         .expect("put manifest");
     (digest, bytes)
-}
-
-/// Whether `path` is one the documented layout allows.
-fn in_layout(path: &str) -> bool {
-    let parts: Vec<&str> = path.split('/').collect();
-    match parts.as_slice() {
-        ["index", "snapshot"] => true,
-        ["index", name] => name
-            .strip_prefix("journal-")
-            .is_some_and(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit())),
-        [kind, alg, hex] if *kind == "manifests" || *kind == "blobs" => Algorithm::from_name(alg)
-            .is_some_and(|a| {
-                hex.len() == a.digest_len() * 2
-                    && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            }),
-        _ => false,
-    }
 }
 
 fn assert_layout(storage: &MemoryStorage) {

@@ -572,7 +572,7 @@ impl Cache {
         let target = if incoming <= low { low } else { cap };
         let removed = self.evict_until(target.saturating_sub(incoming))?;
         if self.index.bytes().saturating_add(incoming) > cap {
-            // Unreachable while the bound above is exact; kept so that the cap holds regardless.
+            // Reached when the policy declined candidates the bound counted (e.g. expired-only).
             self.journal_best_effort(&removed);
             let floor = self.index.bytes() - self.index.candidate_bytes();
             return Err(Error::Full {

@@ -39,3 +39,20 @@ pub fn image_manifest(config: &Digest, layers: &[&Digest]) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// Whether `path` is one the documented layout (docs/FORMAT.md) allows.
+pub fn in_layout(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["index", "snapshot"] => true,
+        ["index", name] => name
+            .strip_prefix("journal-")
+            .is_some_and(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit())),
+        [kind, alg, hex] if *kind == "manifests" || *kind == "blobs" => Algorithm::from_name(alg)
+            .is_some_and(|a| {
+                hex.len() == a.digest_len() * 2
+                    && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            }),
+        _ => false,
+    }
+}
