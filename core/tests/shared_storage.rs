@@ -16,13 +16,14 @@ fn open(storage: &MemoryStorage, clock: &ManualClock, config: &Config) -> Cache 
         .expect("open")
 }
 
-/// What every process must agree on: entries (not their advisory access times) and tags.
-fn state(
-    cache: &Cache,
-) -> (
+/// Entries (key, size, pins, quarantined) and tags (reference, digest, invalidated, history).
+type SharedState = (
     Vec<(Key, u64, u32, bool)>,
     Vec<(String, String, bool, usize)>,
-) {
+);
+
+/// What every process must agree on: entries (not their advisory access times) and tags.
+fn state(cache: &Cache) -> SharedState {
     let mut entries: Vec<_> = cache
         .contents()
         .into_iter()
