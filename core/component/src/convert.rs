@@ -1,0 +1,243 @@
+//! Conversions between the core's types and the WIT `types` interface.
+
+use crate::bindings::ocicache::cache::storage::StorageError as WitStorageError;
+use crate::bindings::ocicache::cache::types as wit;
+use ocicache_core as core;
+
+/// Converts a core value into its WIT counterpart.
+pub trait ToWit<T> {
+    /// The WIT value.
+    fn to_wit(self) -> T;
+}
+
+macro_rules! identity {
+    ($($t:ty),*) => { $(impl ToWit<$t> for $t { fn to_wit(self) -> $t { self } })* };
+}
+identity!((), u8, u32, u64, f64, bool, String);
+
+impl ToWit<String> for core::Digest {
+    fn to_wit(self) -> String {
+        self.to_string()
+    }
+}
+
+impl<A: ToWit<B>, B> ToWit<Option<B>> for Option<A> {
+    fn to_wit(self) -> Option<B> {
+        self.map(ToWit::to_wit)
+    }
+}
+
+impl<A: ToWit<B>, B> ToWit<Vec<B>> for Vec<A> {
+    fn to_wit(self) -> Vec<B> {
+        self.into_iter().map(ToWit::to_wit).collect()
+    }
+}
+
+/// Implements `ToWit` for a record whose fields have the same names on both sides.
+macro_rules! record {
+    ($from:ty => $to:ident { $($field:ident),* $(,)? }) => {
+        impl ToWit<wit::$to> for $from {
+            fn to_wit(self) -> wit::$to {
+                wit::$to { $($field: self.$field.to_wit()),* }
+            }
+        }
+    };
+}
+
+impl ToWit<wit::Kind> for core::Kind {
+    fn to_wit(self) -> wit::Kind {
+        match self {
+            core::Kind::Manifest => wit::Kind::Manifest,
+            core::Kind::Blob => wit::Kind::Blob,
+        }
+    }
+}
+
+record!(core::Key => Key { kind, digest });
+record!(core::TagHistoryEntry => TagHistoryEntry { digest, changed_at });
+record!(core::TagMapping => TagMapping {
+    reference, digest, created_at, updated_at, validated_at, fresh_until, invalidated,
+    access_count, history,
+});
+record!(core::TagUpdate => TagUpdate { previous, moved });
+record!(core::EntryInfo => EntryInfo {
+    kind, digest, size, created_at, accessed_at, expires_at, expired, access_count, pins,
+    referrers, media_type, quarantined,
+});
+record!(core::Stats => Stats {
+    total_entries, manifests, blobs, tags, expired_entries, pinned_entries, quarantined_entries,
+    total_size, max_size, hit_rate, evictions, errors, last_compaction, average_access_count,
+});
+record!(core::MetricsSnapshot => MetricsSnapshot {
+    hits, misses, hit_rate, evictions, evictions_capacity, evictions_expired, bytes_evicted,
+    errors, corruptions, bytes_stored, entries_stored, bytes_retrieved, network_requests,
+    bytes_downloaded, bytes_served, bandwidth_saved, manifest_gets, manifest_puts, blob_gets,
+    blob_puts, tag_resolutions, tag_puts, deletes, avg_get_latency_ns, avg_put_latency_ns,
+    avg_delete_latency_ns, get_latency_p50_ns, get_latency_p95_ns, get_latency_p99_ns,
+    put_latency_p50_ns, put_latency_p95_ns, put_latency_p99_ns, delete_latency_p50_ns,
+    delete_latency_p95_ns, delete_latency_p99_ns, get_latency_samples, put_latency_samples,
+    delete_latency_samples, uptime_ms, time_since_last_hit_ms, time_since_last_miss_ms,
+    time_since_last_eviction_ms, time_since_last_error_ms, peak_bytes_stored,
+    peak_entries_stored, peak_hit_rate,
+});
+record!(core::RecoveryReport => RecoveryReport {
+    snapshot_generation, snapshot_damaged, journal_records, torn_tail, stale_journals_removed,
+    temps_removed, orphans_adopted, orphans_removed, missing_dropped, evicted, compacted,
+    clean_shutdown,
+});
+record!(core::DebugInfo => DebugInfo {
+    config, policy, stats, metrics, journal_generation, journal_records, recovery,
+});
+record!(core::IntegrityIssue => IntegrityIssue { what, detail });
+record!(core::IntegrityReport => IntegrityReport {
+    checked, valid, corrupted, missing, quarantined, unindexed, healthy,
+});
+record!(core::RepairReport => RepairReport {
+    before, removed_corrupted, removed_missing, adopted, removed_unindexed, temps_removed,
+});
+record!(core::CleanupReport => CleanupReport { expired_removed, evicted, bytes_freed, compacted });
+
+impl ToWit<wit::Manifest> for core::Manifest {
+    fn to_wit(self) -> wit::Manifest {
+        wit::Manifest {
+            digest: self.digest.to_string(),
+            media_type: self.media_type.as_str().to_owned(),
+            body: self.bytes,
+        }
+    }
+}
+
+impl ToWit<wit::Resolution> for core::Resolution {
+    fn to_wit(self) -> wit::Resolution {
+        match self {
+            core::Resolution::Fresh(d) => wit::Resolution::Fresh(d.to_string()),
+            core::Resolution::Stale(d) => wit::Resolution::Stale(d.to_string()),
+            core::Resolution::Unknown => wit::Resolution::Unknown,
+        }
+    }
+}
+
+fn basic_to_wit(p: &core::PolicyConfig) -> Option<wit::BasicPolicy> {
+    Some(match p {
+        core::PolicyConfig::Lru => wit::BasicPolicy::Lru,
+        core::PolicyConfig::Size => wit::BasicPolicy::Size,
+        core::PolicyConfig::Ttl => wit::BasicPolicy::Ttl,
+        core::PolicyConfig::Expired => wit::BasicPolicy::Expired,
+        core::PolicyConfig::Composite(_) => return None,
+    })
+}
+
+impl ToWit<wit::EvictionPolicy> for core::PolicyConfig {
+    fn to_wit(self) -> wit::EvictionPolicy {
+        match &self {
+            core::PolicyConfig::Composite(tiers) => wit::EvictionPolicy::Composite(
+                tiers
+                    .iter()
+                    .filter_map(|(priority, p)| {
+                        // WIT types cannot nest; `policy_from_wit` never builds nested ones.
+                        basic_to_wit(p).map(|policy| wit::PolicyTier {
+                            priority: *priority,
+                            policy,
+                        })
+                    })
+                    .collect(),
+            ),
+            basic => wit::EvictionPolicy::Basic(basic_to_wit(basic).expect("not composite")),
+        }
+    }
+}
+
+record!(core::Config => Config {
+    max_bytes, high_watermark_percent, low_watermark_percent, default_ttl_ms, manifest_ttl_ms,
+    blob_ttl_ms, tag_ttl_ms, sliding_ttl, max_tag_history, max_manifest_bytes, stale_if_error,
+    verify_reads, eviction, compaction_min_records,
+});
+
+fn basic_from_wit(p: wit::BasicPolicy) -> core::PolicyConfig {
+    match p {
+        wit::BasicPolicy::Lru => core::PolicyConfig::Lru,
+        wit::BasicPolicy::Size => core::PolicyConfig::Size,
+        wit::BasicPolicy::Ttl => core::PolicyConfig::Ttl,
+        wit::BasicPolicy::Expired => core::PolicyConfig::Expired,
+    }
+}
+
+/// The core's configuration from the WIT record (validated when the cache opens).
+pub fn config_from_wit(c: wit::Config) -> core::Config {
+    core::Config {
+        max_bytes: c.max_bytes,
+        high_watermark_percent: c.high_watermark_percent,
+        low_watermark_percent: c.low_watermark_percent,
+        default_ttl_ms: c.default_ttl_ms,
+        manifest_ttl_ms: c.manifest_ttl_ms,
+        blob_ttl_ms: c.blob_ttl_ms,
+        tag_ttl_ms: c.tag_ttl_ms,
+        sliding_ttl: c.sliding_ttl,
+        max_tag_history: c.max_tag_history,
+        max_manifest_bytes: c.max_manifest_bytes,
+        stale_if_error: c.stale_if_error,
+        verify_reads: c.verify_reads,
+        eviction: match c.eviction {
+            wit::EvictionPolicy::Basic(p) => basic_from_wit(p),
+            wit::EvictionPolicy::Composite(tiers) => core::PolicyConfig::Composite(
+                tiers
+                    .into_iter()
+                    .map(|t| (t.priority, basic_from_wit(t.policy)))
+                    .collect(),
+            ),
+        },
+        compaction_min_records: c.compaction_min_records,
+    }
+}
+
+fn storage_error_to_wit(e: core::StorageError) -> WitStorageError {
+    match e {
+        core::StorageError::NotFound(p) => WitStorageError::NotFound(p),
+        core::StorageError::NoSpace => WitStorageError::NoSpace,
+        core::StorageError::InvalidPath(p) => WitStorageError::InvalidPath(p),
+        core::StorageError::Io(m) => WitStorageError::Io(m),
+    }
+}
+
+impl ToWit<wit::Error> for core::Error {
+    fn to_wit(self) -> wit::Error {
+        use core::Error as E;
+        match self {
+            E::NotFound(s) => wit::Error::NotFound(s),
+            E::Expired(s) => wit::Error::Expired(s),
+            E::Corrupted { what, detail } => {
+                wit::Error::Corrupted(wit::Corruption { what, detail })
+            }
+            E::Full {
+                needed,
+                available,
+                capacity,
+            } => wit::Error::Full(wit::FullDetail {
+                needed,
+                available,
+                capacity,
+            }),
+            E::Invalidated(s) => wit::Error::Invalidated(s),
+            E::InvalidDigest { input, reason } => {
+                wit::Error::InvalidDigest(wit::InvalidInput { input, reason })
+            }
+            E::InvalidReference { input, reason } => {
+                wit::Error::InvalidReference(wit::InvalidInput { input, reason })
+            }
+            E::DigestMismatch { expected, actual } => {
+                wit::Error::DigestMismatch(wit::Mismatch { expected, actual })
+            }
+            E::SizeMismatch { expected, actual } => {
+                wit::Error::SizeMismatch(wit::SizeDetail { expected, actual })
+            }
+            E::InvalidManifest(s) => wit::Error::InvalidManifest(s),
+            E::TooLarge { size, limit } => wit::Error::TooLarge(wit::SizeDetail {
+                expected: limit,
+                actual: size,
+            }),
+            E::InvalidArgument(s) => wit::Error::InvalidArgument(s),
+            E::InvalidConfig(s) => wit::Error::InvalidConfig(s),
+            E::Storage(e) => wit::Error::Storage(storage_error_to_wit(e)),
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! The guest glue of the `ocicache.wasm` component: the WIT world `ocicache:cache/ocicache`
+//! (`wit/ocicache.wit`) implemented over `ocicache-core`.
+//!
+//! Nothing here decides anything: imports become the core's `Storage`, `Clock`, `LogSink` and
+//! `HashProvider`; exports parse their string arguments and call the core. Built for
+//! `wasm32-unknown-unknown` and componentized with `wit-component` (see `host-native/build.rs`),
+//! the component imports only our own interfaces — no WASI.
+
+// wit-bindgen's generated ABI glue needs `unsafe`; this crate has no other.
+#![allow(unsafe_code)]
+
+mod convert;
+mod imports;
+
+use convert::{ToWit, config_from_wit};
+use bindings::exports::ocicache::cache::cache::{
+    BlobReader, BlobWriter, Cache as CacheHandle, Guest, GuestBlobReader,
+    GuestBlobWriter, GuestCache,
+};
+use bindings::ocicache::cache::types as wit;
+use ocicache_core::{Digest, Key, Kind, Reference};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// The bindings wit-bindgen generates from `wit/ocicache.wit` (documented there).
+#[allow(missing_docs)]
+mod bindings {
+    wit_bindgen::generate!({
+        world: "ocicache",
+        path: "../../wit",
+        generate_all,
+    });
+}
+
+/// The component.
+pub struct Component;
+
+bindings::export!(Component with_types_in bindings);
+
+type Shared = Rc<RefCell<Option<ocicache_core::Cache>>>;
+type WitResult<T> = Result<T, wit::Error>;
+
+fn closed() -> wit::Error {
+    wit::Error::InvalidArgument("the cache is closed".into())
+}
+
+/// Runs `f` on the open cache, converting its result.
+fn with<T, U>(
+    shared: &Shared,
+    f: impl FnOnce(&mut ocicache_core::Cache) -> ocicache_core::Result<T>,
+) -> WitResult<U>
+where
+    T: ToWit<U>,
+{
+    let mut guard = shared.borrow_mut();
+    let cache = guard.as_mut().ok_or_else(closed)?;
+    f(cache).map(ToWit::to_wit).map_err(ToWit::to_wit)
+}
+
+fn digest(s: &str) -> WitResult<Digest> {
+    Digest::parse(s).map_err(ToWit::to_wit)
+}
+
+fn reference(s: &str) -> WitResult<Reference> {
+    Reference::parse(s).map_err(ToWit::to_wit)
+}
+
+fn key(k: wit::Key) -> WitResult<Key> {
+    let d = digest(&k.digest)?;
+    Ok(match k.kind {
+        wit::Kind::Manifest => Key {
+            kind: Kind::Manifest,
+            digest: d,
+        },
+        wit::Kind::Blob => Key {
+            kind: Kind::Blob,
+            digest: d,
+        },
+    })
+}
+
+impl Guest for Component {
+    type BlobWriter = Writer;
+    type BlobReader = Reader;
+    type Cache = Cache;
+
+    fn default_config() -> wit::Config {
+        ocicache_core::Config::default().to_wit()
+    }
+}
+
+/// The exported `blob-writer` resource.
+pub struct Writer {
+    cache: Shared,
+    writer: RefCell<Option<ocicache_core::BlobWriter>>,
+}
+
+impl GuestBlobWriter for Writer {
+    fn write(&self, chunk: Vec<u8>) -> WitResult<()> {
+        let mut slot = self.writer.borrow_mut();
+        let writer = slot
+            .as_mut()
+            .ok_or_else(|| wit::Error::InvalidArgument("the writer is finished".into()))?;
+        let result = with(&self.cache, |c| c.write_blob(writer, &chunk));
+        if result.is_err() {
+            // A failed write finishes the writer (the core has discarded its temp).
+            slot.take();
+        }
+        result
+    }
+
+    fn written(&self) -> u64 {
+        self.writer.borrow().as_ref().map_or(0, |w| w.written())
+    }
+
+    fn commit(&self) -> WitResult<String> {
+        let writer = self
+            .writer
+            .borrow_mut()
+            .take()
+            .ok_or_else(|| wit::Error::InvalidArgument("the writer is finished".into()))?;
+        with(&self.cache, |c| c.commit_blob(writer))
+    }
+
+    fn abort(&self) {
+        if let Some(mut writer) = self.writer.borrow_mut().take()
+            && let Some(c) = self.cache.borrow_mut().as_mut()
+        {
+            c.abort_blob(&mut writer);
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+/// The exported `blob-reader` resource.
+pub struct Reader {
+    cache: Shared,
+    reader: RefCell<Option<ocicache_core::BlobReader>>,
+    size: u64,
+}
+
+impl GuestBlobReader for Reader {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn position(&self) -> u64 {
+        self.reader.borrow().as_ref().map_or(self.size, |r| r.position())
+    }
+
+    fn read(&self, max: u32) -> WitResult<Vec<u8>> {
+        let mut slot = self.reader.borrow_mut();
+        let Some(reader) = slot.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let remaining = reader.size() - reader.position();
+        let want = usize::try_from(remaining.min(u64::from(max))).unwrap_or(usize::MAX);
+        let mut buf = vec![0u8; want];
+        let mut guard = self.cache.borrow_mut();
+        let cache = guard.as_mut().ok_or_else(closed)?;
+        let mut filled = 0;
+        // Fill the buffer (the storage may answer in smaller pieces): fewer calls across.
+        while filled < want {
+            match cache.read_blob(reader, &mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) => return Err(e.to_wit()),
+            }
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if let Some(reader) = self.reader.borrow_mut().take()
+            && let Some(c) = self.cache.borrow_mut().as_mut()
+        {
+            c.close_blob(reader);
+        }
+    }
+}
+
+/// The exported `cache` resource.
+pub struct Cache {
+    shared: Shared,
+}
+
+impl Cache {
+    fn with<T: ToWit<U>, U>(
+        &self,
+        f: impl FnOnce(&mut ocicache_core::Cache) -> ocicache_core::Result<T>,
+    ) -> WitResult<U> {
+        with(&self.shared, f)
+    }
+
+    /// For reads that cannot fail. `close` consumes the handle, so the cache is always open
+    /// here.
+    fn read<T: ToWit<U>, U>(&self, f: impl FnOnce(&ocicache_core::Cache) -> T) -> U {
+        let guard = self.shared.borrow();
+        f(guard.as_ref().expect("close consumes the handle")).to_wit()
+    }
+}
+
+impl GuestCache for Cache {
+    fn open(config: wit::Config) -> WitResult<CacheHandle> {
+        let cache = ocicache_core::Cache::builder(imports::HostStorage, imports::HostClock)
+            .config(config_from_wit(config))
+            .log(imports::HostLog)
+            .hasher(imports::HostHasher)
+            .open()
+            .map_err(ToWit::to_wit)?;
+        Ok(CacheHandle::new(Cache {
+            shared: Rc::new(RefCell::new(Some(cache))),
+        }))
+    }
+
+    fn refresh(&self) -> WitResult<bool> {
+        self.with(|c| c.refresh())
+    }
+
+    fn recovery_report(&self) -> wit::RecoveryReport {
+        self.read(|c| c.recovery_report().clone())
+    }
+
+    fn config(&self) -> wit::Config {
+        self.read(|c| c.config().clone())
+    }
+
+    fn put_manifest(
+        &self,
+        d: String,
+        body: Vec<u8>,
+        media_type: Option<String>,
+    ) -> WitResult<String> {
+        let d = digest(&d)?;
+        self.with(|c| {
+            c.put_manifest(&d, &body, media_type.as_deref())
+                .map(|m| m.as_str().to_owned())
+        })
+    }
+
+    fn get_manifest(&self, d: String) -> WitResult<wit::Manifest> {
+        let d = digest(&d)?;
+        self.with(|c| c.get_manifest(&d))
+    }
+
+    fn has_manifest(&self, d: String) -> WitResult<bool> {
+        let d = digest(&d)?;
+        Ok(self.read(|c| c.has_manifest(&d)))
+    }
+
+    fn delete_manifest(&self, d: String) -> WitResult<bool> {
+        let d = digest(&d)?;
+        self.with(|c| c.delete_manifest(&d))
+    }
+
+    fn manifest_references(&self, d: String) -> WitResult<Vec<wit::Key>> {
+        let d = digest(&d)?;
+        self.with(|c| c.manifest_references(&d))
+    }
+
+    fn begin_blob(&self, expected: Option<String>, size: Option<u64>) -> WitResult<BlobWriter> {
+        let expected = expected.as_deref().map(digest).transpose()?;
+        let mut guard = self.shared.borrow_mut();
+        let cache = guard.as_mut().ok_or_else(closed)?;
+        let writer = cache
+            .begin_blob(expected.as_ref(), size)
+            .map_err(ToWit::to_wit)?;
+        Ok(BlobWriter::new(Writer {
+            cache: self.shared.clone(),
+            writer: RefCell::new(Some(writer)),
+        }))
+    }
+
+    fn put_blob(&self, expected: Option<String>, data: Vec<u8>) -> WitResult<String> {
+        let expected = expected.as_deref().map(digest).transpose()?;
+        self.with(|c| c.put_blob(expected.as_ref(), &data))
+    }
+
+    fn open_blob(&self, d: String) -> WitResult<BlobReader> {
+        let d = digest(&d)?;
+        let mut guard = self.shared.borrow_mut();
+        let cache = guard.as_mut().ok_or_else(closed)?;
+        let reader = cache.open_blob(&d).map_err(ToWit::to_wit)?;
+        Ok(BlobReader::new(Reader {
+            cache: self.shared.clone(),
+            size: reader.size(),
+            reader: RefCell::new(Some(reader)),
+        }))
+    }
+
+    fn get_blob(&self, d: String) -> WitResult<Vec<u8>> {
+        let d = digest(&d)?;
+        let mut guard = self.shared.borrow_mut();
+        let cache = guard.as_mut().ok_or_else(closed)?;
+        cache.get_blob(&d).map_err(ToWit::to_wit)
+    }
+
+    fn has_blob(&self, d: String) -> WitResult<bool> {
+        let d = digest(&d)?;
+        Ok(self.read(|c| c.has_blob(&d)))
+    }
+
+    fn delete_blob(&self, d: String) -> WitResult<bool> {
+        let d = digest(&d)?;
+        self.with(|c| c.delete_blob(&d))
+    }
+
+    fn has(&self, k: wit::Key) -> WitResult<bool> {
+        let k = key(k)?;
+        Ok(self.read(|c| c.has(&k)))
+    }
+
+    fn pin(&self, k: wit::Key) -> WitResult<u32> {
+        let k = key(k)?;
+        self.with(|c| c.pin(&k))
+    }
+
+    fn unpin(&self, k: wit::Key) -> WitResult<u32> {
+        let k = key(k)?;
+        self.with(|c| c.unpin(&k))
+    }
+
+    fn delete(&self, k: wit::Key) -> WitResult<bool> {
+        let k = key(k)?;
+        self.with(|c| c.delete(&k))
+    }
+
+    fn put_tag(&self, r: String, d: String) -> WitResult<wit::TagUpdate> {
+        let (r, d) = (reference(&r)?, digest(&d)?);
+        self.with(|c| c.put_tag(&r, &d))
+    }
+
+    fn get_tag(&self, r: String) -> WitResult<wit::TagMapping> {
+        let r = reference(&r)?;
+        self.with(|c| c.get_tag(&r))
+    }
+
+    fn has_tag(&self, r: String) -> WitResult<bool> {
+        let r = reference(&r)?;
+        Ok(self.read(|c| c.has_tag(&r)))
+    }
+
+    fn resolve_tag(&self, r: String) -> WitResult<wit::Resolution> {
+        let r = reference(&r)?;
+        self.with(|c| c.resolve_tag(&r))
+    }
+
+    fn resolve_tags(&self, references: Vec<String>) -> Vec<WitResult<wit::Resolution>> {
+        // Parse every reference first; resolve the valid ones in one call, in order.
+        let parsed: Vec<WitResult<Reference>> = references.iter().map(|r| reference(r)).collect();
+        let valid: Vec<Reference> = parsed.iter().filter_map(|r| r.clone().ok()).collect();
+        let mut resolved = match self.shared.borrow_mut().as_mut() {
+            Some(c) => c.resolve_tags(&valid).into_iter(),
+            None => return references.iter().map(|_| Err(closed())).collect(),
+        };
+        parsed
+            .into_iter()
+            .map(|p| match p {
+                Ok(_) => resolved
+                    .next()
+                    .expect("one result per valid reference")
+                    .map(ToWit::to_wit)
+                    .map_err(ToWit::to_wit),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
+
+    fn resolve_failed(&self, r: String) -> WitResult<String> {
+        let r = reference(&r)?;
+        self.with(|c| c.resolve_failed(&r))
+    }
+
+    fn detect_movement(&self, r: String, remote: String) -> WitResult<bool> {
+        let (r, remote) = (reference(&r)?, digest(&remote)?);
+        self.with(|c| c.detect_movement(&r, &remote))
+    }
+
+    fn invalidate_tag(&self, r: String) -> WitResult<bool> {
+        let r = reference(&r)?;
+        self.with(|c| c.invalidate_tag(&r))
+    }
+
+    fn delete_tag(&self, r: String) -> WitResult<bool> {
+        let r = reference(&r)?;
+        self.with(|c| c.delete_tag(&r))
+    }
+
+    fn tag_history(&self, r: String) -> WitResult<Vec<wit::TagHistoryEntry>> {
+        let r = reference(&r)?;
+        self.with(|c| c.tag_history(&r))
+    }
+
+    fn tags(&self) -> Vec<wit::TagMapping> {
+        self.read(|c| c.tags())
+    }
+
+    fn stats(&self) -> wit::Stats {
+        self.read(|c| c.stats())
+    }
+
+    fn metrics(&self) -> wit::MetricsSnapshot {
+        self.read(|c| c.metrics())
+    }
+
+    fn metrics_prometheus(&self) -> String {
+        self.read(|c| c.metrics().to_prometheus())
+    }
+
+    fn size(&self) -> u64 {
+        self.read(|c| c.size())
+    }
+
+    fn contents(&self) -> Vec<wit::EntryInfo> {
+        self.read(|c| c.contents())
+    }
+
+    fn debug_info(&self) -> wit::DebugInfo {
+        self.read(|c| c.debug_info())
+    }
+
+    fn export_debug_json(&self) -> String {
+        self.read(|c| c.export_debug_json())
+    }
+
+    fn check_integrity(&self) -> WitResult<wit::IntegrityReport> {
+        self.with(|c| c.check_integrity())
+    }
+
+    fn repair(&self) -> WitResult<wit::RepairReport> {
+        self.with(|c| c.repair())
+    }
+
+    fn validate_digests(&self) -> WitResult<wit::DigestValidation> {
+        let mut guard = self.shared.borrow_mut();
+        let cache = guard.as_mut().ok_or_else(closed)?;
+        let (valid, invalid) = cache.validate_digests().map_err(ToWit::to_wit)?;
+        Ok(wit::DigestValidation { valid, invalid })
+    }
+
+    fn clear_expired(&self) -> WitResult<u64> {
+        self.with(|c| c.clear_expired())
+    }
+
+    fn cleanup(&self) -> WitResult<wit::CleanupReport> {
+        self.with(|c| c.cleanup())
+    }
+
+    fn clear(&self) -> WitResult<()> {
+        let mut guard = self.shared.borrow_mut();
+        let cache = guard.as_mut().ok_or_else(closed)?;
+        cache.clear().map_err(ToWit::to_wit)
+    }
+
+    fn flush(&self) -> WitResult<()> {
+        let mut guard = self.shared.borrow_mut();
+        let cache = guard.as_mut().ok_or_else(closed)?;
+        cache.flush().map_err(ToWit::to_wit)
+    }
+
+    fn close(this: CacheHandle) -> WitResult<()> {
+        let this: Cache = this.into_inner();
+        let cache = this.shared.borrow_mut().take().ok_or_else(closed)?;
+        cache.close().map_err(ToWit::to_wit)
+    }
+}

@@ -1,0 +1,246 @@
+//! Conversions between the WIT `types` interface (as wasmtime's bindings see it) and the core's
+//! types, so that both engines answer with the same Rust values.
+
+use super::bindings::ocicache::cache::storage::StorageError as WitStorageError;
+use super::bindings::ocicache::cache::types as wit;
+use ocicache_core::{self as core, Digest, Error, StorageError};
+
+/// Converts a WIT value into the core's.
+pub(crate) trait FromWit<T>: Sized {
+    fn from_wit(value: T) -> Result<Self, Error>;
+}
+
+macro_rules! identity {
+    ($($t:ty),*) => { $(impl FromWit<$t> for $t { fn from_wit(v: $t) -> Result<$t, Error> { Ok(v) } })* };
+}
+identity!((), u8, u32, u64, f64, bool, String);
+
+impl FromWit<String> for Digest {
+    fn from_wit(v: String) -> Result<Digest, Error> {
+        // The component only hands out digests it parsed; failing here means a broken guest.
+        Digest::parse(&v)
+    }
+}
+
+impl<A, B: FromWit<A>> FromWit<Option<A>> for Option<B> {
+    fn from_wit(v: Option<A>) -> Result<Option<B>, Error> {
+        v.map(B::from_wit).transpose()
+    }
+}
+
+impl<A, B: FromWit<A>> FromWit<Vec<A>> for Vec<B> {
+    fn from_wit(v: Vec<A>) -> Result<Vec<B>, Error> {
+        v.into_iter().map(B::from_wit).collect()
+    }
+}
+
+impl FromWit<wit::Kind> for core::Kind {
+    fn from_wit(v: wit::Kind) -> Result<core::Kind, Error> {
+        Ok(match v {
+            wit::Kind::Manifest => core::Kind::Manifest,
+            wit::Kind::Blob => core::Kind::Blob,
+        })
+    }
+}
+
+/// Implements `FromWit` for a record by naming each field once.
+macro_rules! plain {
+    ($from:ident => core::$to:ident { $($field:ident),* $(,)? }) => {
+        impl FromWit<wit::$from> for core::$to {
+            fn from_wit(v: wit::$from) -> Result<core::$to, Error> {
+                Ok(core::$to { $($field: FromWit::from_wit(v.$field)?),* })
+            }
+        }
+    };
+}
+
+plain!(Key => core::Key { kind, digest });
+plain!(TagHistoryEntry => core::TagHistoryEntry { digest, changed_at });
+plain!(TagMapping => core::TagMapping {
+    reference, digest, created_at, updated_at, validated_at, fresh_until, invalidated,
+    access_count, history,
+});
+plain!(TagUpdate => core::TagUpdate { previous, moved });
+plain!(EntryInfo => core::EntryInfo {
+    kind, digest, size, created_at, accessed_at, expires_at, expired, access_count, pins,
+    referrers, media_type, quarantined,
+});
+plain!(Stats => core::Stats {
+    total_entries, manifests, blobs, tags, expired_entries, pinned_entries, quarantined_entries,
+    total_size, max_size, hit_rate, evictions, errors, last_compaction, average_access_count,
+});
+plain!(MetricsSnapshot => core::MetricsSnapshot {
+    hits, misses, hit_rate, evictions, evictions_capacity, evictions_expired, bytes_evicted,
+    errors, corruptions, bytes_stored, entries_stored, bytes_retrieved, network_requests,
+    bytes_downloaded, bytes_served, bandwidth_saved, manifest_gets, manifest_puts, blob_gets,
+    blob_puts, tag_resolutions, tag_puts, deletes, avg_get_latency_ns, avg_put_latency_ns,
+    avg_delete_latency_ns, get_latency_p50_ns, get_latency_p95_ns, get_latency_p99_ns,
+    put_latency_p50_ns, put_latency_p95_ns, put_latency_p99_ns, delete_latency_p50_ns,
+    delete_latency_p95_ns, delete_latency_p99_ns, get_latency_samples, put_latency_samples,
+    delete_latency_samples, uptime_ms, time_since_last_hit_ms, time_since_last_miss_ms,
+    time_since_last_eviction_ms, time_since_last_error_ms, peak_bytes_stored,
+    peak_entries_stored, peak_hit_rate,
+});
+plain!(RecoveryReport => core::RecoveryReport {
+    snapshot_generation, snapshot_damaged, journal_records, torn_tail, stale_journals_removed,
+    temps_removed, orphans_adopted, orphans_removed, missing_dropped, evicted, compacted,
+    clean_shutdown,
+});
+plain!(DebugInfo => core::DebugInfo {
+    config, policy, stats, metrics, journal_generation, journal_records, recovery,
+});
+plain!(IntegrityIssue => core::IntegrityIssue { what, detail });
+plain!(IntegrityReport => core::IntegrityReport {
+    checked, valid, corrupted, missing, quarantined, unindexed, healthy,
+});
+plain!(RepairReport => core::RepairReport {
+    before, removed_corrupted, removed_missing, adopted, removed_unindexed, temps_removed,
+});
+plain!(CleanupReport => core::CleanupReport { expired_removed, evicted, bytes_freed, compacted });
+plain!(Config => core::Config {
+    max_bytes, high_watermark_percent, low_watermark_percent, default_ttl_ms, manifest_ttl_ms,
+    blob_ttl_ms, tag_ttl_ms, sliding_ttl, max_tag_history, max_manifest_bytes, stale_if_error,
+    verify_reads, eviction, compaction_min_records,
+});
+
+impl FromWit<wit::Resolution> for core::Resolution {
+    fn from_wit(v: wit::Resolution) -> Result<core::Resolution, Error> {
+        Ok(match v {
+            wit::Resolution::Fresh(d) => core::Resolution::Fresh(Digest::parse(&d)?),
+            wit::Resolution::Stale(d) => core::Resolution::Stale(Digest::parse(&d)?),
+            wit::Resolution::Unknown => core::Resolution::Unknown,
+        })
+    }
+}
+
+fn basic_from_wit(p: wit::BasicPolicy) -> core::PolicyConfig {
+    match p {
+        wit::BasicPolicy::Lru => core::PolicyConfig::Lru,
+        wit::BasicPolicy::Size => core::PolicyConfig::Size,
+        wit::BasicPolicy::Ttl => core::PolicyConfig::Ttl,
+        wit::BasicPolicy::Expired => core::PolicyConfig::Expired,
+    }
+}
+
+impl FromWit<wit::EvictionPolicy> for core::PolicyConfig {
+    fn from_wit(v: wit::EvictionPolicy) -> Result<core::PolicyConfig, Error> {
+        Ok(match v {
+            wit::EvictionPolicy::Basic(p) => basic_from_wit(p),
+            wit::EvictionPolicy::Composite(tiers) => core::PolicyConfig::Composite(
+                tiers
+                    .into_iter()
+                    .map(|t| (t.priority, basic_from_wit(t.policy)))
+                    .collect(),
+            ),
+        })
+    }
+}
+
+fn basic_to_wit(p: &core::PolicyConfig) -> Result<wit::BasicPolicy, Error> {
+    Ok(match p {
+        core::PolicyConfig::Lru => wit::BasicPolicy::Lru,
+        core::PolicyConfig::Size => wit::BasicPolicy::Size,
+        core::PolicyConfig::Ttl => wit::BasicPolicy::Ttl,
+        core::PolicyConfig::Expired => wit::BasicPolicy::Expired,
+        core::PolicyConfig::Composite(_) => {
+            return Err(Error::InvalidConfig(
+                "a composite policy cannot contain another composite in the component".into(),
+            ));
+        }
+    })
+}
+
+/// The WIT config for the core's; a nested composite policy has no WIT form.
+pub(crate) fn config_to_wit(c: &core::Config) -> Result<wit::Config, Error> {
+    Ok(wit::Config {
+        max_bytes: c.max_bytes,
+        high_watermark_percent: c.high_watermark_percent,
+        low_watermark_percent: c.low_watermark_percent,
+        default_ttl_ms: c.default_ttl_ms,
+        manifest_ttl_ms: c.manifest_ttl_ms,
+        blob_ttl_ms: c.blob_ttl_ms,
+        tag_ttl_ms: c.tag_ttl_ms,
+        sliding_ttl: c.sliding_ttl,
+        max_tag_history: c.max_tag_history,
+        max_manifest_bytes: c.max_manifest_bytes,
+        stale_if_error: c.stale_if_error,
+        verify_reads: c.verify_reads,
+        eviction: match &c.eviction {
+            core::PolicyConfig::Composite(tiers) => wit::EvictionPolicy::Composite(
+                tiers
+                    .iter()
+                    .map(|(priority, p)| {
+                        Ok(wit::PolicyTier {
+                            priority: *priority,
+                            policy: basic_to_wit(p)?,
+                        })
+                    })
+                    .collect::<Result<_, Error>>()?,
+            ),
+            basic => wit::EvictionPolicy::Basic(basic_to_wit(basic)?),
+        },
+        compaction_min_records: c.compaction_min_records,
+    })
+}
+
+/// The WIT key for the core's.
+pub(crate) fn key_to_wit(k: &core::Key) -> wit::Key {
+    wit::Key {
+        kind: match k.kind {
+            core::Kind::Manifest => wit::Kind::Manifest,
+            core::Kind::Blob => wit::Kind::Blob,
+        },
+        digest: k.digest.to_string(),
+    }
+}
+
+fn storage_error(e: WitStorageError) -> StorageError {
+    match e {
+        WitStorageError::NotFound(p) => StorageError::NotFound(p),
+        WitStorageError::NoSpace => StorageError::NoSpace,
+        WitStorageError::InvalidPath(p) => StorageError::InvalidPath(p),
+        WitStorageError::Io(m) => StorageError::Io(m),
+    }
+}
+
+/// The core's error for the component's.
+pub(crate) fn error_from_wit(e: wit::Error) -> Error {
+    match e {
+        wit::Error::NotFound(s) => Error::NotFound(s),
+        wit::Error::Expired(s) => Error::Expired(s),
+        wit::Error::Corrupted(c) => Error::Corrupted {
+            what: c.what,
+            detail: c.detail,
+        },
+        wit::Error::Full(f) => Error::Full {
+            needed: f.needed,
+            available: f.available,
+            capacity: f.capacity,
+        },
+        wit::Error::Invalidated(s) => Error::Invalidated(s),
+        wit::Error::InvalidDigest(i) => Error::InvalidDigest {
+            input: i.input,
+            reason: i.reason,
+        },
+        wit::Error::InvalidReference(i) => Error::InvalidReference {
+            input: i.input,
+            reason: i.reason,
+        },
+        wit::Error::DigestMismatch(m) => Error::DigestMismatch {
+            expected: m.expected,
+            actual: m.actual,
+        },
+        wit::Error::SizeMismatch(s) => Error::SizeMismatch {
+            expected: s.expected,
+            actual: s.actual,
+        },
+        wit::Error::InvalidManifest(s) => Error::InvalidManifest(s),
+        wit::Error::TooLarge(s) => Error::TooLarge {
+            size: s.actual,
+            limit: s.expected,
+        },
+        wit::Error::InvalidArgument(s) => Error::InvalidArgument(s),
+        wit::Error::InvalidConfig(s) => Error::InvalidConfig(s),
+        wit::Error::Storage(e) => Error::Storage(storage_error(e)),
+    }
+}

@@ -1,0 +1,3 @@
+//! ocicache natively: the wasmtime host of the `ocicache.wasm` component.
+
+pub mod component;
