@@ -476,8 +476,9 @@ impl Cache {
     pub fn flush(&self) -> Result<()> {
         self.locked(|e| e.flush())
     }
-    /// Closes the cache, recording a clean shutdown (the next open is fast). Open writers are
-    /// aborted and readers closed; using them afterwards fails. Dropping a cache closes it
+    /// Closes the cache, recording a clean shutdown (the next open is fast). Open readers are
+    /// closed and open writers abandoned (their temps are cleared by the next open); using
+    /// them afterwards fails. Dropping a cache closes it
     /// too, ignoring errors.
     pub fn close(self) -> Result<()> {
         self.shared.close()

@@ -95,6 +95,7 @@ pub(crate) trait Engine: Send {
     fn config(&mut self) -> Result<Config>;
     fn recovery_report(&mut self) -> Result<RecoveryReport>;
     fn flush(&mut self) -> Result<()>;
-    /// Closes open readers, aborts open writers, and records a clean shutdown.
+    /// Closes open readers, abandons open writers (their temps are cleared by the next open)
+    /// and records a clean shutdown.
     fn close(self: Box<Self>) -> Result<()>;
 }

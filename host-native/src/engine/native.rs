@@ -249,9 +249,9 @@ impl Engine for NativeEngine {
         for (_, r) in std::mem::take(&mut self.readers) {
             self.cache.close_blob(r);
         }
-        for (_, mut w) in std::mem::take(&mut self.writers) {
-            self.cache.abort_blob(&mut w);
-        }
+        // Writers still open are abandoned, as the core does: their temps stay (unlocked once
+        // the storage is dropped) until the next open clears them.
+        drop(std::mem::take(&mut self.writers));
         self.cache.close()
     }
 }
