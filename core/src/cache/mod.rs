@@ -100,7 +100,7 @@ impl CacheBuilder {
         let mut cache = Cache {
             index: Index::new(policy),
             tags: TagStore::default(),
-            journal: Journal::new(0, 0),
+            journal: Journal::new(0, 0, 0),
             metrics: Metrics::new(now),
             last_compaction: None,
             recovery: RecoveryReport::default(),

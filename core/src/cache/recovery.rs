@@ -116,12 +116,73 @@ pub(crate) fn apply_record(
     }
 }
 
+/// What loading the snapshot and the journal found.
+struct Loaded {
+    /// Damage was found that a fresh snapshot should replace.
+    need_compact: bool,
+    /// The journal ended in a `Closed` record with these counts.
+    closed_with: Option<(u64, u64)>,
+    /// Journals of other generations (left by an interrupted compaction).
+    stale_journals: Vec<u64>,
+}
+
 impl Cache {
     pub(super) fn recover(&mut self) -> Result<()> {
         let mut report = RecoveryReport {
             temps_removed: self.storage.clear_temps()?,
             ..RecoveryReport::default()
         };
+        let loaded = self.load_persisted(&mut report)?;
+        let mut need_compact = loaded.need_compact;
+        let closed_with = loaded.closed_with;
+        for g in loaded.stale_journals {
+            self.storage.remove(&layout::journal_path(g))?;
+            report.stale_journals_removed += 1;
+        }
+
+        // 3. Reconcile with the files actually stored.
+        // After a clean shutdown whose counts match, the index is trusted as it stands: no
+        // commit can be in flight, so no orphan can exist. Anything else (a crash, a torn tail,
+        // a drop without close) walks every stored file.
+        report.clean_shutdown = closed_with == Some((self.index.len() as u64, self.index.bytes()));
+        if !report.clean_shutdown {
+            self.reconcile(&mut report)?;
+        }
+        if report.orphans_adopted + report.orphans_removed + report.missing_dropped > 0 {
+            need_compact = true;
+        }
+
+        // 4. Respect the cap (it may have shrunk since the last run).
+        if self.index.bytes() > self.config.max_bytes {
+            // Recorded by the snapshot below rather than by removal records.
+            let removed = self.evict_until(self.config.low_bytes())?;
+            report.evicted = removed.len() as u64;
+            need_compact = true;
+        }
+
+        if need_compact {
+            self.compact()?;
+            report.compacted = true;
+        } else {
+            self.ensure_journal()?;
+        }
+        self.metrics
+            .usage(self.index.bytes(), self.index.len() as u64);
+        self.log.log(
+            Level::Info,
+            "cache opened",
+            &[
+                ("entries", &self.index.len().to_string()),
+                ("bytes", &self.index.bytes().to_string()),
+            ],
+        );
+        self.recovery = report;
+        Ok(())
+    }
+
+    /// Loads the snapshot (in bulk) and replays the journal of its generation into an empty
+    /// index and tag store. Writes nothing.
+    fn load_persisted(&mut self, report: &mut RecoveryReport) -> Result<Loaded> {
         let mut need_compact = false;
 
         // 1. The snapshot, loaded in bulk: the ordered sets are built once, in one sorted pass.
@@ -138,7 +199,10 @@ impl Cache {
         });
         let snapshot_generation = match snapshot {
             Ok(found) => found.map(|c| c.generation),
-            Err(journal::SnapshotDamage::Storage(e)) => return Err(e.into()),
+            Err(journal::SnapshotDamage::Storage(e)) => {
+                self.index.finish_bulk();
+                return Err(e.into());
+            }
             Err(journal::SnapshotDamage::Invalid(reason)) => {
                 self.log.log(
                     Level::Warn,
@@ -168,15 +232,17 @@ impl Cache {
             .or(journals.last().copied())
             .unwrap_or(0);
         let mut records = 0u64;
+        let mut len = 0u64;
         // Set when the journal ends in a `Closed` record: the last run shut down cleanly.
         let mut closed_with: Option<(u64, u64)> = None;
         if journals.contains(&generation) {
             let (index, tags, config) = (&mut self.index, &mut self.tags, &self.config);
             let mut header_ok = None;
             let closed = &mut closed_with;
-            let end = journal::read_records(
+            let (end, valid_len) = journal::read_records_from(
                 self.storage.as_mut(),
                 &layout::journal_path(generation),
+                0,
                 |r| {
                     records += 1;
                     match (&r, header_ok) {
@@ -194,6 +260,7 @@ impl Cache {
                     }
                 },
             )?;
+            len = valid_len;
             if end == FrameEnd::Torn || header_ok != Some(true) {
                 closed_with = None;
                 report.torn_tail = true;
@@ -206,47 +273,87 @@ impl Cache {
             }
         }
         report.journal_records = records;
-        for g in journals.into_iter().filter(|g| *g != generation) {
-            self.storage.remove(&layout::journal_path(g))?;
-            report.stale_journals_removed += 1;
+        self.journal = Journal::new(generation, records, len);
+        if report.torn_tail {
+            // Whatever follows the last valid record must go before anything is appended.
+            self.journal.absorb(0, len, true);
         }
-        self.journal = Journal::new(generation, records);
+        Ok(Loaded {
+            need_compact,
+            closed_with,
+            stale_journals: journals.into_iter().filter(|g| *g != generation).collect(),
+        })
+    }
 
-        // 3. Reconcile with the files actually stored.
-        // After a clean shutdown whose counts match, the index is trusted as it stands: no
-        // commit can be in flight, so no orphan can exist. Anything else (a crash, a torn tail,
-        // a drop without close) walks every stored file.
-        report.clean_shutdown = closed_with == Some((self.index.len() as u64, self.index.bytes()));
-        if !report.clean_shutdown {
-            self.reconcile(&mut report)?;
+    /// Catches up with what other processes sharing this storage committed since this one last
+    /// looked: replays the records they appended to the journal, or reloads the whole index if
+    /// one of them compacted it into a new generation. Returns whether anything changed.
+    ///
+    /// Hosts that let several processes open one directory call this under their lock before
+    /// every operation (the native host does, under an OS file lock). It costs two `size`
+    /// calls when nothing changed. Readers opened before a reload lose their protection from
+    /// eviction (they still never serve wrong bytes).
+    ///
+    /// ```
+    /// use ocicache_core::{Cache, ManualClock, storage::MemoryStorage};
+    /// let storage = MemoryStorage::new();
+    /// let mut a = Cache::builder(storage.clone(), ManualClock::new(0)).open()?;
+    /// let mut b = Cache::builder(storage, ManualClock::new(0)).open()?;
+    /// let digest = a.put_blob(None, b"from a")?;
+    /// assert!(!b.has_blob(&digest));
+    /// assert!(b.refresh()?);
+    /// assert_eq!(b.get_blob(&digest)?, b"from a");
+    /// # Ok::<(), ocicache_core::Error>(())
+    /// ```
+    pub fn refresh(&mut self) -> Result<bool> {
+        self.journal.repair_tail(self.storage.as_mut())?;
+        let generation = self.journal.generation();
+        let path = layout::journal_path(generation);
+        let size = self.storage.size(&path)?;
+        let compacted = self
+            .storage
+            .size(&layout::journal_path(generation + 1))?
+            .is_some();
+        let known = self.journal.len();
+        match size {
+            Some(len) if !compacted && len == known => return Ok(false),
+            Some(len) if !compacted && len > known => {
+                let (index, tags, config) = (&mut self.index, &mut self.tags, &self.config);
+                let mut records = 0u64;
+                let (end, valid_len) =
+                    journal::read_records_from(self.storage.as_mut(), &path, known, |r| {
+                        records += 1;
+                        apply_record(index, tags, config, r);
+                    })?;
+                self.journal
+                    .absorb(records, valid_len, end == FrameEnd::Torn);
+                self.after_refresh();
+                return Ok(true);
+            }
+            None if !compacted && known == 0 && !self.journal.is_started() => return Ok(false),
+            _ => {}
         }
-        if report.orphans_adopted + report.orphans_removed + report.missing_dropped > 0 {
-            need_compact = true;
-        }
+        // Another process compacted (or cut the journal): load its snapshot and journal.
+        self.index.clear();
+        self.tags = TagStore::default();
+        let mut report = RecoveryReport::default();
+        self.load_persisted(&mut report)?;
+        self.ensure_journal()?;
+        self.after_refresh();
+        Ok(true)
+    }
 
-        // 4. Respect the cap (it may have shrunk since the last run).
-        if self.index.bytes() > self.config.max_bytes {
-            // Recorded by the snapshot below rather than by removal records.
-            let removed = self.evict_until(self.config.low_bytes())?;
-            report.evicted = removed.len() as u64;
-            need_compact = true;
-        }
-
-        if need_compact {
-            self.compact()?;
-            report.compacted = true;
-        }
+    fn after_refresh(&mut self) {
         self.metrics
             .usage(self.index.bytes(), self.index.len() as u64);
-        self.log.log(
-            Level::Info,
-            "cache opened",
-            &[
-                ("entries", &self.index.len().to_string()),
-                ("bytes", &self.index.bytes().to_string()),
-            ],
-        );
-        self.recovery = report;
+    }
+
+    /// Creates the current generation's journal (its header) if it does not exist yet, so that
+    /// other processes sharing the storage can tell, from its absence, that it was compacted.
+    pub(super) fn ensure_journal(&mut self) -> Result<()> {
+        if !self.journal.is_started() {
+            self.journal.append(self.storage.as_mut(), &[])?;
+        }
         Ok(())
     }
 
@@ -423,7 +530,10 @@ impl Cache {
             entries.chain(tag_records),
         )?;
         let old = layout::journal_path(self.journal.generation());
-        self.journal = Journal::new(generation, 0);
+        self.journal = Journal::new(generation, 0, 0);
+        // The new journal exists before the old one goes: a process sharing the storage that
+        // sees it knows to reload (see `refresh`).
+        self.ensure_journal()?;
         if let Err(e) = self.storage.remove(&old) {
             // Harmless: the next open removes journals of other generations.
             self.warn(

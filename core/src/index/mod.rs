@@ -318,6 +318,17 @@ impl Index {
         id
     }
 
+    /// Removes every entry (the policy is told of each), keeping the counters that make entry
+    /// incarnations unique: a reader opened before never matches an entry loaded after.
+    pub fn clear(&mut self) {
+        let ids: Vec<EntryId> = self.iter().map(|(id, _)| id).collect();
+        for id in ids {
+            self.remove(id);
+        }
+        self.slots.clear();
+        self.free.clear();
+    }
+
     /// Removes an entry and returns it.
     pub fn remove(&mut self, id: EntryId) -> Entry {
         if self.get(id).is_candidate() {

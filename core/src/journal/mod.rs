@@ -20,11 +20,22 @@ const MAX_BUFFERED_TOUCHES: usize = 4096;
 pub(crate) fn read_records(
     storage: &mut dyn Storage,
     path: &str,
-    mut each: impl FnMut(Record),
+    each: impl FnMut(Record),
 ) -> Result<FrameEnd, StorageError> {
+    read_records_from(storage, path, 0, each).map(|(end, _)| end)
+}
+
+/// Streams the records of `path` that start at byte `start` (a frame boundary) to `each`;
+/// returns how the file ended and the offset just past the last whole, valid frame.
+pub(crate) fn read_records_from(
+    storage: &mut dyn Storage,
+    path: &str,
+    start: u64,
+    mut each: impl FnMut(Record),
+) -> Result<(FrameEnd, u64), StorageError> {
     let mut parser = FrameParser::default();
     let mut chunk = vec![0u8; READ_CHUNK];
-    let mut offset = 0u64;
+    let mut offset = start;
     loop {
         let n = storage.read_at(path, offset, &mut chunk)?;
         if n == 0 {
@@ -36,15 +47,16 @@ pub(crate) fn read_records(
             match parser.next() {
                 Ok(Some(r)) => each(r),
                 Ok(None) => break,
-                Err(end) => return Ok(end),
+                Err(end) => return Ok((end, start + parser.consumed() as u64)),
             }
         }
     }
-    Ok(if parser.has_leftover() {
+    let end = if parser.has_leftover() {
         FrameEnd::Torn
     } else {
         FrameEnd::Clean
-    })
+    };
+    Ok((end, start + parser.consumed() as u64))
 }
 
 /// The writer side of the journal of one generation.
@@ -54,6 +66,9 @@ pub(crate) struct Journal {
     started: bool,
     /// Records written to this generation's file.
     records: u64,
+    /// Bytes of this generation's file known to this process (written by it or replayed):
+    /// where records appended by other processes sharing the directory begin.
+    len: u64,
     /// Encoded touch records not yet written: access times are advisory, so they ride along
     /// with the next durable append instead of costing a synced write per read.
     buffered: Vec<u8>,
@@ -64,11 +79,13 @@ pub(crate) struct Journal {
 }
 
 impl Journal {
-    pub(crate) fn new(generation: u64, existing_records: u64) -> Journal {
+    /// The journal of `generation`, whose file holds `existing_records` records in `len` bytes.
+    pub(crate) fn new(generation: u64, existing_records: u64, len: u64) -> Journal {
         Journal {
             generation,
             started: existing_records > 0,
             records: existing_records,
+            len,
             buffered: Vec::new(),
             buffered_count: 0,
             damaged: false,
@@ -81,6 +98,36 @@ impl Journal {
 
     pub(crate) fn records(&self) -> u64 {
         self.records
+    }
+
+    /// Bytes of the file this process knows of.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the file has been created (with its header).
+    pub(crate) fn is_started(&self) -> bool {
+        self.started
+    }
+
+    /// Takes note of `records` records in `len` bytes appended by another process, ending at
+    /// `end`; `torn` when the file ends in a partial or damaged record, which must be cut off
+    /// before this process appends after it.
+    pub(crate) fn absorb(&mut self, records: u64, end: u64, torn: bool) {
+        self.records += records;
+        self.len = end;
+        self.started = true;
+        if torn {
+            self.damaged = true;
+        }
+    }
+
+    /// Cuts a damaged tail now, if there is one (before replaying what others appended).
+    pub(crate) fn repair_tail(&mut self, storage: &mut dyn Storage) -> Result<(), StorageError> {
+        if self.damaged {
+            self.cut_damaged_tail(storage)?;
+        }
+        Ok(())
     }
 
     /// Durably appends `records` (after any buffered touches) in one storage call.
@@ -110,6 +157,7 @@ impl Journal {
         }
         self.records +=
             u64::from(!self.started) + self.buffered_count as u64 + records.len() as u64;
+        self.len += out.len() as u64;
         self.started = true;
         self.buffered.clear();
         self.buffered_count = 0;
@@ -127,6 +175,7 @@ impl Journal {
             Err(e) => return Err(e),
         };
         let valid = valid_prefix(&data);
+        self.len = valid as u64;
         if valid == 0 {
             storage.remove(&path)?;
             self.started = false;

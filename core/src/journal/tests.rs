@@ -31,7 +31,7 @@ fn collect(storage: &mut MemoryStorage, path: &str) -> (Vec<Record>, FrameEnd) {
 #[test]
 fn appended_records_replay_in_order() {
     let mut s = MemoryStorage::new();
-    let mut j = Journal::new(0, 0);
+    let mut j = Journal::new(0, 0, 0);
     j.append(&mut s, &[put(1), put(2)]).unwrap();
     j.buffer(
         &mut s,
@@ -55,7 +55,7 @@ fn appended_records_replay_in_order() {
 #[test]
 fn a_torn_tail_is_detected_at_every_cut() {
     let mut s = MemoryStorage::new();
-    let mut j = Journal::new(0, 0);
+    let mut j = Journal::new(0, 0, 0);
     j.append(&mut s, &[put(1), put(2)]).unwrap();
     let path = crate::layout::journal_path(0);
     let full = s.get(&path).unwrap();
