@@ -168,3 +168,50 @@ fn threads_share_one_cache() {
     assert_eq!(cache.stats().unwrap().blobs, 80);
     assert!(cache.check_integrity().unwrap().healthy);
 }
+
+#[test]
+fn two_caches_on_one_directory_see_each_other_through_compactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        compaction_min_records: 4,
+        ..Config::default()
+    };
+    let a = std::sync::Arc::new(
+        Cache::builder(dir.path())
+            .config(config.clone())
+            .open()
+            .unwrap(),
+    );
+    let b = std::sync::Arc::new(Cache::builder(dir.path()).config(config).open().unwrap());
+    let worker = |me: std::sync::Arc<Cache>, other: std::sync::Arc<Cache>, seed: u8| {
+        std::thread::spawn(move || {
+            let mut mine = Vec::new();
+            for i in 0..40u8 {
+                let d = me.put_blob(None, &[seed, i, 1, 2, 3]).unwrap();
+                assert!(
+                    other.has_blob(&d).unwrap(),
+                    "the other instance sees it at once"
+                );
+                mine.push(d);
+            }
+            let r: Reference = format!("example.com/app{seed}:1").parse().unwrap();
+            me.put_tag(&r, &mine[0]).unwrap();
+            mine
+        })
+    };
+    let ta = worker(a.clone(), b.clone(), 1);
+    let tb = worker(b.clone(), a.clone(), 2);
+    let (ma, mb) = (ta.join().unwrap(), tb.join().unwrap());
+    for d in ma.iter().chain(&mb) {
+        assert!(a.has_blob(d).unwrap() && b.has_blob(d).unwrap());
+    }
+    assert_eq!(a.stats().unwrap().blobs, 80);
+    assert_eq!(b.stats().unwrap().tags, 2);
+    let removed = &ma[5];
+    assert!(b.delete_blob(removed).unwrap());
+    assert_eq!(a.get_blob(removed).unwrap_err().kind(), ErrorKind::NotFound);
+    drop((a, b));
+    let c = Cache::open(dir.path()).unwrap();
+    assert_eq!(c.stats().unwrap().blobs, 79);
+    assert!(c.check_integrity().unwrap().healthy);
+}

@@ -73,15 +73,9 @@ fn bad_handle(h: Handle) -> Error {
     Error::InvalidArgument(format!("no open blob writer or reader {h}"))
 }
 
-/// Catches up with records other processes appended to the journal.
-fn refresh(_cache: &mut ocicache_core::Cache) -> Result<bool> {
-    // TODO(refresh): call `Cache::refresh` once it lands in the core.
-    Ok(false)
-}
-
 impl Engine for NativeEngine {
     fn refresh(&mut self) -> Result<bool> {
-        refresh(&mut self.cache)
+        self.cache.refresh()
     }
 
     fn put_manifest(

@@ -1,18 +1,6 @@
 //! [`FsStorage`]: the core's [`Storage`] over a directory of the real filesystem.
 //!
-//! - **Durable.** A temp is written through a [`File`]; committing it fsyncs the file, creates
-//!   missing parent directories (fsyncing the directory that received each new one), renames it
-//!   onto the final path and fsyncs the destination directory. An append is fsynced too (and
-//!   the directory, when the append created the file).
-//! - **Confined.** Every path from the core is checked ([`check_path`]) before use: relative,
-//!   `/`-separated components of `[A-Za-z0-9._-]`, no empty, `.` or `..` component, bounded
-//!   length, and not one of the host's own names at the top (`tmp`, `lock`, `config.json`).
-//!   Symbolic links are never followed: a directory component that is a symlink is refused
-//!   (`InvalidPath`), final files are opened with `O_NOFOLLOW`, and a symlink where a file is
-//!   expected counts as absent.
-//! - **Shareable.** Several processes may use one directory. Each temp is held under an
-//!   exclusive `flock` by its writer for as long as it is open, and [`Storage::clear_temps`]
-//!   removes only the temps it can lock, i.e. those of writers that are gone.
+//! See [`FsStorage`] for its rules.
 
 use ocicache_core::{Storage, StorageError, TempId};
 use std::collections::HashMap;
@@ -35,8 +23,21 @@ pub const RESERVED_TOP_LEVEL: [&str; 3] = [TEMP_DIR, "lock", "config.json"];
 /// Distinguishes temps of every `FsStorage` in this process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// The core's storage over a root directory of the real filesystem. See the [module
-/// docs](self) for the durability, confinement and sharing rules.
+/// The core's storage over a root directory of the real filesystem.
+///
+/// - **Durable.** A temp is written through a [`File`]; committing it fsyncs the file, creates
+///   missing parent directories (fsyncing the directory that received each new one), renames it
+///   onto the final path and fsyncs the destination directory. An append is fsynced too (and
+///   the directory, when the append created the file).
+/// - **Confined.** Every path from the core is checked ([`check_path`]) before use: relative,
+///   `/`-separated components of `[A-Za-z0-9._-]`, no empty, `.` or `..` component, bounded
+///   length, and not one of the host's own names at the top (`tmp`, `lock`, `config.json`).
+///   Symbolic links are never followed: a directory component that is a symlink is refused
+///   (`InvalidPath`), final files are opened with `O_NOFOLLOW`, and a symlink where a file is
+///   expected counts as absent.
+/// - **Shareable.** Several processes may use one directory. Each temp is held under an
+///   exclusive `flock` by its writer for as long as it is open, and [`Storage::clear_temps`]
+///   removes only the temps it can lock, i.e. those of writers that are gone.
 ///
 /// ```
 /// use ocicache::storage::FsStorage;
