@@ -1,0 +1,589 @@
+//! The `ocicache` command line: the OCI artifact cache in a directory, from the shell.
+//!
+//! Run `ocicache --help` for commands and exit codes.
+
+mod args;
+mod exit;
+mod progress;
+
+use args::{BlobCmd, Cli, Command, DebugCmd, KindArg, ManifestCmd, TagCmd};
+use exit::{Failure, Outcome};
+use ocicache::ocicache_core::hashing::digest_of;
+use ocicache::ocicache_core::{Algorithm, BuiltinHasher};
+use ocicache::{Cache, Config, Digest, EngineKind, Error, Key, Reference};
+use serde_json::{Value, json};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Chunk size for streaming blobs in and out.
+const CHUNK: usize = 1 << 20;
+
+fn main() {
+    let cli = <Cli as clap::Parser>::parse();
+    let code = match run(&cli) {
+        Ok(Outcome::Ok) => 0,
+        Ok(Outcome::NotOk) => exit::NOT_OK,
+        Err(f) => {
+            eprintln!("ocicache: {}: {}", f.code, f.message);
+            f.exit
+        }
+    };
+    std::process::exit(code);
+}
+
+/// The default cache directory: `$XDG_CACHE_HOME/ocicache`, else `~/.cache/ocicache`.
+fn default_dir() -> Result<PathBuf, Failure> {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
+        let p = PathBuf::from(x);
+        if p.is_absolute() {
+            return Ok(p.join("ocicache"));
+        }
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".cache").join("ocicache")),
+        None => Err(Failure::usage(
+            "no cache directory: pass --dir, or set XDG_CACHE_HOME or HOME",
+        )),
+    }
+}
+
+/// The configuration in force: `config.json` from the directory (if any), then flags.
+fn effective_config(cli: &Cli, dir: &Path) -> Result<Config, Failure> {
+    let mut config = ocicache::load_config(dir)?.unwrap_or_default();
+    if let Some(m) = cli.max_bytes {
+        config.max_bytes = m;
+    }
+    Ok(config)
+}
+
+fn open(cli: &Cli) -> Result<Cache, Failure> {
+    let dir = match &cli.dir {
+        Some(d) => d.clone(),
+        None => default_dir()?,
+    };
+    let config = effective_config(cli, &dir)?;
+    let engine = match cli.engine {
+        args::EngineArg::Native => EngineKind::Native,
+    };
+    let mut builder = Cache::builder(&dir).config(config).engine(engine);
+    if cli.verbose {
+        builder = builder.log(StderrLog);
+    }
+    Ok(builder.open()?)
+}
+
+/// Prints the core's warnings and errors on stderr (`--verbose`).
+struct StderrLog;
+
+impl ocicache::LogSink for StderrLog {
+    fn log(&self, level: ocicache::Level, message: &str, fields: &[(&str, &str)]) {
+        if level >= ocicache::Level::Info {
+            let mut line = format!("ocicache: {level:?}: {message}").to_lowercase();
+            for (k, v) in fields {
+                line.push_str(&format!(" {k}={v}"));
+            }
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// Parses every digest and reference argument before the cache is opened, so that bad input
+/// fails without touching (or creating) the directory.
+fn precheck(cli: &Cli) -> Result<(), Failure> {
+    let mut digests: Vec<&str> = Vec::new();
+    let mut references: Vec<&str> = Vec::new();
+    match &cli.command {
+        Command::Blob(BlobCmd::Put { digest, .. })
+        | Command::Manifest(ManifestCmd::Put { digest, .. }) => {
+            digests.extend(digest.as_deref());
+        }
+        Command::Blob(
+            BlobCmd::Get { digest, .. } | BlobCmd::Has { digest } | BlobCmd::Rm { digest },
+        )
+        | Command::Manifest(ManifestCmd::Get { digest })
+        | Command::Pin { digest, .. }
+        | Command::Unpin { digest, .. } => digests.push(digest),
+        Command::Tag(TagCmd::Set { reference, digest }) => {
+            references.push(reference);
+            digests.push(digest);
+        }
+        Command::Tag(
+            TagCmd::Get { reference } | TagCmd::History { reference } | TagCmd::Rm { reference },
+        ) => references.push(reference),
+        _ => {}
+    }
+    for d in digests {
+        parse_digest(d)?;
+    }
+    for r in references {
+        parse_reference(r)?;
+    }
+    Ok(())
+}
+
+fn run(cli: &Cli) -> Result<Outcome, Failure> {
+    precheck(cli)?;
+    let cache = open(cli)?;
+    let outcome = command(cli, &cache);
+    // Close even after a failed command: a clean shutdown makes the next open fast.
+    let closed = cache.close();
+    let outcome = outcome?;
+    closed?;
+    Ok(outcome)
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| Failure::io(e.to_string()))?;
+    println_out(&text)
+}
+
+fn println_out(text: &str) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::io(format!("writing to stdout: {e}")))
+}
+
+fn parse_digest(s: &str) -> Result<Digest, Failure> {
+    Ok(Digest::parse(s)?)
+}
+
+fn parse_reference(s: &str) -> Result<Reference, Failure> {
+    Ok(Reference::parse(s)?)
+}
+
+fn key(kind: KindArg, digest: &str) -> Result<Key, Failure> {
+    let digest = parse_digest(digest)?;
+    Ok(match kind {
+        KindArg::Manifest => Key::manifest(digest),
+        KindArg::Blob => Key::blob(digest),
+    })
+}
+
+/// Prints a boolean answer and turns `false` into exit code 1.
+fn answer(cli: &Cli, field: &str, yes: bool) -> Result<Outcome, Failure> {
+    if cli.json {
+        print_json(&json!({ field: yes }))?;
+    } else {
+        println_out(if yes { "true" } else { "false" })?;
+    }
+    Ok(if yes { Outcome::Ok } else { Outcome::NotOk })
+}
+
+fn command(cli: &Cli, cache: &Cache) -> Result<Outcome, Failure> {
+    match &cli.command {
+        Command::Blob(cmd) => blob(cli, cache, cmd),
+        Command::Manifest(cmd) => manifest(cli, cache, cmd),
+        Command::Tag(cmd) => tag(cli, cache, cmd),
+        Command::Ls => {
+            let contents = cache.contents()?;
+            let tags = cache.tags()?;
+            if cli.json {
+                print_json(&json!({ "contents": contents, "tags": tags }))?;
+            } else {
+                let mut text = String::new();
+                for e in &contents {
+                    let mut flags = Vec::new();
+                    if e.pins > 0 {
+                        flags.push(format!("pinned×{}", e.pins));
+                    }
+                    if e.expired {
+                        flags.push("expired".into());
+                    }
+                    if e.quarantined {
+                        flags.push("quarantined".into());
+                    }
+                    text.push_str(&format!(
+                        "{:<8} {} {:>12} {}\n",
+                        e.kind.name(),
+                        e.digest,
+                        e.size,
+                        flags.join(",")
+                    ));
+                }
+                for t in &tags {
+                    text.push_str(&format!("tag      {} -> {}\n", t.reference, t.digest));
+                }
+                print!("{text}");
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Stats { prometheus } => {
+            if *prometheus {
+                print!("{}", cache.metrics_prometheus()?);
+            } else if cli.json {
+                print_json(&json!({ "stats": cache.stats()?, "metrics": cache.metrics()? }))?;
+            } else {
+                let s = cache.stats()?;
+                println_out(&format!(
+                    "entries      {} ({} manifests, {} blobs)\ntags         {}\nbytes        {} of {}\nexpired      {}\npinned       {}\nquarantined  {}",
+                    s.total_entries,
+                    s.manifests,
+                    s.blobs,
+                    s.tags,
+                    s.total_size,
+                    s.max_size,
+                    s.expired_entries,
+                    s.pinned_entries,
+                    s.quarantined_entries
+                ))?;
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Verify => {
+            let spinner = progress::spinner("verifying");
+            let report = cache.check_integrity();
+            progress::finish(spinner);
+            let report = report?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                let mut text = format!(
+                    "checked {}, valid {}, corrupted {}, missing {}, quarantined {}, unindexed {}",
+                    report.checked,
+                    report.valid,
+                    report.corrupted.len(),
+                    report.missing.len(),
+                    report.quarantined.len(),
+                    report.unindexed.len()
+                );
+                for (label, list) in [
+                    ("corrupted", &report.corrupted),
+                    ("missing", &report.missing),
+                    ("quarantined", &report.quarantined),
+                    ("unindexed", &report.unindexed),
+                ] {
+                    for i in list {
+                        text.push_str(&format!("\n{label}: {}: {}", i.what, i.detail));
+                    }
+                }
+                text.push_str(if report.healthy {
+                    "\nhealthy"
+                } else {
+                    "\nUNHEALTHY (run `ocicache repair`)"
+                });
+                println_out(&text)?;
+            }
+            Ok(if report.healthy {
+                Outcome::Ok
+            } else {
+                Outcome::NotOk
+            })
+        }
+        Command::Repair => {
+            let r = cache.repair()?;
+            if cli.json {
+                print_json(&r)?;
+            } else {
+                println_out(&format!(
+                    "removed corrupted {}, removed missing {}, adopted {}, removed unindexed {}, temps removed {}",
+                    r.removed_corrupted,
+                    r.removed_missing,
+                    r.adopted,
+                    r.removed_unindexed,
+                    r.temps_removed
+                ))?;
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Gc => {
+            let expired = cache.clear_expired()?;
+            let r = cache.cleanup()?;
+            if cli.json {
+                print_json(&json!({ "expired_removed": expired, "cleanup": r }))?;
+            } else {
+                println_out(&format!(
+                    "expired removed {}, evicted {}, bytes freed {}",
+                    expired + r.expired_removed,
+                    r.evicted,
+                    r.bytes_freed
+                ))?;
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Pin { kind, digest } | Command::Unpin { kind, digest } => {
+            let key = key(*kind, digest)?;
+            let pins = if matches!(cli.command, Command::Pin { .. }) {
+                cache.pin(&key)?
+            } else {
+                cache.unpin(&key)?
+            };
+            if cli.json {
+                print_json(&json!({ "pins": pins }))?;
+            } else {
+                println_out(&pins.to_string())?;
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Debug(DebugCmd::Export { file }) => {
+            let text = cache.export_debug_json()?;
+            if file.as_os_str() == "-" {
+                println_out(&text)?;
+            } else {
+                write_file_atomically(file, |f| f.write_all(text.as_bytes()))?;
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Config => {
+            let config = cache.config()?;
+            if cli.json {
+                print_json(&config)?;
+            } else {
+                println_out(&toml_ish(&config))?;
+            }
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+/// `key = value` lines of the configuration's serde form.
+fn toml_ish(config: &Config) -> String {
+    let Ok(Value::Object(map)) = serde_json::to_value(config) else {
+        return String::new();
+    };
+    map.iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn blob(cli: &Cli, cache: &Cache, cmd: &BlobCmd) -> Result<Outcome, Failure> {
+    match cmd {
+        BlobCmd::Put { file, digest } => {
+            let expected = digest.as_deref().map(parse_digest).transpose()?;
+            let (mut input, size): (Box<dyn Read>, Option<u64>) = if file.as_os_str() == "-" {
+                (Box::new(io::stdin().lock()), None)
+            } else {
+                let f = File::open(file)
+                    .map_err(|e| Failure::io(format!("{}: {e}", file.display())))?;
+                let meta = f
+                    .metadata()
+                    .map_err(|e| Failure::io(format!("{}: {e}", file.display())))?;
+                // A regular file's length is announced: the cache checks it (and the cap) early.
+                let size = meta.is_file().then_some(meta.len());
+                (Box::new(f), size)
+            };
+            let mut writer = cache.blob_writer(expected.as_ref(), size)?;
+            let bar = progress::bytes(size, "storing");
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                let n = match input.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(Failure::io(format!("reading {}: {e}", file.display()))),
+                };
+                io::Write::write_all(&mut writer, &buf[..n]).map_err(Failure::from_io)?;
+                progress::inc(&bar, n);
+            }
+            progress::finish(bar);
+            let digest = writer.commit()?;
+            if cli.json {
+                print_json(&json!({ "digest": digest }))?;
+            } else {
+                println_out(&digest.to_string())?;
+            }
+            Ok(Outcome::Ok)
+        }
+        BlobCmd::Get { digest, output } => {
+            let digest = parse_digest(digest)?;
+            let mut reader = cache.blob_reader(&digest)?;
+            let bar = progress::bytes(Some(reader.size()), "reading");
+            let result = match output {
+                Some(path) if path.as_os_str() != "-" => {
+                    write_file_atomically(path, |f| copy_blob(&mut reader, f, &bar))
+                }
+                _ => {
+                    let mut out = io::stdout().lock();
+                    copy_blob(&mut reader, &mut out, &bar)
+                        .and_then(|()| out.flush())
+                        .map_err(Failure::from_io)
+                }
+            };
+            progress::finish(bar);
+            result?;
+            Ok(Outcome::Ok)
+        }
+        BlobCmd::Has { digest } => {
+            let d = parse_digest(digest)?;
+            answer(cli, "present", cache.has_blob(&d)?)
+        }
+        BlobCmd::Rm { digest } => {
+            let d = parse_digest(digest)?;
+            let removed = cache.delete_blob(&d)?;
+            if cli.json {
+                print_json(&json!({ "removed": removed }))?;
+            } else {
+                println_out(if removed { "removed" } else { "not present" })?;
+            }
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+fn copy_blob(
+    reader: &mut ocicache::BlobReader,
+    out: &mut dyn Write,
+    bar: &Option<indicatif::ProgressBar>,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        out.write_all(&buf[..n])?;
+        progress::inc(bar, n);
+    }
+}
+
+/// Writes `path` through a temp file next to it, renamed onto `path` only if `write`
+/// succeeded completely (so a failed or corrupted read never leaves a wrong file).
+fn write_file_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<(), Failure> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Failure::usage(format!("{}: not a file name", path.display())))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let temp = dir.join(format!(
+        ".{}.ocicache-{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .map_err(|e| Failure::io(format!("{}: {e}", temp.display())))?;
+    let result = write(&mut file).and_then(|()| file.sync_all());
+    drop(file);
+    match result {
+        Ok(()) => fs::rename(&temp, path).map_err(|e| {
+            let _ = fs::remove_file(&temp);
+            Failure::io(format!("{}: {e}", path.display()))
+        }),
+        Err(e) => {
+            let _ = fs::remove_file(&temp);
+            Err(Failure::from_io(e))
+        }
+    }
+}
+
+fn manifest(cli: &Cli, cache: &Cache, cmd: &ManifestCmd) -> Result<Outcome, Failure> {
+    match cmd {
+        ManifestCmd::Put {
+            file,
+            digest,
+            media_type,
+        } => {
+            let limit = cache.config()?.max_manifest_bytes;
+            let mut bytes = Vec::new();
+            let read = if file.as_os_str() == "-" {
+                io::stdin().lock().take(limit + 1).read_to_end(&mut bytes)
+            } else {
+                File::open(file).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+            };
+            read.map_err(|e| Failure::io(format!("{}: {e}", file.display())))?;
+            if bytes.len() as u64 > limit {
+                return Err(Error::TooLarge {
+                    size: bytes.len() as u64,
+                    limit,
+                }
+                .into());
+            }
+            let digest = match digest {
+                Some(d) => parse_digest(d)?,
+                None => digest_of(&BuiltinHasher, Algorithm::Sha256, &bytes),
+            };
+            let mt = cache.put_manifest(&digest, &bytes, media_type.as_deref())?;
+            if cli.json {
+                print_json(&json!({ "digest": digest, "media_type": mt.as_str() }))?;
+            } else {
+                println_out(&format!("{digest} {}", mt.as_str()))?;
+            }
+            Ok(Outcome::Ok)
+        }
+        ManifestCmd::Get { digest } => {
+            let digest = parse_digest(digest)?;
+            let m = cache.get_manifest(&digest)?;
+            if cli.json {
+                print_json(&json!({
+                    "digest": m.digest,
+                    "media_type": m.media_type.as_str(),
+                    "data": String::from_utf8_lossy(&m.bytes),
+                }))?;
+            } else {
+                let mut out = io::stdout().lock();
+                out.write_all(&m.bytes)
+                    .and_then(|()| out.flush())
+                    .map_err(Failure::from_io)?;
+            }
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+fn tag(cli: &Cli, cache: &Cache, cmd: &TagCmd) -> Result<Outcome, Failure> {
+    match cmd {
+        TagCmd::Set { reference, digest } => {
+            let r = parse_reference(reference)?;
+            let d = parse_digest(digest)?;
+            let update = cache.put_tag(&r, &d)?;
+            if cli.json {
+                print_json(&update)?;
+            } else {
+                println_out(&match (&update.previous, update.moved) {
+                    (Some(p), true) => format!("moved from {p}"),
+                    (Some(_), false) => "unchanged".to_owned(),
+                    (None, _) => "new".to_owned(),
+                })?;
+            }
+            Ok(Outcome::Ok)
+        }
+        TagCmd::Get { reference } => {
+            let r = parse_reference(reference)?;
+            let m = cache.get_tag(&r)?;
+            if cli.json {
+                print_json(&m)?;
+            } else {
+                println_out(&m.digest.to_string())?;
+            }
+            Ok(Outcome::Ok)
+        }
+        TagCmd::History { reference } => {
+            let r = parse_reference(reference)?;
+            let h = cache.tag_history(&r)?;
+            if cli.json {
+                print_json(&h)?;
+            } else {
+                let lines: Vec<String> = h
+                    .iter()
+                    .map(|e| format!("{} {}", e.changed_at, e.digest))
+                    .collect();
+                println_out(&lines.join("\n"))?;
+            }
+            Ok(Outcome::Ok)
+        }
+        TagCmd::Rm { reference } => {
+            let r = parse_reference(reference)?;
+            let removed = cache.delete_tag(&r)?;
+            if cli.json {
+                print_json(&json!({ "removed": removed }))?;
+            } else {
+                println_out(if removed { "removed" } else { "not present" })?;
+            }
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+/// Whether progress bars may be drawn (stderr is a terminal).
+fn interactive() -> bool {
+    io::stderr().is_terminal()
+}

@@ -1,0 +1,492 @@
+//! [`Cache`]: the thread-safe, multi-process cache over a directory.
+
+use crate::blob_io::{BlobReader, BlobWriter};
+use crate::clock::SystemClock;
+use crate::engine::Engine;
+use crate::engine::native::NativeEngine;
+use crate::lock::{DirLock, io_to_storage};
+use crate::storage::FsStorage;
+use ocicache_core::{
+    CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, Error, IntegrityReport, Key,
+    LogSink, Manifest, MediaType, MetricsSnapshot, NoLog, RecoveryReport, Reference, RepairReport,
+    Resolution, Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
+};
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The configuration file read from the cache directory when no configuration is given.
+pub const CONFIG_FILE: &str = "config.json";
+/// Largest configuration file accepted.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Which engine runs the core.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EngineKind {
+    /// The core linked natively into this program.
+    #[default]
+    Native,
+}
+
+impl EngineKind {
+    /// The engine's name as the CLI spells it (`native`).
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Native => "native",
+        }
+    }
+}
+
+/// Builds a [`Cache`]; see [`Cache::builder`].
+pub struct CacheBuilder {
+    dir: PathBuf,
+    config: Option<Config>,
+    engine: EngineKind,
+    clock: Box<dyn Clock>,
+    log: Box<dyn LogSink>,
+}
+
+impl CacheBuilder {
+    /// The configuration. Without it, `config.json` in the cache directory is used if present
+    /// (the core's `Config` in its serde form; any subset of fields), else the defaults.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+    /// The engine (default [`EngineKind::Native`]).
+    pub fn engine(mut self, engine: EngineKind) -> Self {
+        self.engine = engine;
+        self
+    }
+    /// The clock (default [`SystemClock`]); tests pass an [`ocicache_core::ManualClock`].
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Box::new(clock);
+        self
+    }
+    /// Where the core's log records go (default: nowhere).
+    pub fn log(mut self, log: impl LogSink + 'static) -> Self {
+        self.log = Box::new(log);
+        self
+    }
+    /// Opens the directory (creating it if missing) under its file lock: replays the index,
+    /// reconciles it with the stored files and clears temps of writers that are gone.
+    ///
+    /// Fails with `Storage` (`InvalidPath`) if the path exists and is not a directory, and
+    /// with `InvalidConfig` for a bad configuration; neither changes anything.
+    pub fn open(self) -> Result<Cache> {
+        let config = match self.config {
+            Some(c) => c,
+            None => load_config(&self.dir)?.unwrap_or_default(),
+        };
+        // Validate before touching the directory: a bad configuration changes nothing.
+        config.validate()?;
+        let storage = FsStorage::open(&self.dir)?;
+        let root = storage.root().to_path_buf();
+        let lock = DirLock::open(&root)?;
+        let engine: Box<dyn Engine> = {
+            let _held = lock.acquire()?;
+            match self.engine {
+                EngineKind::Native => {
+                    Box::new(NativeEngine::open(storage, config, self.clock, self.log)?)
+                }
+            }
+        };
+        Ok(Cache {
+            shared: Arc::new(Shared {
+                root,
+                inner: Mutex::new(Inner {
+                    engine: Some(engine),
+                    lock,
+                }),
+            }),
+        })
+    }
+}
+
+/// Reads `config.json` from a cache directory: `Ok(None)` if there is none, `InvalidConfig`
+/// if it is not a valid configuration.
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// assert!(ocicache::load_config(dir.path())?.is_none());
+/// std::fs::write(dir.path().join("config.json"), r#"{"max_bytes": 1048576}"#)?;
+/// assert_eq!(ocicache::load_config(dir.path())?.unwrap().max_bytes, 1 << 20);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn load_config(dir: &Path) -> Result<Option<Config>> {
+    let path = dir.join(CONFIG_FILE);
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+        // `dir` itself is a file: there is no config in it (opening reports the real problem).
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return Ok(None),
+        Err(e) => return Err(io_to_storage(e, &path)),
+    };
+    let mut text = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| io_to_storage(e, &path))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Error::InvalidConfig(format!(
+            "{} is larger than {MAX_CONFIG_BYTES} bytes",
+            path.display()
+        )));
+    }
+    let config: Config = serde_json::from_slice(&text)
+        .map_err(|e| Error::InvalidConfig(format!("{}: {e}", path.display())))?;
+    Ok(Some(config))
+}
+
+/// An OCI artifact cache in a directory: manifests, blobs and tag mappings, durable, verified,
+/// bounded, and shareable between threads (`Send + Sync`) and between processes.
+///
+/// Every operation runs under an in-process mutex; those that read or change the index also
+/// hold the directory's OS file lock and first catch up with what other processes appended.
+/// Streamed blob chunks need only the mutex, so a long download does not block other
+/// processes.
+///
+/// ```
+/// use ocicache::{Cache, Digest};
+/// use std::io::{Read, Write};
+///
+/// let dir = tempfile::tempdir()?;
+/// let cache = Cache::open(dir.path())?;
+///
+/// let mut writer = cache.blob_writer(None, None)?;
+/// writer.write_all(b"layer bytes")?;
+/// let digest = writer.commit()?;
+///
+/// let mut text = String::new();
+/// cache.blob_reader(&digest)?.read_to_string(&mut text)?;
+/// assert_eq!(text, "layer bytes");
+///
+/// let nginx = "nginx:1.25".parse()?;
+/// cache.put_tag(&nginx, &digest)?;
+/// assert_eq!(cache.resolve_tag(&nginx)?, ocicache::Resolution::Fresh(digest));
+/// cache.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Cache {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    root: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    /// `None` once closed or abandoned.
+    engine: Option<Box<dyn Engine>>,
+    lock: DirLock,
+}
+
+fn closed() -> Error {
+    Error::InvalidArgument("the cache is closed".into())
+}
+
+impl Shared {
+    /// Runs `op` on the engine under the mutex only (streamed chunks, handle bookkeeping).
+    pub(crate) fn unlocked<T>(&self, op: impl FnOnce(&mut dyn Engine) -> Result<T>) -> Result<T> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let engine = inner.engine.as_deref_mut().ok_or_else(closed)?;
+        op(engine)
+    }
+
+    /// Runs `op` under the mutex and the directory's file lock, after catching up with other
+    /// processes.
+    pub(crate) fn locked<T>(&self, op: impl FnOnce(&mut dyn Engine) -> Result<T>) -> Result<T> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let Inner { engine, lock } = &mut *inner;
+        let engine = engine.as_deref_mut().ok_or_else(closed)?;
+        let _held = lock.acquire()?;
+        engine.refresh()?;
+        op(engine)
+    }
+
+    /// Takes the engine out (closing or abandoning the cache).
+    fn take(&self) -> Option<Box<dyn Engine>> {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .engine
+            .take()
+    }
+
+    fn close(&self) -> Result<()> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let Inner { engine, lock } = &mut *inner;
+        let Some(engine) = engine.take() else {
+            return Ok(());
+        };
+        let _held = lock.acquire()?;
+        let mut engine = engine;
+        engine.refresh()?;
+        engine.close()
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+impl Cache {
+    /// Opens the cache in `dir` with the default engine, its `config.json` (if any) and the
+    /// system clock. See [`CacheBuilder::open`].
+    pub fn open(dir: impl AsRef<Path>) -> Result<Cache> {
+        Cache::builder(dir).open()
+    }
+
+    /// Starts building a cache in `dir`.
+    ///
+    /// ```
+    /// use ocicache::{Cache, Config, EngineKind};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let cache = Cache::builder(dir.path())
+    ///     .config(Config { max_bytes: 64 << 20, ..Config::default() })
+    ///     .engine(EngineKind::Native)
+    ///     .open()?;
+    /// assert_eq!(cache.config()?.max_bytes, 64 << 20);
+    /// # Ok::<(), ocicache::Error>(())
+    /// ```
+    pub fn builder(dir: impl AsRef<Path>) -> CacheBuilder {
+        CacheBuilder {
+            dir: dir.as_ref().to_path_buf(),
+            config: None,
+            engine: EngineKind::default(),
+            clock: Box::new(SystemClock::new()),
+            log: Box::new(NoLog),
+        }
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.root
+    }
+
+    fn locked<T>(&self, op: impl FnOnce(&mut dyn Engine) -> Result<T>) -> Result<T> {
+        self.shared.locked(op)
+    }
+
+    // ----- manifests -----
+
+    /// Stores a manifest after checking its size, that it hashes to `digest` and that it is a
+    /// valid OCI or Docker v2 manifest or index; `media_type` is the registry's
+    /// `Content-Type`, if known. Returns the media type.
+    pub fn put_manifest(
+        &self,
+        digest: &Digest,
+        bytes: &[u8],
+        media_type: Option<&str>,
+    ) -> Result<MediaType> {
+        self.locked(|e| e.put_manifest(digest, bytes, media_type))
+    }
+    /// Returns a manifest, re-hashed before it is returned (`Corrupted` on mismatch).
+    pub fn get_manifest(&self, digest: &Digest) -> Result<Manifest> {
+        self.locked(|e| e.get_manifest(digest))
+    }
+    /// Whether a servable manifest is stored.
+    pub fn has_manifest(&self, digest: &Digest) -> Result<bool> {
+        self.locked(|e| e.has_manifest(digest))
+    }
+    /// Deletes a manifest; `false` if absent.
+    pub fn delete_manifest(&self, digest: &Digest) -> Result<bool> {
+        self.locked(|e| e.delete_manifest(digest))
+    }
+    /// The content a stored manifest references.
+    pub fn manifest_references(&self, digest: &Digest) -> Result<Vec<Key>> {
+        self.locked(|e| e.manifest_references(digest))
+    }
+
+    // ----- blobs -----
+
+    /// Stores a small blob in one call (see [`Cache::blob_writer`] for streaming).
+    pub fn put_blob(&self, expected: Option<&Digest>, bytes: &[u8]) -> Result<Digest> {
+        self.locked(|e| e.put_blob(expected, bytes))
+    }
+    /// Reads a whole (small) blob, verified (see [`Cache::blob_reader`] for streaming).
+    pub fn get_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        self.locked(|e| e.get_blob(digest))
+    }
+    /// Whether a servable blob is stored.
+    pub fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        self.locked(|e| e.has_blob(digest))
+    }
+    /// Deletes a blob; `false` if absent.
+    pub fn delete_blob(&self, digest: &Digest) -> Result<bool> {
+        self.locked(|e| e.delete_blob(digest))
+    }
+    /// Starts streaming a blob in: write it through [`std::io::Write`], then
+    /// [`BlobWriter::commit`]. With `expected` the bytes must hash to it (otherwise they are
+    /// stored under their SHA-256); with `size` they must have that length. Dropping the
+    /// writer without committing aborts it.
+    pub fn blob_writer(&self, expected: Option<&Digest>, size: Option<u64>) -> Result<BlobWriter> {
+        let handle = self.shared.unlocked(|e| e.begin_blob(expected, size))?;
+        Ok(BlobWriter::new(self.shared.clone(), handle))
+    }
+    /// Opens a blob for streaming out through [`std::io::Read`]. The bytes are re-hashed as
+    /// they stream; a mismatch fails the final read with an error wrapping the core's
+    /// `Corrupted` (see [`crate::error_of`]). The blob is protected from eviction until the
+    /// reader is dropped.
+    pub fn blob_reader(&self, digest: &Digest) -> Result<BlobReader> {
+        let (handle, size) = self.locked(|e| e.open_blob(digest))?;
+        Ok(BlobReader::new(
+            self.shared.clone(),
+            handle,
+            size,
+            digest.clone(),
+        ))
+    }
+
+    // ----- any entry -----
+
+    /// Pins an entry so that eviction never takes it; returns the pin count.
+    pub fn pin(&self, key: &Key) -> Result<u32> {
+        self.locked(|e| e.pin(key))
+    }
+    /// Removes one pin; returns the pins left.
+    pub fn unpin(&self, key: &Key) -> Result<u32> {
+        self.locked(|e| e.unpin(key))
+    }
+    /// Deletes an entry and its bytes; `false` if absent.
+    pub fn delete(&self, key: &Key) -> Result<bool> {
+        self.locked(|e| e.delete(key))
+    }
+
+    // ----- tags -----
+
+    /// Records what a tag points to (as the registry just reported it).
+    pub fn put_tag(&self, reference: &Reference, digest: &Digest) -> Result<TagUpdate> {
+        self.locked(|e| e.put_tag(reference, digest))
+    }
+    /// The tag's mapping (`Expired` once stale, `Invalidated`, `NotFound`).
+    pub fn get_tag(&self, reference: &Reference) -> Result<TagMapping> {
+        self.locked(|e| e.get_tag(reference))
+    }
+    /// Whether a fresh, valid mapping exists.
+    pub fn has_tag(&self, reference: &Reference) -> Result<bool> {
+        self.locked(|e| e.has_tag(reference))
+    }
+    /// The core's decision for a tag: fresh, stale (revalidate) or unknown (fetch).
+    pub fn resolve_tag(&self, reference: &Reference) -> Result<Resolution> {
+        self.locked(|e| e.resolve_tag(reference))
+    }
+    /// [`Cache::resolve_tag`] for many references at once, under one lock.
+    pub fn resolve_tags(&self, references: &[Reference]) -> Result<Vec<Result<Resolution>>> {
+        self.locked(|e| e.resolve_tags(references))
+    }
+    /// The host's revalidation failed: the stale digest to fall back on, if allowed.
+    pub fn resolve_failed(&self, reference: &Reference) -> Result<Digest> {
+        self.locked(|e| e.resolve_failed(reference))
+    }
+    /// Whether the registry's `remote` digest differs from the cached one.
+    pub fn detect_movement(&self, reference: &Reference, remote: &Digest) -> Result<bool> {
+        self.locked(|e| e.detect_movement(reference, remote))
+    }
+    /// Invalidates a tag until it is put again; `false` if absent.
+    pub fn invalidate_tag(&self, reference: &Reference) -> Result<bool> {
+        self.locked(|e| e.invalidate_tag(reference))
+    }
+    /// Deletes a tag mapping; `false` if absent.
+    pub fn delete_tag(&self, reference: &Reference) -> Result<bool> {
+        self.locked(|e| e.delete_tag(reference))
+    }
+    /// The digests a tag pointed to, oldest first.
+    pub fn tag_history(&self, reference: &Reference) -> Result<Vec<TagHistoryEntry>> {
+        self.locked(|e| e.tag_history(reference))
+    }
+    /// Every tag mapping, by canonical reference.
+    pub fn tags(&self) -> Result<Vec<TagMapping>> {
+        self.locked(|e| e.tags())
+    }
+
+    // ----- inspection and maintenance -----
+
+    /// Current counts.
+    pub fn stats(&self) -> Result<Stats> {
+        self.locked(|e| e.stats())
+    }
+    /// Every metric of this process since it opened the cache.
+    pub fn metrics(&self) -> Result<MetricsSnapshot> {
+        self.locked(|e| e.metrics())
+    }
+    /// The metrics as Prometheus text.
+    pub fn metrics_prometheus(&self) -> Result<String> {
+        self.locked(|e| e.metrics_prometheus())
+    }
+    /// Bytes of all entries.
+    pub fn size(&self) -> Result<u64> {
+        self.locked(|e| e.size())
+    }
+    /// Every entry, manifests first, then by digest.
+    pub fn contents(&self) -> Result<Vec<EntryInfo>> {
+        self.locked(|e| e.contents())
+    }
+    /// Configuration, policy, stats, metrics, journal and recovery in one value.
+    pub fn debug_info(&self) -> Result<DebugInfo> {
+        self.locked(|e| e.debug_info())
+    }
+    /// Debug info, contents and tags as pretty JSON.
+    pub fn export_debug_json(&self) -> Result<String> {
+        self.locked(|e| e.export_debug_json())
+    }
+    /// Re-hashes every entry and lists stray files; changes nothing.
+    pub fn check_integrity(&self) -> Result<IntegrityReport> {
+        self.locked(|e| e.check_integrity())
+    }
+    /// Removes corrupted and missing entries, adopts or removes unindexed files, clears temps
+    /// of writers that are gone.
+    pub fn repair(&self) -> Result<RepairReport> {
+        self.locked(|e| e.repair())
+    }
+    /// Re-hashes every entry: how many are valid, and which are not.
+    pub fn validate_digests(&self) -> Result<(u64, Vec<String>)> {
+        self.locked(|e| e.validate_digests())
+    }
+    /// Removes expired entries; returns how many.
+    pub fn clear_expired(&self) -> Result<u64> {
+        self.locked(|e| e.clear_expired())
+    }
+    /// Removes expired entries, evicts down to the low watermark if over the high one, and
+    /// compacts the index.
+    pub fn cleanup(&self) -> Result<CleanupReport> {
+        self.locked(|e| e.cleanup())
+    }
+    /// Removes every entry and tag.
+    pub fn clear(&self) -> Result<()> {
+        self.locked(|e| e.clear())
+    }
+    /// The configuration in force.
+    pub fn config(&self) -> Result<Config> {
+        self.locked(|e| e.config())
+    }
+    /// What opening found and fixed.
+    pub fn recovery_report(&self) -> Result<RecoveryReport> {
+        self.locked(|e| e.recovery_report())
+    }
+    /// Writes buffered access records.
+    pub fn flush(&self) -> Result<()> {
+        self.locked(|e| e.flush())
+    }
+    /// Closes the cache, recording a clean shutdown (the next open is fast). Open readers are
+    /// closed and open writers abandoned (their temps are cleared by the next open); using
+    /// them afterwards fails. Dropping a cache closes it
+    /// too, ignoring errors.
+    pub fn close(self) -> Result<()> {
+        self.shared.close()
+    }
+    /// Drops the cache without flushing or recording a clean shutdown, as a crash would
+    /// (buffered access records are lost; the next open reconciles with the stored files).
+    /// For tests of crash recovery.
+    pub fn abandon(self) {
+        drop(self.shared.take());
+    }
+}

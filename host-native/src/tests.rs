@@ -1,0 +1,217 @@
+//! Unit tests of the public API over the native engine.
+
+use super::*;
+use std::io::{Read, Write};
+
+fn open(dir: &std::path::Path) -> Cache {
+    Cache::builder(dir)
+        .clock(ManualClock::new(1_700_000_000_000))
+        .open()
+        .unwrap()
+}
+
+#[test]
+fn cache_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Cache>();
+    fn send<T: Send>() {}
+    send::<BlobWriter>();
+    send::<BlobReader>();
+}
+
+#[test]
+fn streams_in_and_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path());
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7) as u8).collect();
+    let mut w = cache.blob_writer(None, Some(data.len() as u64)).unwrap();
+    for chunk in data.chunks(10_000) {
+        w.write_all(chunk).unwrap();
+    }
+    assert_eq!(w.written(), data.len() as u64);
+    let digest = w.commit().unwrap();
+    let mut r = cache.blob_reader(&digest).unwrap();
+    assert_eq!(r.size(), data.len() as u64);
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).unwrap();
+    assert_eq!(out, data);
+}
+
+#[test]
+fn a_dropped_writer_is_aborted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path());
+    let mut w = cache.blob_writer(None, None).unwrap();
+    w.write_all(b"partial").unwrap();
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        1
+    );
+    drop(w);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0
+    );
+    assert_eq!(cache.stats().unwrap().total_entries, 0);
+}
+
+#[test]
+fn a_corrupted_blob_fails_the_last_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path());
+    let data = vec![1u8; 200_000];
+    let digest = cache.put_blob(None, &data).unwrap();
+    let path = dir.path().join("blobs/sha256").join(digest.hex());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[150_000] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let mut r = cache.blob_reader(&digest).unwrap();
+    let mut out = Vec::new();
+    let err = r.read_to_end(&mut out).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    assert_eq!(error_of(&err).unwrap().kind(), ErrorKind::Corrupted);
+    assert!(out.len() < data.len(), "the last chunk is withheld");
+    drop(r);
+    assert_eq!(
+        cache.get_blob(&digest).unwrap_err().kind(),
+        ErrorKind::Corrupted
+    );
+}
+
+#[test]
+fn mismatched_digest_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path());
+    let other = cache.put_blob(None, b"other").unwrap();
+    cache.delete_blob(&other).unwrap();
+    let mut w = cache.blob_writer(Some(&other), None).unwrap();
+    w.write_all(b"not other").unwrap();
+    assert_eq!(w.commit().unwrap_err().kind(), ErrorKind::DigestMismatch);
+    assert!(!cache.has_blob(&other).unwrap());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn reopens_what_was_stored_and_close_is_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path());
+    let d = cache.put_blob(None, b"kept").unwrap();
+    let r: Reference = "example.com/app:1".parse().unwrap();
+    cache.put_tag(&r, &d).unwrap();
+    cache.close().unwrap();
+    let cache = open(dir.path());
+    assert_eq!(cache.get_blob(&d).unwrap(), b"kept");
+    assert_eq!(cache.get_tag(&r).unwrap().digest, d);
+    assert_eq!(cache.recovery_report().unwrap().orphans_adopted, 0);
+}
+
+#[test]
+fn writers_outliving_a_closed_cache_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path());
+    let mut w = cache.blob_writer(None, None).unwrap();
+    w.write_all(b"x").unwrap();
+    cache.close().unwrap();
+    assert!(w.write_all(b"y").is_err());
+    assert_eq!(w.commit().unwrap_err().kind(), ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn config_json_is_read_and_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(CONFIG_FILE), r#"{"max_bytes": 12345}"#).unwrap();
+    assert_eq!(open(dir.path()).config().unwrap().max_bytes, 12345);
+    std::fs::write(dir.path().join(CONFIG_FILE), r#"{"max_bytes": -1}"#).unwrap();
+    let err = Cache::open(dir.path()).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    std::fs::write(dir.path().join(CONFIG_FILE), r#"{"max_bytes": 0}"#).unwrap();
+    let err = Cache::open(dir.path()).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+}
+
+#[test]
+fn a_file_at_the_cache_path_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"unrelated").unwrap();
+    let err = Cache::open(&file).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Storage);
+    assert_eq!(std::fs::read(&file).unwrap(), b"unrelated");
+}
+
+#[test]
+fn threads_share_one_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = std::sync::Arc::new(open(dir.path()));
+    let handles: Vec<_> = (0..4u8)
+        .map(|t| {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                (0..20u8)
+                    .map(|i| {
+                        let mut w = cache.blob_writer(None, None).unwrap();
+                        w.write_all(&[t, i, 42]).unwrap();
+                        w.commit().unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for h in handles {
+        for d in h.join().unwrap() {
+            assert!(cache.has_blob(&d).unwrap());
+        }
+    }
+    assert_eq!(cache.stats().unwrap().blobs, 80);
+    assert!(cache.check_integrity().unwrap().healthy);
+}
+
+#[test]
+fn two_caches_on_one_directory_see_each_other_through_compactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        compaction_min_records: 4,
+        ..Config::default()
+    };
+    let a = std::sync::Arc::new(
+        Cache::builder(dir.path())
+            .config(config.clone())
+            .open()
+            .unwrap(),
+    );
+    let b = std::sync::Arc::new(Cache::builder(dir.path()).config(config).open().unwrap());
+    let worker = |me: std::sync::Arc<Cache>, other: std::sync::Arc<Cache>, seed: u8| {
+        std::thread::spawn(move || {
+            let mut mine = Vec::new();
+            for i in 0..40u8 {
+                let d = me.put_blob(None, &[seed, i, 1, 2, 3]).unwrap();
+                assert!(
+                    other.has_blob(&d).unwrap(),
+                    "the other instance sees it at once"
+                );
+                mine.push(d);
+            }
+            let r: Reference = format!("example.com/app{seed}:1").parse().unwrap();
+            me.put_tag(&r, &mine[0]).unwrap();
+            mine
+        })
+    };
+    let ta = worker(a.clone(), b.clone(), 1);
+    let tb = worker(b.clone(), a.clone(), 2);
+    let (ma, mb) = (ta.join().unwrap(), tb.join().unwrap());
+    for d in ma.iter().chain(&mb) {
+        assert!(a.has_blob(d).unwrap() && b.has_blob(d).unwrap());
+    }
+    assert_eq!(a.stats().unwrap().blobs, 80);
+    assert_eq!(b.stats().unwrap().tags, 2);
+    let removed = &ma[5];
+    assert!(b.delete_blob(removed).unwrap());
+    assert_eq!(a.get_blob(removed).unwrap_err().kind(), ErrorKind::NotFound);
+    drop((a, b));
+    let c = Cache::open(dir.path()).unwrap();
+    assert_eq!(c.stats().unwrap().blobs, 79);
+    assert!(c.check_integrity().unwrap().healthy);
+}
