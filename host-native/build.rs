@@ -16,7 +16,9 @@ const TARGET: &str = "wasm32-unknown-unknown";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest_dir.parent().expect("host-native is in the workspace");
+    let root = manifest_dir
+        .parent()
+        .expect("host-native is in the workspace");
     let out = PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("ocicache.wasm");
     println!("cargo:rerun-if-env-changed=OCICACHE_COMPONENT");
 

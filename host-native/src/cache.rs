@@ -25,8 +25,11 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EngineKind {
-    /// The core linked natively into this program.
+    /// The core inside the `ocicache.wasm` component, run by wasmtime: the sandboxed engine,
+    /// the same one the JavaScript hosts run.
     #[default]
+    Component,
+    /// The core linked natively into this program.
     Native,
 }
 
@@ -35,6 +38,7 @@ impl EngineKind {
     pub fn name(self) -> &'static str {
         match self {
             EngineKind::Native => "native",
+            EngineKind::Component => "component",
         }
     }
 }
@@ -44,6 +48,7 @@ pub struct CacheBuilder {
     dir: PathBuf,
     config: Option<Config>,
     engine: EngineKind,
+    component: crate::component::ComponentOptions,
     clock: Box<dyn Clock>,
     log: Box<dyn LogSink>,
 }
@@ -55,9 +60,14 @@ impl CacheBuilder {
         self.config = Some(config);
         self
     }
-    /// The engine (default [`EngineKind::Native`]).
+    /// The engine (default [`EngineKind::Component`]).
     pub fn engine(mut self, engine: EngineKind) -> Self {
         self.engine = engine;
+        self
+    }
+    /// How the component engine runs (memory cap, host hashing); ignored by the native one.
+    pub fn component_options(mut self, options: crate::component::ComponentOptions) -> Self {
+        self.component = options;
         self
     }
     /// The clock (default [`SystemClock`]); tests pass an [`ocicache_core::ManualClock`].
@@ -91,6 +101,13 @@ impl CacheBuilder {
                 EngineKind::Native => {
                     Box::new(NativeEngine::open(storage, config, self.clock, self.log)?)
                 }
+                EngineKind::Component => Box::new(crate::engine::component::open(
+                    storage,
+                    config,
+                    self.clock,
+                    self.log,
+                    self.component,
+                )?),
             }
         };
         Ok(Cache {
@@ -262,6 +279,7 @@ impl Cache {
             dir: dir.as_ref().to_path_buf(),
             config: None,
             engine: EngineKind::default(),
+            component: crate::component::ComponentOptions::default(),
             clock: Box::new(SystemClock::new()),
             log: Box::new(NoLog),
         }

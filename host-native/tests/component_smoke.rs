@@ -16,7 +16,9 @@ fn the_component_imports_only_our_interfaces() {
     }
     for wanted in ["storage", "clock", "log", "hasher"] {
         assert!(
-            imports.iter().any(|n| n.starts_with(&format!("ocicache:cache/{wanted}@"))),
+            imports
+                .iter()
+                .any(|n| n.starts_with(&format!("ocicache:cache/{wanted}@"))),
             "{wanted} is imported"
         );
     }
@@ -42,5 +44,10 @@ fn the_component_runs_the_core() {
     cache.write_blob(w, b"lo").unwrap();
     assert_eq!(cache.commit_blob(w).unwrap(), d);
     cache.close().unwrap();
-    assert!(storage.paths().iter().any(|p| p.starts_with("blobs/sha256/")));
+    assert!(
+        storage
+            .paths()
+            .iter()
+            .any(|p| p.starts_with("blobs/sha256/"))
+    );
 }

@@ -1,5 +1,6 @@
 //! The cross-host conformance scenarios (`tests/scenarios`), played against `ocicache::Cache`
-//! with the native engine over the real filesystem (`FsStorage` in a fresh temp dir per
+//! with each engine — the component run by wasmtime, and the core linked natively — over the
+//! real filesystem (`FsStorage` in a fresh temp dir per
 //! scenario) and an injected manual clock. `storage.*` steps act on the real files.
 
 use ocicache::{
@@ -15,14 +16,16 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 struct FsSubject {
+    engine: EngineKind,
     dir: tempfile::TempDir,
     clock: ManualClock,
     cache: Option<Cache>,
 }
 
 impl FsSubject {
-    fn new(start_ms: u64) -> FsSubject {
+    fn new(engine: EngineKind, start_ms: u64) -> FsSubject {
         FsSubject {
+            engine,
             dir: tempfile::tempdir().expect("temp dir"),
             clock: ManualClock::new(start_ms),
             cache: None,
@@ -85,7 +88,7 @@ impl Subject for FsSubject {
     fn open(&mut self, config: Config) -> Result<RecoveryReport> {
         let cache = Cache::builder(self.dir.path())
             .config(config)
-            .engine(EngineKind::Native)
+            .engine(self.engine)
             .clock(self.clock.clone())
             .open()?;
         let report = cache.recovery_report()?;
@@ -333,6 +336,12 @@ impl Subject for FsSubject {
 
 #[test]
 fn conformance_scenarios_native_engine_over_the_filesystem() {
-    let (passed, _) = run_all(FsSubject::new);
+    let (passed, _) = run_all(|start| FsSubject::new(EngineKind::Native, start));
+    assert!(passed >= 162, "expected every scenario, played {passed}");
+}
+
+#[test]
+fn conformance_scenarios_component_engine_over_the_filesystem() {
+    let (passed, _) = run_all(|start| FsSubject::new(EngineKind::Component, start));
     assert!(passed >= 162, "expected every scenario, played {passed}");
 }

@@ -117,33 +117,34 @@ impl ToWit<wit::Resolution> for core::Resolution {
     }
 }
 
-fn basic_to_wit(p: &core::PolicyConfig) -> Option<wit::BasicPolicy> {
-    Some(match p {
-        core::PolicyConfig::Lru => wit::BasicPolicy::Lru,
-        core::PolicyConfig::Size => wit::BasicPolicy::Size,
-        core::PolicyConfig::Ttl => wit::BasicPolicy::Ttl,
-        core::PolicyConfig::Expired => wit::BasicPolicy::Expired,
-        core::PolicyConfig::Composite(_) => return None,
-    })
+/// Appends `p` and its descendants to `nodes` (parents before children); returns its index.
+fn push_policy(p: &core::PolicyConfig, nodes: &mut Vec<wit::PolicyNode>) -> u32 {
+    let index = nodes.len();
+    nodes.push(wit::PolicyNode::Lru);
+    let node = match p {
+        core::PolicyConfig::Lru => wit::PolicyNode::Lru,
+        core::PolicyConfig::Size => wit::PolicyNode::Size,
+        core::PolicyConfig::Ttl => wit::PolicyNode::Ttl,
+        core::PolicyConfig::Expired => wit::PolicyNode::Expired,
+        core::PolicyConfig::Composite(tiers) => wit::PolicyNode::Composite(
+            tiers
+                .iter()
+                .map(|(priority, child)| wit::PolicyTier {
+                    priority: *priority,
+                    node: push_policy(child, nodes),
+                })
+                .collect(),
+        ),
+    };
+    nodes[index] = node;
+    index as u32
 }
 
 impl ToWit<wit::EvictionPolicy> for core::PolicyConfig {
     fn to_wit(self) -> wit::EvictionPolicy {
-        match &self {
-            core::PolicyConfig::Composite(tiers) => wit::EvictionPolicy::Composite(
-                tiers
-                    .iter()
-                    .filter_map(|(priority, p)| {
-                        // WIT types cannot nest; `policy_from_wit` never builds nested ones.
-                        basic_to_wit(p).map(|policy| wit::PolicyTier {
-                            priority: *priority,
-                            policy,
-                        })
-                    })
-                    .collect(),
-            ),
-            basic => wit::EvictionPolicy::Basic(basic_to_wit(basic).expect("not composite")),
-        }
+        let mut nodes = Vec::new();
+        push_policy(&self, &mut nodes);
+        wit::EvictionPolicy { nodes }
     }
 }
 
@@ -153,18 +154,32 @@ record!(core::Config => Config {
     verify_reads, eviction, compaction_min_records,
 });
 
-fn basic_from_wit(p: wit::BasicPolicy) -> core::PolicyConfig {
-    match p {
-        wit::BasicPolicy::Lru => core::PolicyConfig::Lru,
-        wit::BasicPolicy::Size => core::PolicyConfig::Size,
-        wit::BasicPolicy::Ttl => core::PolicyConfig::Ttl,
-        wit::BasicPolicy::Expired => core::PolicyConfig::Expired,
-    }
+/// The policy at `index`; children must come after their parent, which rules out cycles.
+fn policy_from_wit(nodes: &[wit::PolicyNode], index: usize) -> core::Result<core::PolicyConfig> {
+    let bad = || core::Error::InvalidConfig(format!("eviction policy node {index} is invalid"));
+    Ok(match nodes.get(index).ok_or_else(bad)? {
+        wit::PolicyNode::Lru => core::PolicyConfig::Lru,
+        wit::PolicyNode::Size => core::PolicyConfig::Size,
+        wit::PolicyNode::Ttl => core::PolicyConfig::Ttl,
+        wit::PolicyNode::Expired => core::PolicyConfig::Expired,
+        wit::PolicyNode::Composite(tiers) => core::PolicyConfig::Composite(
+            tiers
+                .iter()
+                .map(|t| {
+                    let child = t.node as usize;
+                    if child <= index {
+                        return Err(bad());
+                    }
+                    Ok((t.priority, policy_from_wit(nodes, child)?))
+                })
+                .collect::<core::Result<_>>()?,
+        ),
+    })
 }
 
 /// The core's configuration from the WIT record (validated when the cache opens).
-pub fn config_from_wit(c: wit::Config) -> core::Config {
-    core::Config {
+pub fn config_from_wit(c: wit::Config) -> core::Result<core::Config> {
+    Ok(core::Config {
         max_bytes: c.max_bytes,
         high_watermark_percent: c.high_watermark_percent,
         low_watermark_percent: c.low_watermark_percent,
@@ -177,17 +192,9 @@ pub fn config_from_wit(c: wit::Config) -> core::Config {
         max_manifest_bytes: c.max_manifest_bytes,
         stale_if_error: c.stale_if_error,
         verify_reads: c.verify_reads,
-        eviction: match c.eviction {
-            wit::EvictionPolicy::Basic(p) => basic_from_wit(p),
-            wit::EvictionPolicy::Composite(tiers) => core::PolicyConfig::Composite(
-                tiers
-                    .into_iter()
-                    .map(|t| (t.priority, basic_from_wit(t.policy)))
-                    .collect(),
-            ),
-        },
+        eviction: policy_from_wit(&c.eviction.nodes, 0)?,
         compaction_min_records: c.compaction_min_records,
-    }
+    })
 }
 
 fn storage_error_to_wit(e: core::StorageError) -> WitStorageError {

@@ -12,12 +12,12 @@
 mod convert;
 mod imports;
 
-use convert::{ToWit, config_from_wit};
 use bindings::exports::ocicache::cache::cache::{
-    BlobReader, BlobWriter, Cache as CacheHandle, Guest, GuestBlobReader,
-    GuestBlobWriter, GuestCache,
+    BlobReader, BlobWriter, Cache as CacheHandle, Guest, GuestBlobReader, GuestBlobWriter,
+    GuestCache,
 };
 use bindings::ocicache::cache::types as wit;
+use convert::{ToWit, config_from_wit};
 use ocicache_core::{Digest, Key, Kind, Reference};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -150,7 +150,10 @@ impl GuestBlobReader for Reader {
     }
 
     fn position(&self) -> u64 {
-        self.reader.borrow().as_ref().map_or(self.size, |r| r.position())
+        self.reader
+            .borrow()
+            .as_ref()
+            .map_or(self.size, |r| r.position())
     }
 
     fn read(&self, max: u32) -> WitResult<Vec<u8>> {
@@ -210,8 +213,9 @@ impl Cache {
 
 impl GuestCache for Cache {
     fn open(config: wit::Config) -> WitResult<CacheHandle> {
+        let config = config_from_wit(config).map_err(ToWit::to_wit)?;
         let cache = ocicache_core::Cache::builder(imports::HostStorage, imports::HostClock)
-            .config(config_from_wit(config))
+            .config(config)
             .log(imports::HostLog)
             .hasher(imports::HostHasher)
             .open()

@@ -113,46 +113,61 @@ impl FromWit<wit::Resolution> for core::Resolution {
     }
 }
 
-fn basic_from_wit(p: wit::BasicPolicy) -> core::PolicyConfig {
-    match p {
-        wit::BasicPolicy::Lru => core::PolicyConfig::Lru,
-        wit::BasicPolicy::Size => core::PolicyConfig::Size,
-        wit::BasicPolicy::Ttl => core::PolicyConfig::Ttl,
-        wit::BasicPolicy::Expired => core::PolicyConfig::Expired,
-    }
+/// The policy at `index`; children come after their parent, which rules out cycles.
+fn policy_from_wit(nodes: &[wit::PolicyNode], index: usize) -> Result<core::PolicyConfig, Error> {
+    let bad = || Error::InvalidConfig(format!("eviction policy node {index} is invalid"));
+    Ok(match nodes.get(index).ok_or_else(bad)? {
+        wit::PolicyNode::Lru => core::PolicyConfig::Lru,
+        wit::PolicyNode::Size => core::PolicyConfig::Size,
+        wit::PolicyNode::Ttl => core::PolicyConfig::Ttl,
+        wit::PolicyNode::Expired => core::PolicyConfig::Expired,
+        wit::PolicyNode::Composite(tiers) => core::PolicyConfig::Composite(
+            tiers
+                .iter()
+                .map(|t| {
+                    let child = t.node as usize;
+                    if child <= index {
+                        return Err(bad());
+                    }
+                    Ok((t.priority, policy_from_wit(nodes, child)?))
+                })
+                .collect::<Result<_, Error>>()?,
+        ),
+    })
 }
 
 impl FromWit<wit::EvictionPolicy> for core::PolicyConfig {
     fn from_wit(v: wit::EvictionPolicy) -> Result<core::PolicyConfig, Error> {
-        Ok(match v {
-            wit::EvictionPolicy::Basic(p) => basic_from_wit(p),
-            wit::EvictionPolicy::Composite(tiers) => core::PolicyConfig::Composite(
-                tiers
-                    .into_iter()
-                    .map(|t| (t.priority, basic_from_wit(t.policy)))
-                    .collect(),
-            ),
-        })
+        policy_from_wit(&v.nodes, 0)
     }
 }
 
-fn basic_to_wit(p: &core::PolicyConfig) -> Result<wit::BasicPolicy, Error> {
-    Ok(match p {
-        core::PolicyConfig::Lru => wit::BasicPolicy::Lru,
-        core::PolicyConfig::Size => wit::BasicPolicy::Size,
-        core::PolicyConfig::Ttl => wit::BasicPolicy::Ttl,
-        core::PolicyConfig::Expired => wit::BasicPolicy::Expired,
-        core::PolicyConfig::Composite(_) => {
-            return Err(Error::InvalidConfig(
-                "a composite policy cannot contain another composite in the component".into(),
-            ));
-        }
-    })
+/// Appends `p` and its descendants to `nodes` (parents before children); returns its index.
+fn push_policy(p: &core::PolicyConfig, nodes: &mut Vec<wit::PolicyNode>) -> u32 {
+    let index = nodes.len();
+    nodes.push(wit::PolicyNode::Lru);
+    let node = match p {
+        core::PolicyConfig::Lru => wit::PolicyNode::Lru,
+        core::PolicyConfig::Size => wit::PolicyNode::Size,
+        core::PolicyConfig::Ttl => wit::PolicyNode::Ttl,
+        core::PolicyConfig::Expired => wit::PolicyNode::Expired,
+        core::PolicyConfig::Composite(tiers) => wit::PolicyNode::Composite(
+            tiers
+                .iter()
+                .map(|(priority, child)| wit::PolicyTier {
+                    priority: *priority,
+                    node: push_policy(child, nodes),
+                })
+                .collect(),
+        ),
+    };
+    nodes[index] = node;
+    index as u32
 }
 
-/// The WIT config for the core's; a nested composite policy has no WIT form.
-pub(crate) fn config_to_wit(c: &core::Config) -> Result<wit::Config, Error> {
-    Ok(wit::Config {
+/// The WIT config for the core's.
+pub(crate) fn config_to_wit(c: &core::Config) -> wit::Config {
+    wit::Config {
         max_bytes: c.max_bytes,
         high_watermark_percent: c.high_watermark_percent,
         low_watermark_percent: c.low_watermark_percent,
@@ -165,22 +180,13 @@ pub(crate) fn config_to_wit(c: &core::Config) -> Result<wit::Config, Error> {
         max_manifest_bytes: c.max_manifest_bytes,
         stale_if_error: c.stale_if_error,
         verify_reads: c.verify_reads,
-        eviction: match &c.eviction {
-            core::PolicyConfig::Composite(tiers) => wit::EvictionPolicy::Composite(
-                tiers
-                    .iter()
-                    .map(|(priority, p)| {
-                        Ok(wit::PolicyTier {
-                            priority: *priority,
-                            policy: basic_to_wit(p)?,
-                        })
-                    })
-                    .collect::<Result<_, Error>>()?,
-            ),
-            basic => wit::EvictionPolicy::Basic(basic_to_wit(basic)?),
+        eviction: {
+            let mut nodes = Vec::new();
+            push_policy(&c.eviction, &mut nodes);
+            wit::EvictionPolicy { nodes }
         },
         compaction_min_records: c.compaction_min_records,
-    })
+    }
 }
 
 /// The WIT key for the core's.

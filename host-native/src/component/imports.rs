@@ -53,7 +53,9 @@ impl storage::Host for HostState {
         self.storage.write_temp(TempId(temp), &data).map_err(to_wit)
     }
     fn commit_temp(&mut self, temp: u64, path: String) -> Result<(), storage::StorageError> {
-        self.storage.commit_temp(TempId(temp), &path).map_err(to_wit)
+        self.storage
+            .commit_temp(TempId(temp), &path)
+            .map_err(to_wit)
     }
     fn abort_temp(&mut self, temp: u64) -> Result<(), storage::StorageError> {
         self.storage.abort_temp(TempId(temp)).map_err(to_wit)

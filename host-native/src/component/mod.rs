@@ -6,6 +6,7 @@
 //! the core's `storage` error and poisons the instance; the next call starts a fresh instance
 //! and reopens the cache from storage, where every committed change already is.
 
+mod compiled;
 mod convert;
 mod imports;
 
@@ -64,6 +65,7 @@ impl Default for ComponentOptions {
 /// The engine, the compiled component and the linker, shared by every cache of the process.
 struct Runtime {
     engine: Engine,
+    component: Component,
     pre: bindings::OcicachePre<HostState>,
 }
 
@@ -72,7 +74,7 @@ fn runtime() -> Result<&'static Runtime> {
     RUNTIME
         .get_or_init(|| {
             let engine = Engine::default();
-            let component = Component::new(&engine, COMPONENT_WASM)
+            let component = compiled::load(&engine, COMPONENT_WASM)
                 .map_err(|e| format!("compiling the component: {e:#}"))?;
             let mut linker = Linker::<HostState>::new(&engine);
             bindings::Ocicache::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
@@ -81,10 +83,14 @@ fn runtime() -> Result<&'static Runtime> {
             )
             .map_err(|e| format!("linking the component's imports: {e:#}"))?;
             let pre = linker
-                .instantiate_pre(&component)
+                .instantiate_pre(&component.clone())
                 .and_then(bindings::OcicachePre::new)
                 .map_err(|e| format!("preparing the component: {e:#}"))?;
-            Ok(Runtime { engine, pre })
+            Ok(Runtime {
+                engine,
+                component,
+                pre,
+            })
         })
         .as_ref()
         .map_err(|e| failure(e.clone()))
@@ -98,8 +104,8 @@ fn failure(detail: String) -> Error {
 /// The names of the interfaces the component imports (for checking that it needs no WASI).
 pub fn component_imports() -> Result<Vec<String>> {
     let rt = runtime()?;
-    let component = Component::new(&rt.engine, COMPONENT_WASM).map_err(|e| failure(e.to_string()))?;
-    Ok(component
+    Ok(rt
+        .component
         .component_type()
         .imports(&rt.engine)
         .map(|(name, _)| name.to_owned())
@@ -139,8 +145,6 @@ impl ComponentCache {
         config: Config,
         options: ComponentOptions,
     ) -> Result<ComponentCache> {
-        // Checked here so that a nested composite policy is refused before anything runs.
-        config_to_wit(&config)?;
         let state = HostState {
             storage: Box::new(storage),
             clock: Box::new(clock),
@@ -177,7 +181,7 @@ impl ComponentCache {
                 return Err(failure(format!("{e:#}")));
             }
         };
-        let config = config_to_wit(&self.config)?;
+        let config = config_to_wit(&self.config);
         let opened = exports
             .ocicache_cache_cache()
             .cache()
@@ -216,7 +220,11 @@ impl ComponentCache {
             self.revive()?;
         }
         let inst = self.instance.as_mut().expect("revived");
-        match f(inst.exports.ocicache_cache_cache(), &mut inst.store, inst.cache) {
+        match f(
+            inst.exports.ocicache_cache_cache(),
+            &mut inst.store,
+            inst.cache,
+        ) {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(error_from_wit(e)),
             Err(trap) => Err(self.poison(trap)),
@@ -276,8 +284,8 @@ impl ComponentCache {
     }
 
     /// The settings in force.
-    pub fn config(&self) -> &Config {
-        &self.config
+    pub fn config(&mut self) -> Result<Config> {
+        self.get(|g, s, c| g.cache().call_config(s, c))
     }
 
     /// Catches up with what other processes sharing the storage committed.
@@ -496,10 +504,7 @@ impl ComponentCache {
         let answers = self.call(|g, s, c| g.cache().call_resolve_tags(s, c, &refs).map(Ok))?;
         Ok(answers
             .into_iter()
-            .map(|a| {
-                a.map_err(error_from_wit)
-                    .and_then(Resolution::from_wit)
-            })
+            .map(|a| a.map_err(error_from_wit).and_then(Resolution::from_wit))
             .collect())
     }
 
@@ -609,23 +614,22 @@ impl ComponentCache {
         self.call(|g, s, c| g.cache().call_flush(s, c))
     }
 
-    /// Flushes and closes the cache.
+    /// Closes open readers, abandons open writers (as the core does: their temps stay until
+    /// the next open clears them) and closes the cache, recording a clean shutdown.
+    ///
+    /// Dropping a `ComponentCache` without `close` abandons everything, as a crash would.
     pub fn close(mut self) -> Result<()> {
-        let handles: Vec<u32> = self.streams.keys().copied().collect();
-        for h in handles {
-            self.abort_blob(h);
+        let readers: Vec<u32> = self
+            .streams
+            .iter()
+            .filter(|(_, (_, s))| matches!(s, Stream::Reader(_)))
+            .map(|(h, _)| *h)
+            .collect();
+        for h in readers {
+            self.close_blob(h);
         }
+        // Writer resources are not dropped: the guest would abort them.
+        self.streams.clear();
         self.call(|g, s, c| g.cache().call_close(s, c))
-    }
-}
-
-impl Drop for ComponentCache {
-    fn drop(&mut self) {
-        // Writers left open abort (their temps go); the cache itself is dropped without the
-        // clean-close record, as a crash would.
-        let handles: Vec<u32> = self.streams.keys().copied().collect();
-        for h in handles {
-            self.abort_blob(h);
-        }
     }
 }

@@ -8,13 +8,35 @@
 //! Engines know nothing about locking: [`crate::Cache`] serializes calls (an in-process mutex
 //! plus the directory's file lock) and calls [`Engine::refresh`] first under the file lock.
 
+pub(crate) mod component;
 pub(crate) mod native;
 
 use ocicache_core::{
-    CleanupReport, Config, DebugInfo, Digest, EntryInfo, IntegrityReport, Key, Manifest, MediaType,
-    MetricsSnapshot, RecoveryReport, Reference, RepairReport, Resolution, Result, Stats,
-    TagHistoryEntry, TagMapping, TagUpdate,
+    CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, IntegrityReport, Key, Level,
+    LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference, RepairReport,
+    Resolution, Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
 };
+
+/// Adapts a boxed clock to the core's builder, which takes `impl Clock`.
+pub(crate) struct BoxedClock(pub(crate) Box<dyn Clock>);
+
+impl Clock for BoxedClock {
+    fn now_millis(&self) -> u64 {
+        self.0.now_millis()
+    }
+    fn monotonic_nanos(&self) -> u64 {
+        self.0.monotonic_nanos()
+    }
+}
+
+/// Adapts a boxed log sink likewise.
+pub(crate) struct BoxedLog(pub(crate) Box<dyn LogSink>);
+
+impl LogSink for BoxedLog {
+    fn log(&self, level: Level, message: &str, fields: &[(&str, &str)]) {
+        self.0.log(level, message, fields);
+    }
+}
 
 /// A blob writer or reader, named by the engine.
 pub(crate) type Handle = u32;

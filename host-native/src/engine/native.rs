@@ -1,34 +1,13 @@
 //! The engine that links the core natively: `ocicache_core::Cache` over [`FsStorage`].
 
-use super::{Engine, Handle};
+use super::{BoxedClock, BoxedLog, Engine, Handle};
 use crate::storage::FsStorage;
 use ocicache_core::{
     BlobReader, BlobWriter, CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, Error,
-    IntegrityReport, Key, Level, LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport,
-    Reference, RepairReport, Resolution, Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
+    IntegrityReport, Key, LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference,
+    RepairReport, Resolution, Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
 };
 use std::collections::HashMap;
-
-/// Adapts a boxed clock to the core's builder, which takes `impl Clock`.
-struct BoxedClock(Box<dyn Clock>);
-
-impl Clock for BoxedClock {
-    fn now_millis(&self) -> u64 {
-        self.0.now_millis()
-    }
-    fn monotonic_nanos(&self) -> u64 {
-        self.0.monotonic_nanos()
-    }
-}
-
-/// Adapts a boxed log sink likewise.
-struct BoxedLog(Box<dyn LogSink>);
-
-impl LogSink for BoxedLog {
-    fn log(&self, level: Level, message: &str, fields: &[(&str, &str)]) {
-        self.0.log(level, message, fields);
-    }
-}
 
 /// The core, linked in, with its writers and readers behind handles.
 pub(crate) struct NativeEngine {

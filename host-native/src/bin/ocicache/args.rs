@@ -31,7 +31,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// The engine running the cache's core.
-    #[arg(long, global = true, value_enum, default_value_t = EngineArg::Native)]
+    #[arg(long, global = true, value_enum, default_value_t = EngineArg::Component)]
     pub engine: EngineArg,
     /// Print results as JSON.
     #[arg(long, global = true)]
@@ -49,6 +49,8 @@ pub struct Cli {
 /// Engines.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum EngineArg {
+    /// The core inside the ocicache.wasm component, run by wasmtime (sandboxed).
+    Component,
     /// The core linked into this binary.
     Native,
 }

@@ -65,6 +65,7 @@ fn open(cli: &Cli) -> Result<Cache, Failure> {
     let config = effective_config(cli, &dir)?;
     let engine = match cli.engine {
         args::EngineArg::Native => EngineKind::Native,
+        args::EngineArg::Component => EngineKind::Component,
     };
     let mut builder = Cache::builder(&dir).config(config).engine(engine);
     if cli.verbose {
