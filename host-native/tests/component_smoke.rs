@@ -51,3 +51,31 @@ fn the_component_runs_the_core() {
             .any(|p| p.starts_with("blobs/sha256/"))
     );
 }
+
+#[test]
+fn the_memory_cap_fails_a_call_with_a_typed_error_and_the_next_call_recovers() {
+    let storage = MemoryStorage::new();
+    let options = ComponentOptions {
+        memory_limit: 24 << 20,
+        ..ComponentOptions::default()
+    };
+    let mut cache = ComponentCache::open(
+        storage.clone(),
+        ManualClock::new(1_000),
+        NoLog,
+        Config::default(),
+        options,
+    )
+    .unwrap();
+    let kept = cache.put_blob(None, b"committed before the trap").unwrap();
+    // 32 MiB cannot even be lowered into a guest capped at 24 MiB.
+    let huge = vec![7u8; 32 << 20];
+    let err = cache.put_blob(None, &huge).unwrap_err();
+    assert_eq!(err.kind(), ocicache_core::ErrorKind::Storage, "{err}");
+    assert!(err.to_string().contains("component"), "{err}");
+    // A fresh instance reopens the cache from storage: nothing committed is lost.
+    assert_eq!(cache.get_blob(&kept).unwrap(), b"committed before the trap");
+    let small = cache.put_blob(None, &huge[..1 << 20]).unwrap();
+    assert!(cache.has_blob(&small).unwrap());
+    assert_eq!(storage.temp_count(), 0);
+}
