@@ -50,6 +50,14 @@ export class FsStorage {
     return path.join(this.root, ...p.split('/'));
   }
 
+  /** For the inspection helpers: confined, but may name the host's own files (`tmp/…`). */
+  #resolveLoose(p) {
+    if (typeof p !== 'string' || p.split('/').some((c) => !/^[A-Za-z0-9._-]+$/.test(c) || c === '.' || c === '..')) {
+      throw Object.assign(new Error(`invalid path: ${p}`), { code: 'EINVALIDPATH' });
+    }
+    return path.join(this.root, ...p.split('/'));
+  }
+
   /** Creates the parent directories of `full`, fsyncing each directory that gained one. */
   #ensureParent(full) {
     const parent = path.dirname(full);
@@ -196,7 +204,10 @@ export class FsStorage {
   }
 
   clearTemps() {
-    const mine = new Set([...this.#temps.values()].map((t) => path.basename(t.full)));
+    // Called when a cache opens: every temp is a leftover (of a crashed process, or of a
+    // cache abandoned in this one), since one storage serves one cache at a time.
+    for (const t of this.#temps.values()) fs.closeSync(t.fd);
+    this.#temps.clear();
     let names;
     try {
       names = fs.readdirSync(this.#tmp);
@@ -206,7 +217,6 @@ export class FsStorage {
     }
     let removed = 0;
     for (const name of names) {
-      if (mine.has(name)) continue;
       try {
         fs.unlinkSync(path.join(this.#tmp, name));
         removed++;
@@ -229,7 +239,7 @@ export class FsStorage {
   /** A copy of the object at `p`, or null. */
   get(p) {
     try {
-      return new Uint8Array(fs.readFileSync(this.#resolve(p)));
+      return new Uint8Array(fs.readFileSync(this.#resolveLoose(p)));
     } catch (e) {
       if (e.code === 'ENOENT') return null;
       throw e;
@@ -237,7 +247,7 @@ export class FsStorage {
   }
   /** Writes `p` directly (in place if it exists), bypassing temps. */
   put(p, data) {
-    const full = this.#resolve(p);
+    const full = this.#resolveLoose(p);
     this.#ensureParent(full);
     fs.writeFileSync(full, data);
   }
@@ -245,7 +255,7 @@ export class FsStorage {
   corrupt(p, offset) {
     const b = this.get(p);
     if (!b || offset >= b.length) return false;
-    const fd = fs.openSync(this.#resolve(p), 'r+');
+    const fd = fs.openSync(this.#resolveLoose(p), 'r+');
     try {
       fs.writeSync(fd, Uint8Array.of(b[offset] ^ 0xff), 0, 1, offset);
     } finally {
@@ -255,7 +265,7 @@ export class FsStorage {
   }
   /** Shortens `p` to `len` bytes. */
   truncate(p, len) {
-    const full = this.#resolve(p);
+    const full = this.#resolveLoose(p);
     const st = fs.statSync(full, { throwIfNoEntry: false });
     if (st) fs.truncateSync(full, Math.min(len, st.size));
   }
