@@ -5,7 +5,7 @@
 // env = {
 //   Cache,                     the package's Cache class (opened with Cache.open)
 //   ManualClock,               the package's manual clock
-//   newStorage(): storage      fresh, empty storage with the inspection helpers
+//   newStorage(): storage|Promise  fresh, empty storage with the inspection helpers
 //                              get/put/corrupt/truncate/paths/tempCount (+ list/remove)
 //   settle?(): Promise         awaited after every step (OPFS applies its directory changes)
 //   hasher?                    optional hasher passed to Cache.open
@@ -127,7 +127,7 @@ const CODES = new Set([
 class Runner {
   constructor(env, config, startMs) {
     this.env = env;
-    this.storage = env.newStorage();
+    this.storage = null; // set by play(): env.newStorage() may be async (OPFS)
     this.clock = new env.ManualClock(startMs);
     this.config = config;
     this.cache = null;
@@ -499,6 +499,7 @@ export async function play(rel, scenario, env) {
   if (!Number.isSafeInteger(start) || start < 0) throw new Error('start_ms must be a non-negative integer');
   if (!Array.isArray(scenario.steps)) throw new Error('missing steps');
   const runner = new Runner(env, config, start);
+  runner.storage = await env.newStorage();
   try {
     try {
       runner.open();
