@@ -56,3 +56,24 @@ test('browser entry: async API over the Worker, typed errors, streams, reopen on
     assert.ok(log.length >= 9);
   });
 });
+
+test('the example page works when served from localhost', { skip, timeout: 120_000 }, async () => {
+  const server = await serve(0);
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`http://127.0.0.1:${server.address().port}/examples/browser/index.html`);
+    await page.waitForFunction(() => window.__done === true || document.body.dataset.failed, null, { timeout: 60_000 });
+    const text = await page.textContent('#out');
+    assert.deepEqual(errors, []);
+    assert.match(text, /stored sha256:[0-9a-f]{64}/);
+    assert.match(text, /"state":"fresh"/);
+    assert.match(text, /streamed 11 bytes back/);
+    assert.match(text, /NotFoundError \(not_found\)/);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});
