@@ -1,0 +1,56 @@
+// Types of the browser entry (`ocicache/browser`): the cache in a Worker, an async proxy here.
+import type {
+  Config, Resolution, OcicacheError, Manifest, Key, TagUpdate, TagMapping, TagHistoryEntry, Stats,
+  MetricsSnapshot, EntryInfo, DebugInfo, IntegrityReport, RepairReport, CleanupReport,
+  RecoveryReport, Kind, Bytes,
+} from './index.js';
+export * from './index.js';
+
+export class BrowserCache implements AsyncDisposable {
+  call(method: string, ...args: unknown[]): Promise<unknown>;
+  recovery(): Promise<RecoveryReport>;
+  putManifest(digest: string, data: Bytes, options?: { mediaType?: string }): Promise<string>;
+  getManifest(digest: string): Promise<Manifest>;
+  hasManifest(digest: string): Promise<boolean>;
+  deleteManifest(digest: string): Promise<boolean>;
+  manifestReferences(digest: string): Promise<Key[]>;
+  putBlob(data: Bytes, options?: { digest?: string }): Promise<string>;
+  putBlobStream(source: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options?: { digest?: string; size?: number }): Promise<string>;
+  getBlob(digest: string): Promise<Uint8Array>;
+  blobStream(digest: string, options?: { chunkSize?: number }): ReadableStream<Uint8Array>;
+  hasBlob(digest: string): Promise<boolean>;
+  deleteBlob(digest: string): Promise<boolean>;
+  pin(kind: Kind, digest: string): Promise<number>;
+  unpin(kind: Kind, digest: string): Promise<number>;
+  deleteEntry(kind: Kind, digest: string): Promise<boolean>;
+  hasEntry(kind: Kind, digest: string): Promise<boolean>;
+  putTag(reference: string, digest: string): Promise<TagUpdate>;
+  getTag(reference: string): Promise<TagMapping>;
+  hasTag(reference: string): Promise<boolean>;
+  resolveTag(reference: string): Promise<Resolution>;
+  resolveTags(references: string[]): Promise<Array<{ ok: Resolution } | { error: OcicacheError }>>;
+  resolveFailed(reference: string): Promise<string>;
+  detectMovement(reference: string, remoteDigest: string): Promise<boolean>;
+  invalidateTag(reference: string): Promise<boolean>;
+  deleteTag(reference: string): Promise<boolean>;
+  tagHistory(reference: string): Promise<TagHistoryEntry[]>;
+  tags(): Promise<TagMapping[]>;
+  stats(): Promise<Stats>;
+  metrics(): Promise<MetricsSnapshot>;
+  prometheus(): Promise<string>;
+  size(): Promise<number>;
+  contents(): Promise<EntryInfo[]>;
+  debugInfo(): Promise<DebugInfo>;
+  exportDebugJson(): Promise<string>;
+  checkIntegrity(): Promise<IntegrityReport>;
+  validateDigests(): Promise<{ valid: number; invalid: string[] }>;
+  repair(): Promise<RepairReport>;
+  clearExpired(): Promise<number>;
+  cleanup(): Promise<CleanupReport>;
+  clear(): Promise<void>;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+/** Opens a cache in a dedicated Worker, on OPFS (`directory`) or in memory. */
+export function openCache(options?: { directory?: string; memory?: boolean; config?: Partial<Config>; workerUrl?: string | URL }): Promise<BrowserCache>;

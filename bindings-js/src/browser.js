@@ -1,0 +1,158 @@
+// The browser entry of ocicache: the cache runs in a dedicated Worker on OPFS (src/worker.js);
+// this side is an async proxy with the same methods as the Node Cache, returning Promises.
+import { ERROR_CLASSES, OcicacheError } from './errors.js';
+
+export * from './errors.js';
+export { MemoryStorage } from './memory.js';
+export { ManualClock, systemClock } from './clock.js';
+
+function revive(e) {
+  const Cls = ERROR_CLASSES[e.code];
+  if (Cls) {
+    const err = new Cls(e.message, { details: e.details ?? {} });
+    if (e.storageKind) err.storageKind = e.storageKind;
+    return err;
+  }
+  const err = new Error(e.message);
+  err.name = e.name;
+  return err;
+}
+
+const METHODS = [
+  'putManifest', 'getManifest', 'hasManifest', 'deleteManifest', 'manifestReferences',
+  'putBlob', 'getBlob', 'hasBlob', 'deleteBlob', 'pin', 'unpin', 'deleteEntry', 'hasEntry',
+  'putTag', 'getTag', 'hasTag', 'resolveTag', 'resolveFailed', 'detectMovement',
+  'invalidateTag', 'deleteTag', 'tagHistory', 'tags', 'stats', 'metrics', 'prometheus', 'size',
+  'contents', 'debugInfo', 'exportDebugJson', 'checkIntegrity', 'validateDigests', 'repair',
+  'clearExpired', 'cleanup', 'clear', 'flush', 'recovery',
+];
+
+/** The cache, running in a Worker. Every method returns a Promise. */
+export class BrowserCache {
+  #worker;
+  #pending = new Map();
+  #next = 0;
+
+  constructor(worker) {
+    this.#worker = worker;
+    worker.onmessage = (event) => {
+      const { id, ok, result, error } = event.data;
+      const p = this.#pending.get(id);
+      if (!p) return;
+      this.#pending.delete(id);
+      if (ok) p.resolve(result);
+      else p.reject(revive(error));
+    };
+    worker.onerror = (event) => {
+      const err = new OcicacheError(`ocicache worker failed: ${event.message}`, { code: 'storage' });
+      for (const p of this.#pending.values()) p.reject(err);
+      this.#pending.clear();
+    };
+  }
+
+  /** Calls a method in the worker. */
+  call(method, ...args) {
+    const id = ++this.#next;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker.postMessage({ id, method, args });
+    });
+  }
+
+  /** Resolves each reference: `{ok: Resolution}` or `{error: OcicacheError}`, in order. */
+  async resolveTags(references) {
+    const items = await this.call('resolveTags', references);
+    return items.map((r) => ('ok' in r ? r : { error: revive(r.error) }));
+  }
+
+  /** Stores a blob from a ReadableStream or (async) iterable of Uint8Array chunks. */
+  async putBlobStream(source, options = {}) {
+    const h = await this.call('beginBlob', options);
+    try {
+      const it = typeof source?.getReader === 'function' && !source[Symbol.asyncIterator]
+        ? iterate(source)
+        : source;
+      for await (const chunk of it) await this.call('writeBlob', h, chunk);
+      return await this.call('commitBlob', h);
+    } catch (e) {
+      await this.call('abortBlob', h).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** A blob as a ReadableStream of verified chunks. */
+  blobStream(digest, { chunkSize = 1 << 20 } = {}) {
+    let handle = null;
+    const self = this;
+    return new ReadableStream({
+      async start() {
+        [handle] = await self.call('openBlob', digest);
+      },
+      async pull(controller) {
+        try {
+          const chunk = await self.call('readBlob', handle, chunkSize);
+          if (chunk.length === 0) {
+            await self.call('closeBlob', handle);
+            controller.close();
+          } else {
+            controller.enqueue(chunk);
+          }
+        } catch (e) {
+          await self.call('closeBlob', handle).catch(() => {});
+          controller.error(e);
+        }
+      },
+      async cancel() {
+        await self.call('closeBlob', handle);
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  /** Closes the cache (clean shutdown) and terminates the worker. */
+  async close() {
+    try {
+      await this.call('close');
+    } finally {
+      this.#worker.terminate();
+    }
+  }
+
+  async [Symbol.asyncDispose ?? Symbol.for('Symbol.asyncDispose')]() {
+    await this.close();
+  }
+}
+
+for (const m of METHODS) {
+  BrowserCache.prototype[m] = function (...args) {
+    return this.call(m, ...args);
+  };
+}
+
+async function* iterate(stream) {
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/**
+ * Opens a cache in a dedicated Worker: on OPFS in `directory` (default "ocicache"), or in memory
+ * with `memory: true`.
+ */
+export async function openCache({ directory = 'ocicache', memory = false, config = {}, workerUrl } = {}) {
+  const worker = new Worker(workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
+  const cache = new BrowserCache(worker);
+  try {
+    await cache.call('open', { directory, memory, config });
+  } catch (e) {
+    worker.terminate();
+    throw e;
+  }
+  return cache;
+}

@@ -1,0 +1,294 @@
+// Durable storage over a directory, with node:fs: temps are written in `tmp/`, committed with
+// fsync + rename + fsync of the directory; appends are fsynced. Byte-compatible with the
+// native host's directories (docs/FORMAT.md), including the `tmp/` temp area.
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { checkPath } from './paths.js';
+
+const TEMP_DIR = 'tmp';
+const MAX_READ_FDS = 64;
+let tempCounter = 0;
+
+function fsyncDir(dir) {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function writeAll(fd, data, position) {
+  let off = 0;
+  while (off < data.length) {
+    const n = fs.writeSync(fd, data, off, data.length - off, position === null ? null : position + off);
+    if (n <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
+    off += n;
+  }
+}
+
+/** The cache's storage over a directory of the real filesystem (Node). */
+export class FsStorage {
+  /** The cache directory. */
+  root;
+  #tmp;
+  #temps = new Map();
+  #nextTemp = 0;
+  #appendFds = new Map();
+  #readFds = new Map();
+
+  /** Uses `root` as the cache directory, creating it (and `root/tmp`) if missing. */
+  constructor(root) {
+    this.root = path.resolve(root);
+    this.#tmp = path.join(this.root, TEMP_DIR);
+    fs.mkdirSync(this.#tmp, { recursive: true });
+  }
+
+  #resolve(p) {
+    checkPath(p);
+    return path.join(this.root, ...p.split('/'));
+  }
+
+  /** For the inspection helpers: confined, but may name the host's own files (`tmp/…`). */
+  #resolveLoose(p) {
+    if (typeof p !== 'string' || p.split('/').some((c) => !/^[A-Za-z0-9._-]+$/.test(c) || c === '.' || c === '..')) {
+      throw Object.assign(new Error(`invalid path: ${p}`), { code: 'EINVALIDPATH' });
+    }
+    return path.join(this.root, ...p.split('/'));
+  }
+
+  /** Creates the parent directories of `full`, fsyncing each directory that gained one. */
+  #ensureParent(full) {
+    const parent = path.dirname(full);
+    if (fs.existsSync(parent)) return;
+    this.#ensureParent(parent);
+    try {
+      fs.mkdirSync(parent);
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+      return;
+    }
+    fsyncDir(path.dirname(parent));
+  }
+
+  #forget(p) {
+    for (const map of [this.#appendFds, this.#readFds]) {
+      const fd = map.get(p);
+      if (fd !== undefined) {
+        map.delete(p);
+        try {
+          fs.closeSync(fd);
+        } catch {
+          // already closed
+        }
+      }
+    }
+  }
+
+  createTemp(_sizeHint) {
+    for (let attempt = 0; ; attempt++) {
+      const name = `${process.pid}-${tempCounter++}-${randomBytes(4).toString('hex')}.tmp`;
+      const full = path.join(this.#tmp, name);
+      try {
+        const fd = fs.openSync(full, 'wx');
+        const id = ++this.#nextTemp;
+        this.#temps.set(id, { fd, full, pos: 0 });
+        return id;
+      } catch (e) {
+        if (attempt >= 16) throw e;
+        if (e.code === 'ENOENT') fs.mkdirSync(this.#tmp, { recursive: true });
+        else if (e.code !== 'EEXIST') throw e;
+      }
+    }
+  }
+
+  #temp(id) {
+    const t = this.#temps.get(id);
+    if (!t) throw Object.assign(new Error(`no such temp ${id}`), { code: 'ENOENT' });
+    return t;
+  }
+
+  writeTemp(id, data) {
+    const t = this.#temp(id);
+    writeAll(t.fd, data, t.pos);
+    t.pos += data.length;
+  }
+
+  commitTemp(id, p) {
+    const t = this.#temp(id);
+    this.#temps.delete(id);
+    try {
+      const full = this.#resolve(p);
+      fs.fsyncSync(t.fd);
+      fs.closeSync(t.fd);
+      t.fd = -1;
+      this.#ensureParent(full);
+      this.#forget(p);
+      fs.renameSync(t.full, full);
+      fsyncDir(path.dirname(full));
+    } catch (e) {
+      if (t.fd >= 0) fs.closeSync(t.fd);
+      try {
+        fs.unlinkSync(t.full);
+      } catch {
+        // renamed or gone
+      }
+      throw e;
+    }
+  }
+
+  abortTemp(id) {
+    const t = this.#temps.get(id);
+    if (!t) return;
+    this.#temps.delete(id);
+    fs.closeSync(t.fd);
+    try {
+      fs.unlinkSync(t.full);
+    } catch (e) {
+      if (e.code !== 'ENOENT') throw e;
+    }
+  }
+
+  append(p, data) {
+    let fd = this.#appendFds.get(p);
+    if (fd === undefined) {
+      const full = this.#resolve(p);
+      this.#ensureParent(full);
+      const existed = fs.existsSync(full);
+      fd = fs.openSync(full, 'a');
+      this.#appendFds.set(p, fd);
+      if (!existed) fsyncDir(path.dirname(full));
+    }
+    writeAll(fd, data, null);
+    fs.fdatasyncSync(fd);
+  }
+
+  readAt(p, offset, buf) {
+    let fd = this.#readFds.get(p);
+    if (fd === undefined) {
+      fd = fs.openSync(this.#resolve(p), 'r');
+      if (this.#readFds.size >= MAX_READ_FDS) {
+        const [oldest, oldFd] = this.#readFds.entries().next().value;
+        this.#readFds.delete(oldest);
+        fs.closeSync(oldFd);
+      }
+      this.#readFds.set(p, fd);
+    }
+    return fs.readSync(fd, buf, 0, buf.length, offset);
+  }
+
+  size(p) {
+    const st = fs.statSync(this.#resolve(p), { throwIfNoEntry: false });
+    return st && st.isFile() ? st.size : null;
+  }
+
+  list(dir) {
+    const parts = dir.replace(/\/+$/, '');
+    try {
+      return fs.readdirSync(this.#resolve(parts)).sort();
+    } catch (e) {
+      if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return [];
+      throw e;
+    }
+  }
+
+  remove(p) {
+    const full = this.#resolve(p);
+    this.#forget(p);
+    try {
+      fs.unlinkSync(full);
+    } catch (e) {
+      if (e.code !== 'ENOENT') throw e;
+    }
+  }
+
+  clearTemps() {
+    // Called when a cache opens: every temp is a leftover (of a crashed process, or of a
+    // cache abandoned in this one), since one storage serves one cache at a time.
+    for (const t of this.#temps.values()) fs.closeSync(t.fd);
+    this.#temps.clear();
+    let names;
+    try {
+      names = fs.readdirSync(this.#tmp);
+    } catch (e) {
+      if (e.code === 'ENOENT') return 0;
+      throw e;
+    }
+    let removed = 0;
+    for (const name of names) {
+      try {
+        fs.unlinkSync(path.join(this.#tmp, name));
+        removed++;
+      } catch (e) {
+        if (e.code !== 'ENOENT' && e.code !== 'EISDIR' && e.code !== 'EPERM') throw e;
+      }
+    }
+    if (removed > 0) fsyncDir(this.#tmp);
+    return removed;
+  }
+
+  /** Closes every file descriptor (open temps are discarded). */
+  close() {
+    for (const id of [...this.#temps.keys()]) this.abortTemp(id);
+    for (const p of [...this.#appendFds.keys(), ...this.#readFds.keys()]) this.#forget(p);
+  }
+
+  // ----- inspection helpers (tests, debugging; not used by the cache) -----
+
+  /** A copy of the object at `p`, or null. */
+  get(p) {
+    try {
+      return new Uint8Array(fs.readFileSync(this.#resolveLoose(p)));
+    } catch (e) {
+      if (e.code === 'ENOENT') return null;
+      throw e;
+    }
+  }
+  /** Writes `p` directly (in place if it exists), bypassing temps. */
+  put(p, data) {
+    const full = this.#resolveLoose(p);
+    this.#ensureParent(full);
+    fs.writeFileSync(full, data);
+  }
+  /** Flips every bit of the byte at `offset`; false if there is no such byte. */
+  corrupt(p, offset) {
+    const b = this.get(p);
+    if (!b || offset >= b.length) return false;
+    const fd = fs.openSync(this.#resolveLoose(p), 'r+');
+    try {
+      fs.writeSync(fd, Uint8Array.of(b[offset] ^ 0xff), 0, 1, offset);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return true;
+  }
+  /** Shortens `p` to `len` bytes. */
+  truncate(p, len) {
+    const full = this.#resolveLoose(p);
+    const st = fs.statSync(full, { throwIfNoEntry: false });
+    if (st) fs.truncateSync(full, Math.min(len, st.size));
+  }
+  /** Every object path under the root (temps excluded), sorted. */
+  paths() {
+    const out = [];
+    const walk = (dir, rel) => {
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        if (rel === '' && e.name === TEMP_DIR) continue;
+        const r = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isDirectory()) walk(path.join(dir, e.name), r);
+        else out.push(r);
+      }
+    };
+    walk(this.root, '');
+    return out.sort();
+  }
+  /** Temp files present (open writes and abandoned ones). */
+  tempCount() {
+    try {
+      return fs.readdirSync(this.#tmp).length;
+    } catch {
+      return 0;
+    }
+  }
+}

@@ -1,0 +1,222 @@
+// Types of the ocicache package (Node entry `ocicache`, plus `ocicache/memory`, `ocicache/errors`).
+// Result shapes are the core's serde forms (tests/scenarios/README.md, "Result shapes").
+
+export type Kind = 'manifest' | 'blob';
+export type ErrorCode =
+  | 'not_found' | 'expired' | 'corrupted' | 'full' | 'invalidated' | 'invalid_digest'
+  | 'invalid_reference' | 'digest_mismatch' | 'size_mismatch' | 'invalid_manifest' | 'too_large'
+  | 'invalid_argument' | 'invalid_config' | 'storage';
+
+/** Base class of every error the cache throws; `code` is stable. */
+export class OcicacheError extends Error {
+  constructor(message: string, options?: { code?: ErrorCode; details?: Record<string, unknown>; cause?: unknown });
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown>;
+}
+export class NotFoundError extends OcicacheError { readonly code: 'not_found'; }
+export class ExpiredError extends OcicacheError { readonly code: 'expired'; }
+export class CorruptedError extends OcicacheError { readonly code: 'corrupted'; }
+export class FullError extends OcicacheError { readonly code: 'full'; }
+export class InvalidatedError extends OcicacheError { readonly code: 'invalidated'; }
+export class InvalidDigestError extends OcicacheError { readonly code: 'invalid_digest'; }
+export class InvalidReferenceError extends OcicacheError { readonly code: 'invalid_reference'; }
+export class DigestMismatchError extends OcicacheError { readonly code: 'digest_mismatch'; }
+export class SizeMismatchError extends OcicacheError { readonly code: 'size_mismatch'; }
+export class InvalidManifestError extends OcicacheError { readonly code: 'invalid_manifest'; }
+export class TooLargeError extends OcicacheError { readonly code: 'too_large'; }
+export class InvalidArgumentError extends OcicacheError { readonly code: 'invalid_argument'; }
+export class InvalidConfigError extends OcicacheError { readonly code: 'invalid_config'; }
+/** The host's storage failed; nothing committed changed. `cause` is what the storage threw. */
+export class StorageError extends OcicacheError {
+  readonly code: 'storage';
+  readonly storageKind: 'not_found' | 'no_space' | 'invalid_path' | 'io';
+}
+export const ERROR_CLASSES: Readonly<Record<ErrorCode, typeof OcicacheError>>;
+/** An error for storage implementations to throw with an explicit kind. */
+export function storageFailure(kind: 'not_found' | 'no_space' | 'invalid_path' | 'io', message: string): Error;
+
+/**
+ * Storage a host lends the cache: synchronous methods mirroring the WIT `storage` interface.
+ * `data` and `buf` arguments are views of wasm memory, valid only during the call.
+ * Throw `code` ENOENT/ENOSPC/EDQUOT, a `QuotaExceededError`, or `storageFailure(...)`.
+ */
+export interface Storage {
+  createTemp(sizeHint?: number): number;
+  writeTemp(id: number, data: Uint8Array): void;
+  /** Atomically and durably makes the temp the content of `path`; the temp is gone either way. */
+  commitTemp(id: number, path: string): void;
+  abortTemp(id: number): void;
+  /** Durable append, creating `path` if needed. */
+  append(path: string, data: Uint8Array): void;
+  /** Fills `buf` from `offset`; returns the bytes read (0 at the end). */
+  readAt(path: string, offset: number, buf: Uint8Array): number;
+  size(path: string): number | null;
+  list(dir: string): string[];
+  remove(path: string): void;
+  clearTemps(): number;
+}
+/** Inspection helpers offered by the package's storages (tests, debugging). */
+export interface InspectableStorage extends Storage {
+  get(path: string): Uint8Array | null;
+  put(path: string, data: Uint8Array): void;
+  corrupt(path: string, offset: number): boolean;
+  truncate(path: string, len: number): void;
+  paths(): string[];
+  tempCount(): number;
+}
+export class MemoryStorage implements InspectableStorage {
+  createTemp(sizeHint?: number): number; writeTemp(id: number, data: Uint8Array): void;
+  commitTemp(id: number, path: string): void; abortTemp(id: number): void;
+  append(path: string, data: Uint8Array): void; readAt(path: string, offset: number, buf: Uint8Array): number;
+  size(path: string): number | null; list(dir: string): string[]; remove(path: string): void; clearTemps(): number;
+  get(path: string): Uint8Array | null; put(path: string, data: Uint8Array): void;
+  corrupt(path: string, offset: number): boolean; truncate(path: string, len: number): void;
+  paths(): string[]; tempCount(): number;
+}
+/** Durable node:fs storage over a directory (byte-compatible with the native CLI's). */
+export class FsStorage extends MemoryStorage {
+  constructor(root: string);
+  readonly root: string;
+  close(): void;
+}
+
+export interface Clock { nowMillis(): number; monotonicNanos(): number; }
+export const systemClock: Clock;
+export class ManualClock implements Clock {
+  constructor(startMs?: number);
+  nowMillis(): number; monotonicNanos(): number;
+  advance(ms: number): void; set(ms: number): void;
+}
+/** A running hash (Node's `crypto.Hash` is one). */
+export interface HashState { update(data: Uint8Array): unknown; digest(): Uint8Array; }
+/** Hash provider: `start` returns a state, or null to use the core's built-in SHA-2. */
+export interface Hasher { start(algorithm: 'sha256' | 'sha384' | 'sha512'): HashState | null; }
+export const nodeHasher: Hasher;
+export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields: Record<string, string>) => void;
+
+export type Policy = 'lru' | 'size' | 'ttl' | 'expired' | { composite: Array<[number, Policy]> };
+export interface Config {
+  max_bytes: number; high_watermark_percent: number; low_watermark_percent: number;
+  default_ttl_ms: number; manifest_ttl_ms: number | null; blob_ttl_ms: number | null;
+  tag_ttl_ms: number; sliding_ttl: boolean; max_tag_history: number; max_manifest_bytes: number;
+  stale_if_error: boolean; verify_reads: boolean; eviction: Policy; compaction_min_records: number;
+}
+export interface OpenOptions {
+  storage: Storage; clock?: Clock; config?: Partial<Config>; hasher?: Hasher | null; log?: LogFn;
+}
+
+export interface Key { kind: Kind; digest: string; }
+export interface Manifest { digest: string; mediaType: string; bytes: Uint8Array; text: string; }
+export type Resolution = { state: 'fresh' | 'stale'; digest: string } | { state: 'unknown' };
+export interface TagUpdate { previous: string | null; moved: boolean; }
+export interface TagHistoryEntry { digest: string; changed_at: number; }
+export interface TagMapping {
+  reference: string; digest: string; created_at: number; updated_at: number; validated_at: number;
+  fresh_until: number | null; invalidated: boolean; access_count: number; history: TagHistoryEntry[];
+}
+export interface EntryInfo {
+  kind: Kind; digest: string; size: number; created_at: number; accessed_at: number;
+  expires_at: number | null; expired: boolean; access_count: number; pins: number; referrers: number;
+  media_type: string | null; quarantined: boolean;
+}
+export interface Stats {
+  total_entries: number; manifests: number; blobs: number; tags: number; expired_entries: number;
+  pinned_entries: number; quarantined_entries: number; total_size_bytes: number; max_size_bytes: number;
+  hit_rate: number; total_evictions: number; total_errors: number; last_compaction: number | null;
+  average_access_count: number;
+}
+/** Every field of the core's MetricsSnapshot (see tests/scenarios/README.md). */
+export type MetricsSnapshot = Record<string, number | null>;
+export interface IntegrityIssue { what: string; detail: string; }
+export interface IntegrityReport {
+  checked: number; valid: number; corrupted: IntegrityIssue[]; missing: IntegrityIssue[];
+  quarantined: IntegrityIssue[]; unindexed: IntegrityIssue[]; healthy: boolean;
+}
+export interface RepairReport {
+  before: IntegrityReport; removed_corrupted: number; removed_missing: number; adopted: number;
+  removed_unindexed: number; temps_removed: number;
+}
+export interface CleanupReport { expired_removed: number; evicted: number; bytes_freed: number; compacted: boolean; }
+export interface RecoveryReport {
+  snapshot_generation: number | null; snapshot_damaged: boolean; journal_records: number; torn_tail: boolean;
+  stale_journals_removed: number; temps_removed: number; orphans_adopted: number; orphans_removed: number;
+  missing_dropped: number; evicted: number; compacted: boolean; [more: string]: unknown;
+}
+export interface DebugInfo {
+  config: Config; policy: string; stats: Stats; metrics: MetricsSnapshot; journal_generation: number;
+  journal_records: number; recovery: RecoveryReport;
+}
+export type Bytes = Uint8Array | string;
+
+export class BlobWriter implements Disposable {
+  write(chunk: Uint8Array): void;
+  readonly written: number;
+  commit(): string;
+  abort(): void;
+  [Symbol.dispose](): void;
+}
+export class BlobReader implements Disposable, Iterable<Uint8Array> {
+  readonly size: number;
+  read(max?: number): Uint8Array;
+  close(): void;
+  [Symbol.iterator](): Iterator<Uint8Array>;
+  [Symbol.dispose](): void;
+}
+
+/** An OCI artifact cache (synchronous; in browsers it lives in a Worker, see `ocicache/browser`). */
+export class Cache implements Disposable {
+  static open(options: OpenOptions): Cache;
+  readonly storage: Storage;
+  readonly isOpen: boolean;
+  readonly config: Config;
+  recovery(): RecoveryReport;
+  putManifest(digest: string, data: Bytes, options?: { mediaType?: string }): string;
+  getManifest(digest: string): Manifest;
+  hasManifest(digest: string): boolean;
+  deleteManifest(digest: string): boolean;
+  manifestReferences(digest: string): Key[];
+  putBlob(data: Bytes, options?: { digest?: string }): string;
+  beginBlob(options?: { digest?: string; size?: number | bigint }): BlobWriter;
+  putBlobStream(source: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options?: { digest?: string; size?: number | bigint }): Promise<string>;
+  getBlob(digest: string): Uint8Array;
+  openBlob(digest: string): BlobReader;
+  blobStream(digest: string, options?: { chunkSize?: number }): ReadableStream<Uint8Array>;
+  /** Node only: the blob as a Node Readable. */
+  blobReadable(digest: string, options?: { chunkSize?: number }): import('node:stream').Readable;
+  hasBlob(digest: string): boolean;
+  deleteBlob(digest: string): boolean;
+  pin(kind: Kind, digest: string): number;
+  unpin(kind: Kind, digest: string): number;
+  deleteEntry(kind: Kind, digest: string): boolean;
+  hasEntry(kind: Kind, digest: string): boolean;
+  putTag(reference: string, digest: string): TagUpdate;
+  getTag(reference: string): TagMapping;
+  hasTag(reference: string): boolean;
+  resolveTag(reference: string): Resolution;
+  resolveTags(references: string[]): Array<{ ok: Resolution } | { error: OcicacheError }>;
+  resolveFailed(reference: string): string;
+  detectMovement(reference: string, remoteDigest: string): boolean;
+  invalidateTag(reference: string): boolean;
+  deleteTag(reference: string): boolean;
+  tagHistory(reference: string): TagHistoryEntry[];
+  tags(): TagMapping[];
+  stats(): Stats;
+  metrics(): MetricsSnapshot;
+  prometheus(): string;
+  size(): number;
+  contents(): EntryInfo[];
+  debugInfo(): DebugInfo;
+  exportDebugJson(): string;
+  checkIntegrity(): IntegrityReport;
+  validateDigests(): { valid: number; invalid: string[] };
+  repair(): RepairReport;
+  clearExpired(): number;
+  cleanup(): CleanupReport;
+  clear(): void;
+  flush(): void;
+  close(): void;
+  abandon(): void;
+  [Symbol.dispose](): void;
+}
+/** Opens (creating if needed) a cache directory on the filesystem (Node). */
+export function openCache(dir: string, options?: Omit<OpenOptions, 'storage'>): Cache;
