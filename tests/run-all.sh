@@ -2,8 +2,9 @@
 # Runs every test of the project: the README's test command, and what .ci/run calls.
 #   bash tests/run-all.sh
 # Format, lints (including the core's purity rules in core/clippy.toml), docs, then every test:
-# unit tests, doctests, seed-lesson tests, property tests, crash enumeration and the
-# conformance scenarios under tests/scenarios.
+# unit tests, doctests, seed-lesson tests, property tests, crash enumeration, the conformance
+# scenarios under tests/scenarios (native core, component in wasmtime, Node, Chromium), the
+# CLI's real-process tests, and the npm package's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,3 +24,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 step "tests"
 cargo test --workspace --locked
+
+# The npm package: wasm-bindgen build, node --test (conformance in Node over memory and node:fs,
+# hostile input, storage failures, interop with the CLI just built), the same scenarios in headless
+# Chromium on OPFS, and an npm pack + install smoke test. Installs what it needs.
+step "npm package (bindings-js/scripts/test.sh)"
+OCICACHE_BIN="$PWD/target/debug/ocicache" bash bindings-js/scripts/test.sh

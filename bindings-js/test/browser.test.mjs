@@ -20,6 +20,8 @@ else {
   }
 }
 if (skip) console.log(`# SKIP browser tests: ${skip}`);
+// In CI nothing may skip: a missing prerequisite is a failure there.
+if (skip && process.env.CI) throw new Error(`browser tests cannot run in CI: ${skip}`);
 
 async function withPage(path, f) {
   const server = await serve(0);

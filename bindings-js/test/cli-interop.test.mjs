@@ -15,6 +15,8 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const BIN = process.env.OCICACHE_BIN || path.join(REPO, 'target/debug/ocicache');
 const skip = fs.existsSync(BIN) ? false : `the ocicache CLI is not built (${BIN}); set OCICACHE_BIN or build host-native`;
 if (skip) console.log(`# SKIP CLI interop: ${skip}`);
+// In CI nothing may skip: a missing prerequisite is a failure there.
+if (skip && process.env.CI) throw new Error(`CLI interop cannot run in CI: ${skip}`);
 
 const cli = (dir, ...args) => execFileSync(BIN, ['--dir', dir, ...args], { maxBuffer: 64 << 20 });
 const cliJson = (dir, ...args) => JSON.parse(cli(dir, '--json', ...args).toString());
