@@ -102,8 +102,11 @@ impl Target for ocicache_core::Cache {
 }
 
 fn sha256(data: &[u8]) -> Digest {
-    Digest::from_raw(ocicache_core::Algorithm::Sha256, &sha2::Sha256::digest(data))
-        .expect("32 bytes")
+    Digest::from_raw(
+        ocicache_core::Algorithm::Sha256,
+        &sha2::Sha256::digest(data),
+    )
+    .expect("32 bytes")
 }
 
 /// Distinct content number `n`, per family.
@@ -130,9 +133,12 @@ impl Content {
     }
 }
 
+/// What criterion handed each `iter_custom` call, by (operation, setting/engine).
+type Runs = BTreeMap<(String, String), Vec<(u64, Duration)>>;
+
 #[derive(Default)]
 struct Recorder {
-    runs: RefCell<BTreeMap<(String, String), Vec<(u64, Duration)>>>,
+    runs: RefCell<Runs>,
 }
 
 impl Recorder {
@@ -204,7 +210,9 @@ fn bench_target(
     let content = RefCell::new(content);
     g.bench_function("manifest_put", |b| {
         b.iter_custom(|iters| {
-            let items: Vec<_> = (0..iters).map(|_| content.borrow_mut().manifest()).collect();
+            let items: Vec<_> = (0..iters)
+                .map(|_| content.borrow_mut().manifest())
+                .collect();
             let mut t = target.borrow_mut();
             let start = Instant::now();
             for (d, body) in &items {
