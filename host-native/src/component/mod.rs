@@ -44,8 +44,8 @@ pub const COMPONENT_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ocic
 /// entries (about 250 bytes each) plus streaming buffers.
 pub const DEFAULT_MEMORY_LIMIT: usize = 2 << 30;
 
-/// The largest piece of a blob chunk handed to the guest in one call (see
-/// [`ComponentCache::write_blob`]).
+/// The largest piece of a blob handed to or asked of the guest in one call (see
+/// [`ComponentCache::write_blob`], [`ComponentCache::read_blob`]).
 pub const GUEST_CHUNK: usize = 256 << 10;
 
 /// How the component is run.
@@ -437,7 +437,10 @@ impl ComponentCache {
                 )));
             }
         };
-        let max = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        // Pieces of at most `GUEST_CHUNK` bytes, as for writes: each is copied from the host's
+        // storage into guest memory, hashed from there and copied back out, and a piece that
+        // stays in the CPU's cache between those passes is cheaper to move.
+        let max = u32::try_from(buf.len().min(GUEST_CHUNK)).unwrap_or(u32::MAX);
         let chunk = self.call(|g, s, _| g.blob_reader().call_read(s, r, max))?;
         let n = chunk.len().min(buf.len());
         buf[..n].copy_from_slice(&chunk[..n]);
