@@ -44,6 +44,10 @@ pub const COMPONENT_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ocic
 /// entries (about 250 bytes each) plus streaming buffers.
 pub const DEFAULT_MEMORY_LIMIT: usize = 2 << 30;
 
+/// The largest piece of a blob handed to or asked of the guest in one call (see
+/// [`ComponentCache::write_blob`], [`ComponentCache::read_blob`]).
+pub const GUEST_CHUNK: usize = 256 << 10;
+
 /// How the component is run.
 #[derive(Debug, Clone, Copy)]
 pub struct ComponentOptions {
@@ -82,6 +86,8 @@ fn runtime() -> Result<&'static Runtime> {
                 |s| s,
             )
             .map_err(|e| format!("linking the component's imports: {e:#}"))?;
+            imports::add_fast_imports(&mut linker)
+                .map_err(|e| format!("linking the component's fast imports: {e:#}"))?;
             let pre = linker
                 .instantiate_pre(&component.clone())
                 .and_then(bindings::OcicachePre::new)
@@ -359,9 +365,20 @@ impl ComponentCache {
     }
 
     /// Writes a chunk. A failed write finishes the writer.
+    ///
+    /// The chunk crosses into the guest in pieces of at most [`GUEST_CHUNK`] bytes: each piece
+    /// is copied into guest memory, then read from there by the host's storage and hasher, and
+    /// a piece that stays in the CPU's cache between those passes makes a 1 GiB ingest about
+    /// 10 % faster than 1 MiB pieces do (`benches/ingest.rs`).
     pub fn write_blob(&mut self, handle: u32, chunk: &[u8]) -> Result<()> {
         let w = self.writer(handle)?;
-        let result = self.call(|g, s, _| g.blob_writer().call_write(s, w, chunk));
+        let mut result = Ok(());
+        for piece in chunk.chunks(GUEST_CHUNK) {
+            result = self.call(|g, s, _| g.blob_writer().call_write(s, w, piece));
+            if result.is_err() {
+                break;
+            }
+        }
         if result.is_err() {
             self.abort_blob(handle);
         }
@@ -420,7 +437,10 @@ impl ComponentCache {
                 )));
             }
         };
-        let max = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        // Pieces of at most `GUEST_CHUNK` bytes, as for writes: each is copied from the host's
+        // storage into guest memory, hashed from there and copied back out, and a piece that
+        // stays in the CPU's cache between those passes is cheaper to move.
+        let max = u32::try_from(buf.len().min(GUEST_CHUNK)).unwrap_or(u32::MAX);
         let chunk = self.call(|g, s, _| g.blob_reader().call_read(s, r, max))?;
         let n = chunk.len().min(buf.len());
         buf[..n].copy_from_slice(&chunk[..n]);
