@@ -1,6 +1,7 @@
 // The browser entry of ocicache: the cache runs in a dedicated Worker on OPFS (src/worker.js);
 // this side is an async proxy with the same methods as the Node Cache, returning Promises.
 import { ERROR_CLASSES, OcicacheError } from './errors.js';
+import { iterateStream } from './streams.js';
 
 export * from './errors.js';
 export { MemoryStorage } from './memory.js';
@@ -70,7 +71,7 @@ export class BrowserCache {
     const h = await this.call('beginBlob', options);
     try {
       const it = typeof source?.getReader === 'function' && !source[Symbol.asyncIterator]
-        ? iterate(source)
+        ? iterateStream(source)
         : source;
       for await (const chunk of it) await this.call('writeBlob', h, chunk);
       return await this.call('commitBlob', h);
@@ -128,18 +129,6 @@ for (const m of METHODS) {
   };
 }
 
-async function* iterate(stream) {
-  const reader = stream.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      yield value;
-    }
-  } finally {
-    reader.releaseLock();
-  }
-}
 
 /**
  * Opens a cache in a dedicated Worker: on OPFS in `directory` (default "ocicache"), or in memory

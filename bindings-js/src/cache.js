@@ -9,6 +9,7 @@ import {
   InvalidReferenceError,
 } from './errors.js';
 import { systemClock } from './clock.js';
+import { iterateStream } from './streams.js';
 
 let ready = false;
 
@@ -297,7 +298,7 @@ export class Cache {
     const writer = this.beginBlob(options);
     try {
       const iterable = source && typeof source.getReader === 'function' && !source[Symbol.asyncIterator]
-        ? readableToIterable(source)
+        ? iterateStream(source)
         : source;
       if (!iterable || (typeof iterable[Symbol.asyncIterator] !== 'function' && typeof iterable[Symbol.iterator] !== 'function')) {
         throw new InvalidArgumentError('source must be a ReadableStream or an (async) iterable of Uint8Array');
@@ -484,15 +485,3 @@ export class Cache {
   }
 }
 
-async function* readableToIterable(stream) {
-  const reader = stream.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      yield value;
-    }
-  } finally {
-    reader.releaseLock();
-  }
-}

@@ -1,5 +1,5 @@
 // In-memory storage: for tests and ephemeral caches (and the browser without OPFS).
-import { checkPath } from './paths.js';
+import { checkPath, childNames } from './paths.js';
 import { storageFailure } from './errors.js';
 
 class Growable {
@@ -86,12 +86,7 @@ export class MemoryStorage {
     return f ? f.len : null;
   }
   list(dir) {
-    const prefix = dir.replace(/\/+$/, '') + '/';
-    const names = new Set();
-    for (const p of this.#files.keys()) {
-      if (p.startsWith(prefix)) names.add(p.slice(prefix.length).split('/')[0]);
-    }
-    return [...names].sort();
+    return childNames(this.#files.keys(), dir);
   }
   remove(path) {
     this.#files.delete(path);

@@ -10,7 +10,7 @@
 // answers. A crash before `settle()` ends leaves a prefix of those changes applied — the same
 // states as a crash between two storage calls, which the core's recovery handles
 // (docs/FORMAT.md) — and the operation never reported success.
-import { checkPath } from './paths.js';
+import { checkPath, childNames } from './paths.js';
 import { storageFailure } from './errors.js';
 
 const POOL = 8;
@@ -212,12 +212,7 @@ export class OpfsStorage {
     return this.#files.get(path)?.size ?? null;
   }
   list(dir) {
-    const prefix = dir.replace(/\/+$/, '') + '/';
-    const names = new Set();
-    for (const p of this.#files.keys()) {
-      if (p.startsWith(prefix)) names.add(p.slice(prefix.length).split('/')[0]);
-    }
-    return [...names].sort();
+    return childNames(this.#files.keys(), dir);
   }
   remove(path) {
     const e = this.#files.get(path);

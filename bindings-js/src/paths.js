@@ -24,3 +24,16 @@ export function checkPath(path) {
   }
   return parts;
 }
+
+/**
+ * The names directly inside `dir` among a storage's object paths (what `Storage.list` answers:
+ * files, and directories holding any), sorted.
+ */
+export function childNames(paths, dir) {
+  const prefix = dir.replace(/\/+$/, '') + '/';
+  const names = new Set();
+  for (const p of paths) {
+    if (p.startsWith(prefix)) names.add(p.slice(prefix.length).split('/')[0]);
+  }
+  return [...names].sort();
+}
