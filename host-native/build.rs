@@ -9,7 +9,7 @@
 
 use std::env;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 const GUEST: &str = "ocicache-component";
 const TARGET: &str = "wasm32-unknown-unknown";
@@ -92,7 +92,9 @@ fn build_guest(root: &Path, target_dir: &Path) {
             cmd.env_remove(key);
         }
     }
+    // Not the outer build's stdin: cargo probes rustc with `rustc -`, which would read it.
     let status = cmd
+        .stdin(Stdio::null())
         .status()
         .unwrap_or_else(|e| panic!("running cargo for the guest: {e}"));
     if !status.success() {
