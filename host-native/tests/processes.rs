@@ -280,3 +280,69 @@ fn a_temp_of_a_live_writer_survives_another_process() {
     );
     verify_healthy(&dir);
 }
+
+#[test]
+fn blob_get_into_a_fifo_or_through_a_symlink_keeps_what_the_path_is() {
+    use std::os::unix::fs::FileTypeExt;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("cache");
+    let data = pattern(77, 300_000);
+    let file = work.path().join("in");
+    std::fs::write(&file, &data).unwrap();
+    let (code, out, err) = outcome(&run(&dir, &["blob", "put", file.to_str().unwrap()]));
+    assert_eq!(code, 0, "{err}");
+    let digest = out.trim().to_owned();
+
+    // A FIFO (as `-o /dev/null` is a device): written in place, never replaced by a file.
+    let fifo = work.path().join("pipe");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let fifo = fifo.clone();
+        // If the FIFO were replaced, this reader would wait forever: the test fails on a
+        // timeout instead.
+        std::thread::spawn(move || tx.send(std::fs::read(fifo).unwrap()));
+    }
+    let (code, _, err) = outcome(&run(
+        &dir,
+        &["blob", "get", &digest, "-o", fifo.to_str().unwrap()],
+    ));
+    assert_eq!(code, 0, "{err}");
+    let got = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the FIFO's reader got the blob");
+    assert_eq!(got, data);
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo(),
+        "the FIFO must still be a FIFO"
+    );
+
+    // A symbolic link to a file: the link stays, its target gets the bytes.
+    let target = work.path().join("target");
+    std::fs::write(&target, b"old").unwrap();
+    let link = work.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let (code, _, err) = outcome(&run(
+        &dir,
+        &["blob", "get", &digest, "-o", link.to_str().unwrap()],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+
+    // A directory is refused, and left alone.
+    let (code, _, _) = outcome(&run(
+        &dir,
+        &["blob", "get", &digest, "-o", work.path().to_str().unwrap()],
+    ));
+    assert_eq!(code, 9);
+}

@@ -392,9 +392,18 @@ fn blob(cli: &Cli, cache: &Cache, cmd: &BlobCmd) -> Result<Outcome, Failure> {
             let mut reader = cache.blob_reader(&digest)?;
             let bar = progress::bytes(Some(reader.size()), "reading");
             let result = match output {
-                Some(path) if path.as_os_str() != "-" => {
-                    write_file_atomically(path, |f| copy_blob(&mut reader, f, &bar))
-                }
+                Some(path) if path.as_os_str() != "-" => match output_kind(path)? {
+                    Output::File(path) => {
+                        write_file_atomically(&path, |f| copy_blob(&mut reader, f, &bar))
+                    }
+                    // A device or a pipe (`-o /dev/null`, a FIFO) is written in place: renaming
+                    // a temp onto it would replace the device node with a regular file.
+                    Output::Special(path) => OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|mut f| copy_blob(&mut reader, &mut f, &bar))
+                        .map_err(|e| Failure::io(format!("{}: {e}", path.display()))),
+                },
                 _ => {
                     let mut out = io::stdout().lock();
                     copy_blob(&mut reader, &mut out, &bar)
@@ -436,6 +445,33 @@ fn copy_blob(
         }
         out.write_all(&buf[..n])?;
         progress::inc(bar, n);
+    }
+}
+
+/// Where `blob get -o PATH` writes.
+enum Output {
+    /// A regular file, new or existing (through a symbolic link: its target), written
+    /// atomically.
+    File(PathBuf),
+    /// An existing device, FIFO or socket, written in place.
+    Special(PathBuf),
+}
+
+fn output_kind(path: &Path) -> Result<Output, Failure> {
+    match fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(Failure::io(format!("{}: is a directory", path.display()))),
+        Ok(m) => {
+            // Resolve symbolic links: the link keeps pointing at the file it names.
+            let target = fs::canonicalize(path)
+                .map_err(|e| Failure::io(format!("{}: {e}", path.display())))?;
+            Ok(if m.is_file() {
+                Output::File(target)
+            } else {
+                Output::Special(target)
+            })
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Output::File(path.to_path_buf())),
+        Err(e) => Err(Failure::io(format!("{}: {e}", path.display()))),
     }
 }
 
