@@ -49,8 +49,31 @@ export class BrowserCache implements AsyncDisposable {
   cleanup(): Promise<CleanupReport>;
   clear(): Promise<void>;
   flush(): Promise<void>;
+  /**
+   * Closes the cache, closes every OPFS handle, releases the directory's Web Lock (the next
+   * opener waiting for it proceeds), and ends the worker. Idempotent.
+   */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
-/** Opens a cache in a dedicated Worker, on OPFS (`directory`) or in memory. */
-export function openCache(options?: { directory?: string; memory?: boolean; config?: Partial<Config>; workerUrl?: string | URL }): Promise<BrowserCache>;
+export interface BrowserOpenOptions {
+  /** The OPFS directory under the origin's root (default "ocicache"). */
+  directory?: string;
+  /** In memory instead of OPFS (no lock, nothing shared). */
+  memory?: boolean;
+  config?: Partial<Config>;
+  workerUrl?: string | URL;
+  /**
+   * If another tab or worker of the origin has `directory` open (it holds the Web Lock
+   * `ocicache:<directory>`): wait until it closes (true, the default), or reject at once with a
+   * DirectoryInUseError (false).
+   */
+  wait?: boolean;
+  /** Gives up waiting: rejects with `signal.reason` (an AbortError by default); nothing opened. */
+  signal?: AbortSignal;
+}
+/**
+ * Opens a cache in a dedicated Worker, on OPFS (`directory`) or in memory. One OPFS directory
+ * serves one cache at a time across the origin's tabs and workers (Web Locks).
+ */
+export function openCache(options?: BrowserOpenOptions): Promise<BrowserCache>;

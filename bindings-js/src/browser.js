@@ -1,6 +1,6 @@
 // The browser entry of ocicache: the cache runs in a dedicated Worker on OPFS (src/worker.js);
 // this side is an async proxy with the same methods as the Node Cache, returning Promises.
-import { ERROR_CLASSES, OcicacheError } from './errors.js';
+import { ERROR_CLASSES, OcicacheError, DirectoryInUseError } from './errors.js';
 import { iterateStream } from './streams.js';
 
 export * from './errors.js';
@@ -8,7 +8,7 @@ export { MemoryStorage } from './memory.js';
 export { ManualClock, systemClock } from './clock.js';
 
 function revive(e) {
-  const Cls = ERROR_CLASSES[e.code];
+  const Cls = e.name === 'DirectoryInUseError' ? DirectoryInUseError : ERROR_CLASSES[e.code];
   if (Cls) {
     const err = new Cls(e.message, { details: e.details ?? {} });
     if (e.storageKind) err.storageKind = e.storageKind;
@@ -33,6 +33,7 @@ export class BrowserCache {
   #worker;
   #pending = new Map();
   #next = 0;
+  #closing = null;
 
   constructor(worker) {
     this.#worker = worker;
@@ -109,13 +110,19 @@ export class BrowserCache {
     }, { highWaterMark: 0 });
   }
 
-  /** Closes the cache (clean shutdown) and terminates the worker. */
-  async close() {
-    try {
-      await this.call('close');
-    } finally {
-      this.#worker.terminate();
-    }
+  /**
+   * Closes the cache (clean shutdown), which releases the directory to the next opener, and
+   * terminates the worker. Closing again returns the first close's promise.
+   */
+  close() {
+    this.#closing ??= (async () => {
+      try {
+        await this.call('close');
+      } finally {
+        this.#worker.terminate();
+      }
+    })();
+    return this.#closing;
   }
 
   async [Symbol.asyncDispose ?? Symbol.for('Symbol.asyncDispose')]() {
@@ -133,15 +140,35 @@ for (const m of METHODS) {
 /**
  * Opens a cache in a dedicated Worker: on OPFS in `directory` (default "ocicache"), or in memory
  * with `memory: true`.
+ *
+ * One directory serves one cache at a time, across tabs and workers of the origin (the worker
+ * holds the Web Lock `ocicache:<directory>` until `close()`). If another one has it open, this
+ * waits until it is closed; with `wait: false` it rejects at once with a DirectoryInUseError
+ * (a StorageError, code `storage`). `signal` (an AbortSignal) gives up waiting: the promise
+ * rejects with `signal.reason` and the worker ends, nothing opened.
  */
-export async function openCache({ directory = 'ocicache', memory = false, config = {}, workerUrl } = {}) {
+export async function openCache({ directory = 'ocicache', memory = false, config = {}, workerUrl, wait = true, signal } = {}) {
+  signal?.throwIfAborted();
   const worker = new Worker(workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
   const cache = new BrowserCache(worker);
+  let onAbort;
   try {
-    await cache.call('open', { directory, memory, config });
+    const opened = cache.call('open', { directory, memory, config, wait: wait !== false });
+    if (signal) {
+      const aborted = new Promise((_, reject) => {
+        onAbort = () => reject(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+      // Ending the worker drops its pending lock request (or the lock, if just granted).
+      await Promise.race([opened, aborted]);
+    } else {
+      await opened;
+    }
   } catch (e) {
     worker.terminate();
     throw e;
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort);
   }
   return cache;
 }

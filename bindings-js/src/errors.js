@@ -70,6 +70,19 @@ export class StorageError extends OcicacheError {
 }
 StorageError.code = 'storage';
 
+/**
+ * The cache directory is open elsewhere: in another Node process or thread (`<root>/node.lock`),
+ * or in another browser tab or worker (the Web Lock `ocicache:<directory>`). A StorageError
+ * (`code` `storage`, `storageKind` `io`); nothing was opened or changed. `details.directory`
+ * names the directory; in Node `details.holder` the process holding it (`pid`, `hostname`, …).
+ */
+export class DirectoryInUseError extends StorageError {
+  constructor(message, options = {}) {
+    super(message, { storageKind: 'io', ...options });
+  }
+}
+DirectoryInUseError.code = 'storage';
+
 /** Every error class by its code. */
 export const ERROR_CLASSES = Object.freeze({
   not_found: NotFoundError,

@@ -1,10 +1,12 @@
 // Durable storage over a directory, with node:fs: temps are written in `tmp/`, committed with
 // fsync + rename + fsync of the directory; appends are fsynced. Byte-compatible with the
-// native host's directories (docs/FORMAT.md), including the `tmp/` temp area.
+// native host's directories (docs/FORMAT.md), including the `tmp/` temp area. While open it
+// claims the directory with `<root>/node.lock` (src/dir-lock.js): one Node cache per directory.
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { checkPath } from './paths.js';
+import { acquire, release, LOCK_FILE } from './dir-lock.js';
 
 const TEMP_DIR = 'tmp';
 const MAX_READ_FDS = 64;
@@ -37,12 +39,24 @@ export class FsStorage {
   #nextTemp = 0;
   #appendFds = new Map();
   #readFds = new Map();
+  #lock = null;
 
-  /** Uses `root` as the cache directory, creating it (and `root/tmp`) if missing. */
-  constructor(root) {
+  /**
+   * Uses `root` as the cache directory, creating it (and `root/tmp`) if missing, and claims it
+   * (`root/node.lock`) until `close()`: a directory another Node process or thread (or another
+   * FsStorage of this one) has open throws a DirectoryInUseError. `{ lock: false }` skips the
+   * claim; the caller then guarantees that nobody else uses the directory meanwhile.
+   */
+  constructor(root, { lock = true } = {}) {
     this.root = path.resolve(root);
     this.#tmp = path.join(this.root, TEMP_DIR);
     fs.mkdirSync(this.#tmp, { recursive: true });
+    if (lock) this.#lock = acquire(this.root);
+  }
+
+  /** Whether this storage holds the directory's `node.lock`. */
+  get locked() {
+    return this.#lock !== null;
   }
 
   #resolve(p) {
@@ -228,10 +242,15 @@ export class FsStorage {
     return removed;
   }
 
-  /** Closes every file descriptor (open temps are discarded). */
+  /** Closes every file descriptor (open temps are discarded) and releases the directory. */
   close() {
-    for (const id of [...this.#temps.keys()]) this.abortTemp(id);
-    for (const p of [...this.#appendFds.keys(), ...this.#readFds.keys()]) this.#forget(p);
+    try {
+      for (const id of [...this.#temps.keys()]) this.abortTemp(id);
+      for (const p of [...this.#appendFds.keys(), ...this.#readFds.keys()]) this.#forget(p);
+    } finally {
+      if (this.#lock) release(this.#lock.file, this.#lock.token);
+      this.#lock = null;
+    }
   }
 
   // ----- inspection helpers (tests, debugging; not used by the cache) -----
@@ -274,7 +293,7 @@ export class FsStorage {
     const out = [];
     const walk = (dir, rel) => {
       for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-        if (rel === '' && e.name === TEMP_DIR) continue;
+        if (rel === '' && (e.name === TEMP_DIR || e.name.startsWith(LOCK_FILE))) continue;
         const r = rel ? `${rel}/${e.name}` : e.name;
         if (e.isDirectory()) walk(path.join(dir, e.name), r);
         else out.push(r);

@@ -31,6 +31,24 @@ export class StorageError extends OcicacheError {
   readonly code: 'storage';
   readonly storageKind: 'not_found' | 'no_space' | 'invalid_path' | 'io';
 }
+/**
+ * The cache directory is open elsewhere, and a directory serves one cache at a time: another
+ * Node process or thread (or another FsStorage here) holds `<root>/node.lock`, or another
+ * browser tab or worker holds the Web Lock `ocicache:<directory>`. Nothing was opened or changed.
+ */
+export class DirectoryInUseError extends StorageError {
+  readonly storageKind: 'io';
+  readonly details: {
+    kind: 'io';
+    directory: string;
+    /** Node: the lock file. */
+    lockFile?: string;
+    /** Node: who holds it (null if its lock file is being written). */
+    holder?: { pid: number; hostname: string; started: number; since: string; token: string } | null;
+    /** Browser: the Web Lock's name. */
+    lock?: string;
+  };
+}
 export const ERROR_CLASSES: Readonly<Record<ErrorCode, typeof OcicacheError>>;
 /** An error for storage implementations to throw with an explicit kind. */
 export function storageFailure(kind: 'not_found' | 'no_space' | 'invalid_path' | 'io', message: string): Error;
@@ -73,10 +91,22 @@ export class MemoryStorage implements InspectableStorage {
   corrupt(path: string, offset: number): boolean; truncate(path: string, len: number): void;
   paths(): string[]; tempCount(): number;
 }
-/** Durable node:fs storage over a directory (byte-compatible with the native CLI's). */
+/**
+ * Durable node:fs storage over a directory (byte-compatible with the native CLI's).
+ *
+ * It claims the directory until `close()` by creating `<root>/node.lock` (pid, host name,
+ * token): a directory another Node process or thread, or another FsStorage of this process,
+ * has open throws a DirectoryInUseError. A lock whose process is gone (pid dead on this host, or
+ * this pid with another start time) is taken over. `{ lock: false }` skips the claim; the caller
+ * then guarantees that nothing else uses the directory. The native `ocicache` CLI does not
+ * honour `node.lock`: never run it on a directory a Node cache has open.
+ */
 export class FsStorage extends MemoryStorage {
-  constructor(root: string);
+  constructor(root: string, options?: { lock?: boolean });
   readonly root: string;
+  /** Whether this storage holds `<root>/node.lock`. */
+  readonly locked: boolean;
+  /** Closes every file descriptor and releases the directory (idempotent). */
   close(): void;
 }
 
@@ -218,5 +248,10 @@ export class Cache implements Disposable {
   abandon(): void;
   [Symbol.dispose](): void;
 }
-/** Opens (creating if needed) a cache directory on the filesystem (Node). */
+/**
+ * Opens (creating if needed) a cache directory on the filesystem (Node), claiming it until
+ * `close()` (see FsStorage): throws a DirectoryInUseError if another Node process or thread has
+ * it open. One directory must not be used by two Node processes at once, nor by Node and the
+ * native CLI at once (the CLI does not see the claim).
+ */
 export function openCache(dir: string, options?: Omit<OpenOptions, 'storage'>): Cache;

@@ -36,9 +36,21 @@ export class Cache extends BaseCache {
       if (this.storage instanceof FsStorage && this.storage.ownedByCache) this.storage.close();
     }
   }
+  abandon() {
+    try {
+      super.abandon();
+    } finally {
+      // A crash would end the process, and with it the claim on the directory.
+      if (this.storage instanceof FsStorage && this.storage.ownedByCache) this.storage.close();
+    }
+  }
 }
 
-/** Opens (creating if needed) the cache directory `dir` on the filesystem. */
+/**
+ * Opens (creating if needed) the cache directory `dir` on the filesystem. The directory is
+ * claimed (`dir/node.lock`) until `close()`: if another Node process or thread has it open,
+ * this throws a DirectoryInUseError (a StorageError). The native CLI does not honour that claim.
+ */
 export function openCache(dir, options = {}) {
   const storage = new FsStorage(dir);
   storage.ownedByCache = true;

@@ -2,13 +2,20 @@
 // the main thread's calls (src/browser.js). Start it with
 //   new Worker(new URL('ocicache/worker', import.meta.url), { type: 'module' })
 // or let `openCache()` of the browser entry do it.
+//
+// One OPFS directory serves one cache at a time (sync access handles are exclusive per file):
+// before it opens any handle, the worker takes the exclusive Web Lock `ocicache:<directory>`
+// and holds it until `close` has closed every handle (or until the worker ends). A second
+// opener of the directory (another tab, another worker) waits for it, or with `wait: false`
+// fails at once with a DirectoryInUseError.
 import { Cache, initEngine } from './cache.js';
 import { OpfsStorage } from './opfs-storage.js';
 import { MemoryStorage } from './memory.js';
-import { OcicacheError } from './errors.js';
+import { OcicacheError, DirectoryInUseError, StorageError } from './errors.js';
 
 let cache = null;
 let storage = null;
+let lock = null; // { release(), done: Promise } while this worker holds the directory's Web Lock
 const writers = new Map();
 const readers = new Map();
 let nextHandle = 0;
@@ -27,19 +34,87 @@ function transferables(v) {
   return v instanceof Uint8Array ? [v.buffer] : [];
 }
 
+/** The name of the Web Lock that guards the OPFS directory `directory`. */
+const lockName = (directory) => `ocicache:${directory}`;
+
+/**
+ * Takes the exclusive Web Lock `name`: resolves to `{ release, done }` once held (waiting for
+ * the current holder unless `wait` is false), or to null if `wait` is false and it is held.
+ */
+function takeLock(name, wait) {
+  if (!globalThis.navigator?.locks) {
+    return Promise.reject(new StorageError('ocicache: Web Locks (navigator.locks) are unavailable here; ' +
+      'they guard the OPFS directory against a second tab (both need a secure context)', { storageKind: 'io' }));
+  }
+  return new Promise((resolve, reject) => {
+    const done = navigator.locks.request(name, { mode: 'exclusive', ifAvailable: !wait }, (held) => {
+      if (!held) {
+        resolve(null);
+        return undefined;
+      }
+      return new Promise((release) => resolve({ release, done }));
+    });
+    done.catch(reject);
+  });
+}
+
+async function releaseLock() {
+  const l = lock;
+  lock = null;
+  if (l) {
+    l.release();
+    await l.done;
+  }
+}
+
 const handlers = {
-  async open({ directory, memory, config, wasmUrl }) {
+  async open({ directory, memory, config, wasmUrl, wait = true }) {
     await initEngine(wasmUrl ? new URL(wasmUrl) : new URL('../dist/ocicache_js_bg.wasm', import.meta.url));
     if (cache) throw new Error('a cache is already open in this worker');
-    storage = memory ? new MemoryStorage() : await OpfsStorage.open(directory ?? 'ocicache');
-    cache = Cache.open({ storage, config: config ?? {} });
+    if (memory) {
+      storage = new MemoryStorage();
+    } else {
+      const dir = directory ?? 'ocicache';
+      const name = lockName(dir);
+      lock = await takeLock(name, wait !== false);
+      if (!lock) {
+        throw new DirectoryInUseError(`the OPFS directory "${dir}" is in use by another tab or worker ` +
+          `(it holds the Web Lock "${name}"); close it there, or open with wait: true to wait for it`,
+        { details: { kind: 'io', directory: dir, lock: name } });
+      }
+      try {
+        storage = await OpfsStorage.open(dir);
+      } catch (e) {
+        await releaseLock();
+        throw e;
+      }
+    }
+    try {
+      cache = Cache.open({ storage, config: config ?? {} });
+    } catch (e) {
+      try {
+        await storage?.close?.();
+      } finally {
+        storage = null;
+        await releaseLock();
+      }
+      throw e;
+    }
     return cache.recovery();
   },
   async close() {
-    if (cache) cache.close();
-    cache = null;
-    if (storage?.close) await storage.close();
-    storage = null;
+    try {
+      if (cache) cache.close();
+    } finally {
+      cache = null;
+      try {
+        if (storage?.close) await storage.close();
+      } finally {
+        storage = null;
+        // Only once every sync access handle is closed may the next opener take the directory.
+        await releaseLock();
+      }
+    }
     return null;
   },
   beginBlob(options) {

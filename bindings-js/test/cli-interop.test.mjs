@@ -87,3 +87,28 @@ test('the CLI writes, Node reads: entries intact, integrity healthy', { skip }, 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("Node's node.lock is invisible to the CLI: verify healthy, repair leaves it; Node takes a stale one over", { skip }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ocicache-nodelock-cli-'));
+  try {
+    const cache = openCache(dir);
+    const digest = cache.putBlob('node wrote this');
+    cache.close();
+    // As a Node process killed while it had the directory open leaves it.
+    const dead = Number(execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).toString());
+    fs.writeFileSync(path.join(dir, 'node.lock'), JSON.stringify({ pid: dead, hostname: os.hostname(), started: 0, since: 'then', token: 't' }));
+    assert.equal(cliJson(dir, 'verify').healthy, true);
+    cli(dir, 'repair');
+    assert.ok(fs.existsSync(path.join(dir, 'node.lock')), 'the CLI leaves node.lock alone');
+    assert.equal(Buffer.from(cli(dir, 'blob', 'get', digest)).toString(), 'node wrote this');
+    const again = openCache(dir);
+    try {
+      assert.equal(again.hasBlob(digest), true);
+    } finally {
+      again.close();
+    }
+    assert.equal(fs.existsSync(path.join(dir, 'node.lock')), false);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
