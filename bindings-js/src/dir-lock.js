@@ -10,8 +10,8 @@
 // restarted container reuses pid 1). Taking over is serialized by `<root>/node.lock.break`,
 // created exclusively too, so two processes that both find a stale lock cannot both win.
 //
-// This lock is the Node host's only: the native `ocicache` CLI does not know it (it takes an
-// exclusive flock on `<root>/lock` around each operation), so it does not keep the CLI out.
+// The native host (`host-native/src/lock.rs`) checks this file under its own flock before every
+// operation and refuses while it names a live process; Node cannot take that flock in return.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

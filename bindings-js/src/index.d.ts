@@ -98,8 +98,9 @@ export class MemoryStorage implements InspectableStorage {
  * token): a directory another Node process or thread, or another FsStorage of this process,
  * has open throws a DirectoryInUseError. A lock whose process is gone (pid dead on this host, or
  * this pid with another start time) is taken over. `{ lock: false }` skips the claim; the caller
- * then guarantees that nothing else uses the directory. The native `ocicache` CLI does not
- * honour `node.lock`: never run it on a directory a Node cache has open.
+ * then guarantees that nothing else uses the directory. The native `ocicache` CLI honours
+ * `node.lock` (it refuses to operate while a live Node cache holds the directory); Node cannot
+ * honour the CLI's per-operation lock, so open the directory only when no CLI command runs.
  */
 export class FsStorage extends MemoryStorage {
   constructor(root: string, options?: { lock?: boolean });
@@ -252,6 +253,6 @@ export class Cache implements Disposable {
  * Opens (creating if needed) a cache directory on the filesystem (Node), claiming it until
  * `close()` (see FsStorage): throws a DirectoryInUseError if another Node process or thread has
  * it open. One directory must not be used by two Node processes at once, nor by Node and the
- * native CLI at once (the CLI does not see the claim).
+ * native CLI at once (the CLI refuses to operate while the claim is held).
  */
 export function openCache(dir: string, options?: Omit<OpenOptions, 'storage'>): Cache;

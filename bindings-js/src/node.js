@@ -49,7 +49,8 @@ export class Cache extends BaseCache {
 /**
  * Opens (creating if needed) the cache directory `dir` on the filesystem. The directory is
  * claimed (`dir/node.lock`) until `close()`: if another Node process or thread has it open,
- * this throws a DirectoryInUseError (a StorageError). The native CLI does not honour that claim.
+ * this throws a DirectoryInUseError (a StorageError). The native CLI refuses to operate while the
+ * claim is held.
  */
 export function openCache(dir, options = {}) {
   const storage = new FsStorage(dir);

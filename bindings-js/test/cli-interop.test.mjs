@@ -112,3 +112,26 @@ test("Node's node.lock is invisible to the CLI: verify healthy, repair leaves it
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the CLI stays out of a directory a live Node cache has open, and comes back after close', { skip }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ocicache-nodelock-live-'));
+  try {
+    const cache = openCache(dir);
+    const digest = cache.putBlob('held by node');
+    const before = fs.readdirSync(path.join(dir, 'index')).sort();
+    let failure;
+    try {
+      cli(dir, 'blob', 'put', '-');
+    } catch (e) {
+      failure = e;
+    }
+    assert.ok(failure, 'the CLI must refuse while Node holds the directory');
+    assert.equal(failure.status, 6, 'storage error exit code');
+    assert.match(failure.stderr.toString(), /^ocicache: storage: .*Node process/);
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'index')).sort(), before, 'nothing changed');
+    cache.close();
+    assert.equal(Buffer.from(cli(dir, 'blob', 'get', digest)).toString(), 'held by node');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
