@@ -4,14 +4,18 @@
 //! a debug build); a CLI invocation must not pay that every time. The compiled artifact is kept
 //! in the user's cache directory (`$OCICACHE_COMPILED_DIR`, else `$XDG_CACHE_HOME/ocicache-compiled`,
 //! else `~/.cache/ocicache-compiled`; never inside a cache root), named by the component's
-//! SHA-256 and wasmtime's compatibility hash, written atomically (temp file, rename). When that
-//! directory is unusable the component is simply compiled in memory.
+//! SHA-256 and wasmtime's compatibility hash, written atomically (temp file, rename). Only the
+//! [`KEEP`] most recently written artifacts are kept, so rebuilds and upgrades do not pile up.
+//! When that directory is unusable the component is simply compiled in memory.
 
 use sha2::{Digest as _, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+/// Compiled artifacts kept (several installed versions may be in use at once).
+const KEEP: usize = 4;
 
 fn dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("OCICACHE_COMPILED_DIR") {
@@ -57,8 +61,29 @@ pub(super) fn load(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Component> 
         if std::fs::write(&temp, &bytes).is_ok() && std::fs::rename(&temp, &path).is_err() {
             let _ = std::fs::remove_file(&temp);
         }
+        prune(&dir, KEEP);
     }
     Ok(component)
+}
+
+/// Removes all but the `keep` newest artifacts (`ocicache-*.cwasm`) in `dir`; best effort.
+fn prune(dir: &std::path::Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut artifacts: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("ocicache-") && name.ends_with(".cwasm")
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    artifacts.sort_by_key(|a| std::cmp::Reverse(a.0));
+    for (_, path) in artifacts.into_iter().skip(keep) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 #[allow(unsafe_code)]
@@ -70,4 +95,38 @@ fn deserialize(engine: &Engine, path: &std::path::Path) -> wasmtime::Result<Comp
     // it maliciously needs write access to the user's own cache directory — the trust model of
     // wasmtime's own compilation cache.
     unsafe { Component::deserialize_file(engine, path) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn only_the_newest_artifacts_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = SystemTime::now() - Duration::from_secs(3600);
+        for i in 0..6u64 {
+            let path = dir.path().join(format!("ocicache-{i}-x.cwasm"));
+            let f = std::fs::File::create(&path).unwrap();
+            f.set_modified(base + Duration::from_secs(i * 60)).unwrap();
+        }
+        std::fs::write(dir.path().join("unrelated.txt"), b"kept").unwrap();
+        prune(dir.path(), 4);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "ocicache-2-x.cwasm",
+                "ocicache-3-x.cwasm",
+                "ocicache-4-x.cwasm",
+                "ocicache-5-x.cwasm",
+                "unrelated.txt"
+            ]
+        );
+    }
 }
