@@ -1,25 +1,21 @@
 //! What the host lends the component: its imports, implemented over the core's host traits.
 
 use super::bindings::ocicache::cache::{clock, hasher, log, storage};
-use ocicache_core::{Clock, Level, LogSink, Storage, StorageError, TempId};
-use sha2::Digest as _;
+use ocicache_core::{
+    Algorithm, BuiltinHasher, Clock, HashProvider, Level, LogSink, Storage, StorageError, TempId,
+};
 use wasmtime::component::{Linker, Resource, ResourceTable, WasmList};
 use wasmtime::{AsContext, ResourceLimiter, StoreContextMut, StoreLimits};
 
-/// A running native hash, lent to the component as a `hash-state` resource.
-#[derive(Clone)]
-pub enum HashState {
-    /// SHA-256.
-    Sha256(sha2::Sha256),
-    /// SHA-384.
-    Sha384(sha2::Sha384),
-    /// SHA-512.
-    Sha512(sha2::Sha512),
-}
+/// A running hash lent to the component as a `hash-state` resource: the core's own `sha2`
+/// state ([`BuiltinHasher`]), run natively. Empty only while the fast `update` import has taken
+/// it out of the table for the call.
+pub struct HashState(Option<Box<dyn ocicache_core::HashState>>);
 
 /// The store's data: the host parts behind the component's imports.
 pub struct HostState {
-    pub(super) storage: Box<dyn Storage>,
+    /// Empty only while the fast `write-temp` import has taken it out for the call.
+    pub(super) storage: Option<Box<dyn Storage>>,
     pub(super) clock: Box<dyn Clock>,
     pub(super) log: Box<dyn LogSink>,
     pub(super) table: ResourceTable,
@@ -31,6 +27,13 @@ pub struct HostState {
 impl HostState {
     pub(super) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
         &mut self.limits
+    }
+
+    fn storage(&mut self) -> &mut dyn Storage {
+        // Lent out only inside `write-temp`, which calls nothing else in between.
+        self.storage
+            .as_deref_mut()
+            .expect("storage is in place between import calls")
     }
 }
 
@@ -45,24 +48,26 @@ fn to_wit(e: StorageError) -> storage::StorageError {
 
 impl storage::Host for HostState {
     fn create_temp(&mut self, size_hint: Option<u64>) -> Result<u64, storage::StorageError> {
-        self.storage
+        self.storage()
             .create_temp(size_hint)
             .map(|t| t.0)
             .map_err(to_wit)
     }
     fn write_temp(&mut self, temp: u64, data: Vec<u8>) -> Result<(), storage::StorageError> {
-        self.storage.write_temp(TempId(temp), &data).map_err(to_wit)
+        self.storage()
+            .write_temp(TempId(temp), &data)
+            .map_err(to_wit)
     }
     fn commit_temp(&mut self, temp: u64, path: String) -> Result<(), storage::StorageError> {
-        self.storage
+        self.storage()
             .commit_temp(TempId(temp), &path)
             .map_err(to_wit)
     }
     fn abort_temp(&mut self, temp: u64) -> Result<(), storage::StorageError> {
-        self.storage.abort_temp(TempId(temp)).map_err(to_wit)
+        self.storage().abort_temp(TempId(temp)).map_err(to_wit)
     }
     fn append(&mut self, path: String, data: Vec<u8>) -> Result<(), storage::StorageError> {
-        self.storage.append(&path, &data).map_err(to_wit)
+        self.storage().append(&path, &data).map_err(to_wit)
     }
     fn read_at(
         &mut self,
@@ -72,23 +77,23 @@ impl storage::Host for HostState {
     ) -> Result<Vec<u8>, storage::StorageError> {
         let mut buf = vec![0u8; len as usize];
         let n = self
-            .storage
+            .storage()
             .read_at(&path, offset, &mut buf)
             .map_err(to_wit)?;
         buf.truncate(n);
         Ok(buf)
     }
     fn size(&mut self, path: String) -> Result<Option<u64>, storage::StorageError> {
-        self.storage.size(&path).map_err(to_wit)
+        self.storage().size(&path).map_err(to_wit)
     }
     fn list(&mut self, dir: String) -> Result<Vec<String>, storage::StorageError> {
-        self.storage.list(&dir).map_err(to_wit)
+        self.storage().list(&dir).map_err(to_wit)
     }
     fn remove(&mut self, path: String) -> Result<(), storage::StorageError> {
-        self.storage.remove(&path).map_err(to_wit)
+        self.storage().remove(&path).map_err(to_wit)
     }
     fn clear_temps(&mut self) -> Result<u64, storage::StorageError> {
-        self.storage.clear_temps().map_err(to_wit)
+        self.storage().clear_temps().map_err(to_wit)
     }
 }
 
@@ -122,11 +127,12 @@ impl hasher::Host for HostState {
         if !self.native_hashing {
             return None;
         }
-        let state = match algorithm {
-            hasher::Algorithm::Sha256 => HashState::Sha256(sha2::Sha256::new()),
-            hasher::Algorithm::Sha384 => HashState::Sha384(sha2::Sha384::new()),
-            hasher::Algorithm::Sha512 => HashState::Sha512(sha2::Sha512::new()),
+        let algorithm = match algorithm {
+            hasher::Algorithm::Sha256 => Algorithm::Sha256,
+            hasher::Algorithm::Sha384 => Algorithm::Sha384,
+            hasher::Algorithm::Sha512 => Algorithm::Sha512,
         };
+        let state = HashState(BuiltinHasher.start(algorithm));
         // A full table is the guest leaking states; declining makes it hash on its own.
         self.table.push(state).ok()
     }
@@ -136,17 +142,15 @@ impl hasher::HostHashState for HostState {
     fn update(&mut self, state: Resource<HashState>, data: Vec<u8>) {
         // A handle the table does not know cannot come from a correct guest; ignoring it makes
         // the final digest wrong, which the core reports as a mismatch, never as success.
-        if let Ok(state) = self.table.get_mut(&state) {
-            state.update(&data);
+        if let Ok(HashState(Some(hash))) = self.table.get_mut(&state) {
+            hash.update(&data);
         }
     }
 
     fn finish(&mut self, state: Resource<HashState>) -> Vec<u8> {
         match self.table.delete(state) {
-            Ok(HashState::Sha256(h)) => h.finalize().to_vec(),
-            Ok(HashState::Sha384(h)) => h.finalize().to_vec(),
-            Ok(HashState::Sha512(h)) => h.finalize().to_vec(),
-            Err(_) => Vec::new(),
+            Ok(HashState(Some(hash))) => hash.finish(),
+            _ => Vec::new(),
         }
     }
 
@@ -169,14 +173,20 @@ pub(super) fn add_fast_imports(linker: &mut Linker<HostState>) -> wasmtime::Resu
         "[method]hash-state.update",
         |mut store: StoreContextMut<'_, HostState>,
          (state, data): (Resource<HashState>, WasmList<u8>)| {
-            // The slice borrows the store, so the state is updated as a copy (a few hundred
-            // bytes) and put back. An unknown handle is ignored, as in `update` above.
-            let Ok(mut hash) = store.data().table.get(&state).cloned() else {
+            // The slice borrows the store, so the state is taken out of the table for the call
+            // and put back. An unknown handle is ignored, as in `update` above.
+            let Some(mut hash) = store
+                .data_mut()
+                .table
+                .get_mut(&state)
+                .ok()
+                .and_then(|s| s.0.take())
+            else {
                 return Ok(());
             };
             hash.update(data.as_le_slice(store.as_context()));
             if let Ok(slot) = store.data_mut().table.get_mut(&state) {
-                *slot = hash;
+                slot.0 = Some(hash);
             }
             Ok(())
         },
@@ -184,64 +194,17 @@ pub(super) fn add_fast_imports(linker: &mut Linker<HostState>) -> wasmtime::Resu
     linker.instance("ocicache:cache/storage@0.1.0")?.func_wrap(
         "write-temp",
         |mut store: StoreContextMut<'_, HostState>, (temp, data): (u64, WasmList<u8>)| {
-            // The slice borrows the store: lift the storage out for the call (a zero-sized
-            // placeholder, no allocation), then put it back.
-            let mut storage = std::mem::replace(&mut store.data_mut().storage, Box::new(Detached));
+            // The slice borrows the store: take the storage out for the call, then put it back.
+            let mut storage = store
+                .data_mut()
+                .storage
+                .take()
+                .expect("storage is in place between import calls");
             let result = storage.write_temp(TempId(temp), data.as_le_slice(store.as_context()));
-            store.data_mut().storage = storage;
+            store.data_mut().storage = Some(storage);
             Ok((result.map_err(to_wit),))
         },
     )?;
     linker.allow_shadowing(false);
     Ok(())
-}
-
-impl HashState {
-    fn update(&mut self, data: &[u8]) {
-        match self {
-            HashState::Sha256(h) => h.update(data),
-            HashState::Sha384(h) => h.update(data),
-            HashState::Sha512(h) => h.update(data),
-        }
-    }
-}
-
-/// Stands in for the storage while a fast import has lent it out; never called.
-struct Detached;
-
-impl Storage for Detached {
-    fn create_temp(&mut self, _: Option<u64>) -> Result<TempId, StorageError> {
-        Err(detached())
-    }
-    fn write_temp(&mut self, _: TempId, _: &[u8]) -> Result<(), StorageError> {
-        Err(detached())
-    }
-    fn commit_temp(&mut self, _: TempId, _: &str) -> Result<(), StorageError> {
-        Err(detached())
-    }
-    fn abort_temp(&mut self, _: TempId) -> Result<(), StorageError> {
-        Err(detached())
-    }
-    fn append(&mut self, _: &str, _: &[u8]) -> Result<(), StorageError> {
-        Err(detached())
-    }
-    fn read_at(&mut self, _: &str, _: u64, _: &mut [u8]) -> Result<usize, StorageError> {
-        Err(detached())
-    }
-    fn size(&mut self, _: &str) -> Result<Option<u64>, StorageError> {
-        Err(detached())
-    }
-    fn list(&mut self, _: &str) -> Result<Vec<String>, StorageError> {
-        Err(detached())
-    }
-    fn remove(&mut self, _: &str) -> Result<(), StorageError> {
-        Err(detached())
-    }
-    fn clear_temps(&mut self) -> Result<u64, StorageError> {
-        Err(detached())
-    }
-}
-
-fn detached() -> StorageError {
-    StorageError::Io("storage is lent out to another call".into())
 }

@@ -10,8 +10,6 @@ mod compiled;
 mod convert;
 mod imports;
 
-pub use imports::HashState;
-
 use convert::{FromWit, config_to_wit, error_from_wit, key_to_wit};
 use imports::HostState;
 use ocicache_core::{
@@ -152,7 +150,7 @@ impl ComponentCache {
         options: ComponentOptions,
     ) -> Result<ComponentCache> {
         let state = HostState {
-            storage: Box::new(storage),
+            storage: Some(Box::new(storage)),
             clock: Box::new(clock),
             log: Box::new(log),
             table: ResourceTable::new(),
