@@ -330,7 +330,7 @@ impl Cache {
                 self.after_refresh();
                 return Ok(true);
             }
-            None if !compacted && known == 0 && !self.journal.is_started() => return Ok(false),
+            None if !compacted && known == 0 => return Ok(false),
             _ => {}
         }
         // Another process compacted (or cut the journal): load its snapshot and journal.

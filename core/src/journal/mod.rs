@@ -62,8 +62,6 @@ pub(crate) fn read_records_from(
 /// The writer side of the journal of one generation.
 pub(crate) struct Journal {
     generation: u64,
-    /// Whether the file exists with its header (it is created on the first append).
-    started: bool,
     /// Records written to this generation's file.
     records: u64,
     /// Bytes of this generation's file known to this process (written by it or replayed):
@@ -83,7 +81,6 @@ impl Journal {
     pub(crate) fn new(generation: u64, existing_records: u64, len: u64) -> Journal {
         Journal {
             generation,
-            started: existing_records > 0,
             records: existing_records,
             len,
             buffered: Vec::new(),
@@ -107,7 +104,8 @@ impl Journal {
 
     /// Whether the file has been created (with its header).
     pub(crate) fn is_started(&self) -> bool {
-        self.started
+        // Every file of a generation begins with its (non-empty) header.
+        self.len > 0
     }
 
     /// Takes note of `records` records in `len` bytes appended by another process, ending at
@@ -116,7 +114,6 @@ impl Journal {
     pub(crate) fn absorb(&mut self, records: u64, end: u64, torn: bool) {
         self.records += records;
         self.len = end;
-        self.started = true;
         if torn {
             self.damaged = true;
         }
@@ -140,7 +137,8 @@ impl Journal {
             self.cut_damaged_tail(storage)?;
         }
         let mut out = Vec::new();
-        if !self.started {
+        let started = self.is_started();
+        if !started {
             Record::Header {
                 version: FORMAT_VERSION,
                 generation: self.generation,
@@ -155,10 +153,8 @@ impl Journal {
             self.damaged = true;
             return Err(e);
         }
-        self.records +=
-            u64::from(!self.started) + self.buffered_count as u64 + records.len() as u64;
+        self.records += u64::from(!started) + self.buffered_count as u64 + records.len() as u64;
         self.len += out.len() as u64;
-        self.started = true;
         self.buffered.clear();
         self.buffered_count = 0;
         Ok(())
@@ -178,7 +174,6 @@ impl Journal {
         self.len = valid as u64;
         if valid == 0 {
             storage.remove(&path)?;
-            self.started = false;
         } else if valid < data.len() {
             let temp = storage.create_temp(Some(valid as u64))?;
             if let Err(e) = storage.write_temp(temp, &data[..valid]) {
