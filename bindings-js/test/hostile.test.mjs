@@ -205,9 +205,19 @@ test('a storage returning nonsense is an I/O storage error, not a crash', () => 
   assert.throws(() => c2.getBlob(d), (e) => e instanceof StorageError && e.storageKind === 'io');
 });
 
-test('a throwing hasher never lets wrong bytes in', () => {
-  const hasher = { start: () => ({ update() { throw new Error('boom'); }, digest: () => new Uint8Array(32) }) };
-  const cache = Cache.open({ storage: new MemoryStorage(), hasher });
-  assert.throws(() => cache.putBlob('x', { digest: A }), DigestMismatchError);
-  assert.equal(cache.stats().total_entries, 0);
+test('a throwing hasher is a storage (host) error and lets nothing in', () => {
+  for (const hasher of [
+    { start: () => ({ update() { throw new Error('boom'); }, digest: () => new Uint8Array(32) }) },
+    { start: () => ({ update() {}, digest() { throw new Error('boom'); } }) },
+    { start: () => ({ update() {}, digest: () => new Uint8Array(5) }) },
+  ]) {
+    const storage = new MemoryStorage();
+    const cache = Cache.open({ storage, hasher });
+    for (const options of [{ digest: A }, undefined]) {
+      assert.throws(() => cache.putBlob('x', options), (e) => e instanceof StorageError && /hasher failed/.test(e.message));
+    }
+    assert.equal(cache.stats().total_entries, 0);
+    assert.equal(storage.tempCount(), 0);
+    cache.close();
+  }
 });

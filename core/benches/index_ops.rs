@@ -157,6 +157,7 @@ fn bench_size(c: &mut Criterion, rec: &Recorder, f: &mut Fixture, prefix: &str, 
                 ocicache_core::Algorithm::Sha256,
                 &blob(i, ABSENT),
             )
+            .expect("the built-in hasher")
         })
         .collect();
     let mut i = 0usize;

@@ -88,7 +88,8 @@ pub enum Error {
     /// A configuration rejected at open.
     #[error("invalid config: {0}")]
     InvalidConfig(String),
-    /// The host's storage failed; the operation changed nothing that was committed.
+    /// The host failed — its storage, or a host hasher (which gives no digest rather than a
+    /// wrong one); the operation changed nothing that was committed.
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
 }

@@ -5,6 +5,7 @@
 //! The core still decides what is hashed and when; [`BuiltinHasher`] (`sha2`) is the fallback.
 
 use crate::digest::{Algorithm, Digest};
+use crate::storage::StorageError;
 use sha2::Digest as _;
 
 /// A running hash over a stream of bytes.
@@ -82,25 +83,35 @@ impl Hasher {
 
     /// Finishes the hash.
     ///
-    /// A provider returning the wrong number of bytes is a host bug; it yields a digest of zeros,
-    /// which then fails verification instead of being trusted.
-    pub fn finish(self) -> Digest {
+    /// A host hasher that failed (a JS or component host reports that as a digest of the wrong
+    /// length) gives [`StorageError::Io`]: a failure of the host, like a storage failure. It is
+    /// never a digest: a made-up one could name a stored blob, and a mismatch would be taken for
+    /// corruption and quarantine good bytes.
+    pub fn finish(self) -> Result<Digest, StorageError> {
         let raw = self.state.finish();
-        Digest::from_raw(self.algorithm, &raw).unwrap_or_else(|| {
-            Digest::from_raw(self.algorithm, &[0; 64][..self.algorithm.digest_len()])
-                .expect("exact length")
+        Digest::from_raw(self.algorithm, &raw).ok_or_else(|| {
+            StorageError::Io(format!(
+                "the host's {} hasher failed (it gave {} bytes, not {})",
+                self.algorithm.name(),
+                raw.len(),
+                self.algorithm.digest_len()
+            ))
         })
     }
 }
 
-/// Hashes `data` in one go.
+/// Hashes `data` in one go; fails only if a host hasher fails (see [`Hasher::finish`]).
 ///
 /// ```
 /// use ocicache_core::{hashing::digest_of, Algorithm, BuiltinHasher};
-/// let d = digest_of(&BuiltinHasher, Algorithm::Sha256, b"");
+/// let d = digest_of(&BuiltinHasher, Algorithm::Sha256, b"").unwrap();
 /// assert_eq!(d.to_string(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 /// ```
-pub fn digest_of(provider: &dyn HashProvider, algorithm: Algorithm, data: &[u8]) -> Digest {
+pub fn digest_of(
+    provider: &dyn HashProvider,
+    algorithm: Algorithm,
+    data: &[u8],
+) -> Result<Digest, StorageError> {
     let mut h = Hasher::new(provider, algorithm);
     h.update(data);
     h.finish()
@@ -123,7 +134,10 @@ mod tests {
             ),
         ];
         for (alg, want) in abc {
-            assert_eq!(digest_of(&BuiltinHasher, alg, b"abc").to_string(), want);
+            assert_eq!(
+                digest_of(&BuiltinHasher, alg, b"abc").unwrap().to_string(),
+                want
+            );
         }
     }
 
@@ -135,8 +149,8 @@ mod tests {
             h.update(chunk);
         }
         assert_eq!(
-            h.finish(),
-            digest_of(&BuiltinHasher, Algorithm::Sha256, &data)
+            h.finish().unwrap(),
+            digest_of(&BuiltinHasher, Algorithm::Sha256, &data).unwrap()
         );
     }
 
@@ -155,8 +169,11 @@ mod tests {
     }
 
     #[test]
-    fn a_broken_provider_never_produces_a_matching_digest() {
-        let d = digest_of(&BrokenProvider, Algorithm::Sha256, b"abc");
-        assert_ne!(d, digest_of(&BuiltinHasher, Algorithm::Sha256, b"abc"));
+    fn a_broken_provider_gives_an_error_never_a_digest() {
+        let e = digest_of(&BrokenProvider, Algorithm::Sha256, b"abc").unwrap_err();
+        assert!(
+            matches!(e, StorageError::Io(ref m) if m.contains("hasher failed")),
+            "{e}"
+        );
     }
 }

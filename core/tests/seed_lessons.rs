@@ -1068,7 +1068,7 @@ fn lesson_09_hostile_digests_and_references_never_reach_storage() {
     }
     for alg in Algorithm::ALL {
         let bytes = pattern(alg.digest_len() as u64, 100);
-        let d = digest_of(&BuiltinHasher, alg, &bytes);
+        let d = digest_of(&BuiltinHasher, alg, &bytes).unwrap();
         cache.put_blob(Some(&d), &bytes).unwrap();
     }
     cache.cleanup().unwrap();

@@ -157,7 +157,10 @@ impl Cache {
                     },
                 );
             }
-            let actual = writer.hasher.finish();
+            let actual = match writer.hasher.finish() {
+                Ok(d) => d,
+                Err(e) => return fail(c, e.into()),
+            };
             if let Some(expected) = &writer.expected
                 && *expected != actual
             {
@@ -251,7 +254,14 @@ impl Cache {
         if reader.offset == reader.size
             && let Some(h) = reader.hasher.take()
         {
-            let actual = h.finish();
+            let actual = match h.finish() {
+                Ok(d) => d,
+                Err(e) => {
+                    // The bytes were not judged: no quarantine, and the final chunk is withheld.
+                    reader.offset = reader.size;
+                    return Err(e.into());
+                }
+            };
             if actual != reader.key.digest {
                 return Err(self.reader_corrupted(reader, format!("bytes hash to {actual}")));
             }

@@ -43,7 +43,7 @@ impl Cache {
                     limit,
                 });
             }
-            let actual = digest_of(c.hasher.as_ref(), digest.algorithm(), bytes);
+            let actual = digest_of(c.hasher.as_ref(), digest.algorithm(), bytes)?;
             if actual != *digest {
                 return Err(Error::DigestMismatch {
                     expected: digest.to_string(),
@@ -88,7 +88,7 @@ impl Cache {
                 ));
             }
             if c.config.verify_reads {
-                let actual = digest_of(c.hasher.as_ref(), digest.algorithm(), &bytes);
+                let actual = digest_of(c.hasher.as_ref(), digest.algorithm(), &bytes)?;
                 if actual != *digest {
                     return Err(c.quarantine(id, format!("bytes hash to {actual}")));
                 }

@@ -444,7 +444,7 @@ impl Cache {
                         self.hasher.as_ref(),
                         key.digest.algorithm(),
                         &bytes,
-                    );
+                    )?;
                     match manifest::validate(&bytes, None) {
                         Ok(v) if digest == key.digest => {
                             Some((size, Some(v.media_type), v.references))
@@ -495,7 +495,7 @@ impl Cache {
             offset += n as u64;
         }
         self.metrics.retrieved(offset);
-        Ok((hasher.finish(), offset))
+        Ok((hasher.finish()?, offset))
     }
 
     /// Writes a snapshot of the whole state and starts a new journal generation.

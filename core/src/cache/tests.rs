@@ -26,7 +26,7 @@ fn small(max_bytes: u64) -> Config {
 }
 
 fn sha(data: &[u8]) -> Digest {
-    digest_of(&BuiltinHasher, Algorithm::Sha256, data)
+    digest_of(&BuiltinHasher, Algorithm::Sha256, data).expect("the built-in hasher")
 }
 
 fn image_manifest(config: &Digest, layers: &[&Digest]) -> Vec<u8> {

@@ -7,7 +7,7 @@ use ocicache_core::{Algorithm, BuiltinHasher, Digest};
 
 /// The SHA-256 digest of `bytes`.
 pub fn sha256(bytes: &[u8]) -> Digest {
-    digest_of(&BuiltinHasher, Algorithm::Sha256, bytes)
+    digest_of(&BuiltinHasher, Algorithm::Sha256, bytes).expect("the built-in hasher")
 }
 
 /// Deterministic pseudo-random bytes (xorshift), different for every `seed`.

@@ -34,7 +34,7 @@ pub fn outcome(o: &Output) -> (i32, String, String) {
 
 /// The SHA-256 digest of `bytes`.
 pub fn sha256(bytes: &[u8]) -> Digest {
-    digest_of(&BuiltinHasher, Algorithm::Sha256, bytes)
+    digest_of(&BuiltinHasher, Algorithm::Sha256, bytes).expect("the built-in hasher")
 }
 
 /// Deterministic pseudo-random bytes, different for every `seed`.

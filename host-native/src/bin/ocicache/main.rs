@@ -536,7 +536,8 @@ fn manifest(cli: &Cli, cache: &Cache, cmd: &ManifestCmd) -> Result<Outcome, Fail
             }
             let digest = match digest {
                 Some(d) => parse_digest(d)?,
-                None => digest_of(&BuiltinHasher, Algorithm::Sha256, &bytes),
+                None => digest_of(&BuiltinHasher, Algorithm::Sha256, &bytes)
+                    .expect("the built-in hasher does not fail"),
             };
             let mt = cache.put_manifest(&digest, &bytes, media_type.as_deref())?;
             if cli.json {
