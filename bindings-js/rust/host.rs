@@ -426,16 +426,32 @@ impl HashProvider for JsHasher {
         Some(Box::new(JsHashState {
             slot: Slot::new(state),
             failed: false,
+            finished: false,
         }))
     }
 }
 
 /// One running JS hash. If the JS side throws, the hash finishes as an empty (wrong-length)
-/// digest, which the core turns into a digest that never verifies.
+/// digest, which the core turns into a digest that never verifies. A hash dropped unfinished
+/// (an aborted blob writer) calls the state's optional `abandon()`, so a state holding a
+/// resource (a `ThreadedHasher` thread) gives it back.
 #[derive(Debug)]
 struct JsHashState {
     slot: Slot,
     failed: bool,
+    finished: bool,
+}
+
+impl Drop for JsHashState {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let obj = self.slot.get();
+        if let Some(f) = get_prop(&obj, "abandon").and_then(|f| f.dyn_into::<Function>().ok()) {
+            let _ = f.call0(&obj);
+        }
+    }
 }
 
 impl HashState for JsHashState {
@@ -453,10 +469,11 @@ impl HashState for JsHashState {
         }
     }
 
-    fn finish(self: Box<Self>) -> Vec<u8> {
+    fn finish(mut self: Box<Self>) -> Vec<u8> {
         if self.failed {
             return Vec::new();
         }
+        self.finished = true;
         let obj = self.slot.get();
         match obj.unchecked_ref::<JsHashStateObject>().digest() {
             Ok(v) => v

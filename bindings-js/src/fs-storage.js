@@ -7,8 +7,13 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { checkPath } from './paths.js';
 import { acquire, release, LOCK_FILE } from './dir-lock.js';
+import { BackgroundFlusher } from './background-flusher.js';
 
 const TEMP_DIR = 'tmp';
+// A temp is flushed in the background every this many bytes, so a large put's commit does not
+// wait for all of its bytes to reach the disk at once. Smaller temps never involve the thread.
+const FLUSH_EVERY = 16 << 20;
+const flusher = new BackgroundFlusher();
 const MAX_READ_FDS = 64;
 let tempCounter = 0;
 
@@ -107,7 +112,7 @@ export class FsStorage {
       try {
         const fd = fs.openSync(full, 'wx');
         const id = ++this.#nextTemp;
-        this.#temps.set(id, { fd, full, pos: 0 });
+        this.#temps.set(id, { fd, full, pos: 0, flushed: 0 });
         return id;
       } catch (e) {
         if (attempt >= 16) throw e;
@@ -127,6 +132,17 @@ export class FsStorage {
     const t = this.#temp(id);
     writeAll(t.fd, data, t.pos);
     t.pos += data.length;
+    if (t.pos - t.flushed >= FLUSH_EVERY && flusher.request(t.fd)) t.flushed = t.pos;
+  }
+
+  /** Closes a temp's descriptor once no background flush uses it; errors are the caller's. */
+  #closeTemp(t) {
+    try {
+      flusher.settle(t.fd);
+    } finally {
+      fs.closeSync(t.fd);
+      t.fd = -1;
+    }
   }
 
   commitTemp(id, p) {
@@ -134,15 +150,21 @@ export class FsStorage {
     this.#temps.delete(id);
     try {
       const full = this.#resolve(p);
+      flusher.settle(t.fd); // throws if a background flush of it failed
       fs.fsyncSync(t.fd);
-      fs.closeSync(t.fd);
-      t.fd = -1;
+      this.#closeTemp(t);
       this.#ensureParent(full);
       this.#forget(p);
       fs.renameSync(t.full, full);
       fsyncDir(path.dirname(full));
     } catch (e) {
-      if (t.fd >= 0) fs.closeSync(t.fd);
+      if (t.fd >= 0) {
+        try {
+          this.#closeTemp(t);
+        } catch {
+          // the commit already failed with `e`
+        }
+      }
       try {
         fs.unlinkSync(t.full);
       } catch {
@@ -156,7 +178,11 @@ export class FsStorage {
     const t = this.#temps.get(id);
     if (!t) return;
     this.#temps.delete(id);
-    fs.closeSync(t.fd);
+    try {
+      this.#closeTemp(t);
+    } catch {
+      // the bytes are being thrown away: a failed flush of them does not matter
+    }
     try {
       fs.unlinkSync(t.full);
     } catch (e) {
@@ -220,7 +246,13 @@ export class FsStorage {
   clearTemps() {
     // Called when a cache opens: every temp is a leftover (of a crashed process, or of a
     // cache abandoned in this one), since one storage serves one cache at a time.
-    for (const t of this.#temps.values()) fs.closeSync(t.fd);
+    for (const t of this.#temps.values()) {
+      try {
+        this.#closeTemp(t);
+      } catch {
+        // a leftover: its bytes are thrown away
+      }
+    }
     this.#temps.clear();
     let names;
     try {

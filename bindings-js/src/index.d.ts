@@ -118,11 +118,38 @@ export class ManualClock implements Clock {
   nowMillis(): number; monotonicNanos(): number;
   advance(ms: number): void; set(ms: number): void;
 }
-/** A running hash (Node's `crypto.Hash` is one). */
-export interface HashState { update(data: Uint8Array): unknown; digest(): Uint8Array; }
+/**
+ * A running hash (Node's `crypto.Hash` is one). `abandon`, if present, is called when the hash
+ * is dropped unfinished (an aborted blob writer), so a state holding a resource can free it.
+ */
+export interface HashState { update(data: Uint8Array): unknown; digest(): Uint8Array; abandon?(): void; }
 /** Hash provider: `start` returns a state, or null to use the core's built-in SHA-2. */
 export interface Hasher { start(algorithm: 'sha256' | 'sha384' | 'sha512'): HashState | null; }
+/** node:crypto on the calling thread. */
 export const nodeHasher: Hasher;
+/**
+ * node:crypto on worker threads: a hash that passes `handoffBytes` (default 1 MiB) moves to a
+ * worker thread, which hashes while the caller stores the bytes; smaller hashes run inline.
+ * The Node entry's default hasher is one shared instance (`threadedHasher`).
+ */
+export class ThreadedHasher implements Hasher {
+  /**
+   * `threads`: worker threads at most (default: cores − 1, at most 4; 0 hashes inline);
+   * `handoffBytes`: a hash moves to a thread once it has seen more than this;
+   * `ringBytes`: bytes in flight per thread (default 16 MiB).
+   */
+  constructor(options?: { threads?: number; handoffBytes?: number; ringBytes?: number });
+  readonly handoffBytes: number;
+  start(algorithm: 'sha256' | 'sha384' | 'sha512'): HashState | null;
+  /** Worker threads running. */
+  readonly threads: number;
+  /** Hashes running on a worker thread now. */
+  readonly active: number;
+  /** Stops the worker threads; a hash running on one fails (its blob is refused). */
+  close(): Promise<void>;
+}
+/** The Node entry's default hasher. */
+export const threadedHasher: ThreadedHasher;
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields: Record<string, string>) => void;
 
 export type Policy = 'lru' | 'size' | 'ttl' | 'expired' | { composite: Array<[number, Policy]> };

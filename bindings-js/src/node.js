@@ -6,23 +6,33 @@ import { Cache as BaseCache, initEngineSync } from './cache.js';
 import { FsStorage } from './fs-storage.js';
 import { MemoryStorage } from './memory.js';
 import { ManualClock, systemClock } from './clock.js';
+import { ThreadedHasher } from './threaded-hasher.js';
 
 initEngineSync(fs.readFileSync(new URL('../dist/ocicache_js_bg.wasm', import.meta.url)));
 
-/** Hashing through node:crypto (OpenSSL): about 3× the core's built-in SHA-256 in wasm. */
+/**
+ * Hashing through node:crypto (OpenSSL) on the calling thread: about 3× the core's built-in
+ * SHA-256 in wasm.
+ */
 export const nodeHasher = Object.freeze({
   start(algorithm) {
     return createHash(algorithm);
   },
 });
 
+/**
+ * The default hasher of the Node entry: node:crypto, with a large blob hashed on a worker thread
+ * while its bytes are stored (see ThreadedHasher). Shared by every cache of the process.
+ */
+export const threadedHasher = new ThreadedHasher();
+
 /** The cache, with Node conveniences: `openCache(dir)`, hashing through node:crypto, Node streams. */
 export class Cache extends BaseCache {
-  /** Like `Cache.open`, with `hasher` defaulting to node:crypto. */
+  /** Like `Cache.open`, with `hasher` defaulting to node:crypto on worker threads (`threadedHasher`). */
   static open(options = {}) {
     if (options === null || typeof options !== 'object') return super.open(options);
     const o = { ...options };
-    if (o.hasher === undefined) o.hasher = nodeHasher;
+    if (o.hasher === undefined) o.hasher = threadedHasher;
     return super.open(o);
   }
   /** A blob as a Node `Readable` stream. */
@@ -63,6 +73,6 @@ export function openCache(dir, options = {}) {
   }
 }
 
-export { FsStorage, MemoryStorage, ManualClock, systemClock };
+export { FsStorage, MemoryStorage, ManualClock, systemClock, ThreadedHasher };
 export { BlobReader, BlobWriter } from './cache.js';
 export * from './errors.js';
