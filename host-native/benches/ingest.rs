@@ -7,9 +7,12 @@
 //! Each round times, interleaved so that noise from the shared machine hits them alike:
 //! - (a) `sha2`: plain `sha2::Sha256::update` over the chunks;
 //! - (b) `component+host-hash`: `ComponentCache` (wasmtime) `begin_blob` / `write_blob` per chunk
-//!   / `commit_blob`, with the host's native hashing (default `ComponentOptions`);
+//!   / `commit_blob`, with the host's native hashing (default `ComponentOptions`: on a helper
+//!   thread once the blob passes 1 MiB, `ThreadedHasher`);
 //! - (c) `component+wasm-hash`: the same with `native_hashing: false` (the component's own `sha2`);
-//! - (d) `native engine`: `ocicache_core::Cache` linked natively;
+//! - (d) `native engine`: `ocicache_core::Cache` linked natively, hashing inline (the core's
+//!   default `BuiltinHasher`: issue 2's figure);
+//! - (e) the same core with the host's `ThreadedHasher`, as `ocicache::Cache` uses it;
 //!
 //! all over `MemoryStorage`, which really keeps every byte (a `Vec` per object), so that disk
 //! speed does not dominate. The stream is one pseudo-random chunk repeated (hashing cost does not
@@ -23,6 +26,7 @@
 // `mallopt` (keeping freed memory in the process) is an FFI call.
 #![allow(unsafe_code, missing_docs)]
 
+use ocicache::ThreadedHasher;
 use ocicache::component::{ComponentCache, ComponentOptions};
 use ocicache_core::storage::{MemoryStorage, Storage};
 use ocicache_core::{Cache, Config, Digest, ManualClock, NoLog};
@@ -139,13 +143,31 @@ impl Sink for ComponentSink {
 }
 
 struct NativeSink {
+    name: &'static str,
     cache: Cache,
     storage: MemoryStorage,
 }
 
+impl NativeSink {
+    fn new(name: &'static str, hasher: Option<ThreadedHasher>) -> NativeSink {
+        let storage = MemoryStorage::new();
+        let builder =
+            Cache::builder(storage.clone(), ManualClock::new(CLOCK_START)).config(config());
+        let builder = match hasher {
+            Some(h) => builder.hasher(h),
+            None => builder,
+        };
+        NativeSink {
+            name,
+            cache: builder.open().expect("open the native cache"),
+            storage,
+        }
+    }
+}
+
 impl Sink for NativeSink {
     fn name(&self) -> &'static str {
-        "(d) native engine (core linked)"
+        self.name
     }
     fn ingest(&mut self, chunk: &[u8]) -> Digest {
         let mut w = self
@@ -200,19 +222,15 @@ fn main() {
     }
 
     let kept = keep_freed_memory();
-    let native_storage = MemoryStorage::new();
-    let native = NativeSink {
-        cache: Cache::builder(native_storage.clone(), ManualClock::new(CLOCK_START))
-            .config(config())
-            .open()
-            .expect("open the native cache"),
-        storage: native_storage,
-    };
     let mut sinks: Vec<Box<dyn Sink>> = vec![
         Box::new(Sha2Only),
         Box::new(ComponentSink::new("(b) component, host hashing", true)),
         Box::new(ComponentSink::new("(c) component, wasm sha2", false)),
-        Box::new(native),
+        Box::new(NativeSink::new("(d) native engine, inline sha2", None)),
+        Box::new(NativeSink::new(
+            "(e) native engine, ThreadedHasher",
+            Some(ThreadedHasher::process_default()),
+        )),
     ];
 
     println!(
@@ -246,7 +264,7 @@ fn main() {
         } else {
             format!("round {}", round + 1 - WARM_UP_ROUNDS)
         };
-        println!("  {label}: MiB/s (a) (b) (c) (d) ={line}");
+        println!("  {label}: MiB/s (a) (b) (c) (d) (e) ={line}");
     }
 
     let base = &times[0];

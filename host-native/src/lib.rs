@@ -34,6 +34,7 @@ pub mod component;
 mod engine;
 mod lock;
 pub mod storage;
+mod threaded_hasher;
 
 pub use blob_io::{BlobReader, BlobWriter, error_of, to_io_error};
 pub use cache::{CONFIG_FILE, Cache, CacheBuilder, EngineKind, load_config};
@@ -45,6 +46,7 @@ pub use ocicache_core::{
     MetricsSnapshot, PolicyConfig, RecoveryReport, Reference, RepairReport, Resolution, Result,
     Stats, StorageError, TagHistoryEntry, TagMapping, TagUpdate,
 };
+pub use threaded_hasher::ThreadedHasher;
 
 #[cfg(test)]
 mod tests;

@@ -215,3 +215,43 @@ fn two_caches_on_one_directory_see_each_other_through_compactions() {
     assert_eq!(c.stats().unwrap().blobs, 79);
     assert!(c.check_integrity().unwrap().healthy);
 }
+
+#[test]
+fn a_large_blob_hashed_on_a_thread_with_early_writeback_is_stored_intact() {
+    // 40 MiB in odd-sized pieces: past the hasher's 1 MiB hand-off and several 16 MiB writeback
+    // steps, with pieces straddling both.
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..40u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let want = ocicache_core::hashing::digest_of(
+        &ocicache_core::BuiltinHasher,
+        ocicache_core::Algorithm::Sha256,
+        &data,
+    )
+    .unwrap();
+    for engine in [EngineKind::Native, EngineKind::Component] {
+        let cache = Cache::builder(dir.path()).engine(engine).open().unwrap();
+        let mut w = cache.blob_writer(None, None).unwrap();
+        for chunk in data.chunks(1_000_003) {
+            w.write_all(chunk).unwrap();
+        }
+        assert_eq!(w.commit().unwrap(), want, "{engine:?}");
+        // An aborted large writer leaves no temp behind.
+        let mut dropped = cache.blob_writer(None, None).unwrap();
+        dropped.write_all(&data[..20 << 20]).unwrap();
+        drop(dropped);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+        let mut out = Vec::new();
+        cache
+            .blob_reader(&want)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert!(out == data, "{engine:?}: the bytes read back differ");
+        assert!(cache.delete_blob(&want).unwrap());
+    }
+}

@@ -2,14 +2,15 @@
 
 use super::bindings::ocicache::cache::{clock, hasher, log, storage};
 use ocicache_core::{
-    Algorithm, BuiltinHasher, Clock, HashProvider, Level, LogSink, Storage, StorageError, TempId,
+    Algorithm, Clock, HashProvider, Level, LogSink, Storage, StorageError, TempId,
 };
 use wasmtime::component::{Linker, Resource, ResourceTable, WasmList};
 use wasmtime::{AsContext, ResourceLimiter, StoreContextMut, StoreLimits};
 
 /// A running hash lent to the component as a `hash-state` resource: the core's own `sha2`
-/// state ([`BuiltinHasher`]), run natively. Empty only while the fast `update` import has taken
-/// it out of the table for the call.
+/// state, run natively, on a helper thread once the hash is large
+/// ([`ThreadedHasher`](crate::ThreadedHasher)). Empty only while the fast `update` import has
+/// taken it out of the table for the call.
 pub struct HashState(Option<Box<dyn ocicache_core::HashState>>);
 
 /// The store's data: the host parts behind the component's imports.
@@ -132,7 +133,7 @@ impl hasher::Host for HostState {
             hasher::Algorithm::Sha384 => Algorithm::Sha384,
             hasher::Algorithm::Sha512 => Algorithm::Sha512,
         };
-        let state = HashState(BuiltinHasher.start(algorithm));
+        let state = HashState(crate::ThreadedHasher::process_default().start(algorithm));
         // A full table is the guest leaking states; declining makes it hash on its own.
         self.table.push(state).ok()
     }

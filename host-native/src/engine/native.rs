@@ -28,6 +28,7 @@ impl NativeEngine {
         let cache = ocicache_core::Cache::builder(storage, BoxedClock(clock))
             .config(config)
             .log(BoxedLog(log))
+            .hasher(crate::ThreadedHasher::process_default())
             .open()?;
         Ok(NativeEngine {
             cache,
