@@ -2,8 +2,13 @@
 // crypto.createHash('sha256') over the same bytes, measured in each round of the same run.
 // Reports, never asserts.
 //   node bench/ingest.mjs [MiB] [rounds]   (defaults 1024 and 3)
-// It re-runs itself with --expose-gc: each contender's garbage (a 1 GiB in-memory storage) is
-// collected and freed before the next one starts, instead of during it.
+// It re-runs itself with --expose-gc, so that each contender's garbage (a 1 GiB in-memory
+// storage) is collected and freed before the next one starts instead of during it, and (glibc)
+// with the allocator told to keep freed memory (MALLOC_MMAP_MAX_=0, no trimming), as the Rust
+// ingest bench does with mallopt: the rounds then reuse memory the process owns, as a
+// long-running host does, instead of measuring the kernel's cost of handing out 1 GiB of fresh
+// pages (which, with the page cache full, varies from 0.3 to 0.9 s per GiB on this VM).
+// `--fresh-memory` leaves the allocator alone.
 import { createHash, randomFillSync } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,14 +16,19 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Cache, MemoryStorage, FsStorage, nodeHasher } from '../src/node.js';
 
+const freshMemory = process.argv.includes('--fresh-memory');
+const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 if (typeof globalThis.gc !== 'function') {
-  const r = spawnSync(process.execPath, ['--expose-gc', ...process.argv.slice(1)], { stdio: 'inherit' });
+  const env = freshMemory
+    ? process.env
+    : { ...process.env, MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: String(2 ** 40), MALLOC_TOP_PAD_: '0' };
+  const r = spawnSync(process.execPath, ['--expose-gc', ...process.argv.slice(1)], { stdio: 'inherit', env });
   process.exit(r.status ?? 1);
 }
 
 const MIB = 1 << 20;
-const total = Number(process.argv[2] ?? 1024) * MIB;
-const rounds = Number(process.argv[3] ?? 3);
+const total = Number(positional[0] ?? 1024) * MIB;
+const rounds = Number(positional[1] ?? 3);
 const CHUNK = MIB;
 // 64 distinct 1 MiB chunks, cycled: the same byte sequence for every contender.
 const pool = Array.from({ length: 64 }, () => randomFillSync(new Uint8Array(CHUNK)));
@@ -111,7 +121,7 @@ for (let round = 0; round < rounds; round++) {
   record('(for scale: Uint8Array.set into a fresh buffer, no hashing)', tCopy);
 }
 
-console.log(`ingest of ${total / MIB} MiB in ${CHUNK / MIB} MiB chunks, ${rounds} rounds (node ${process.version}, ${os.availableParallelism?.() ?? os.cpus().length} cores)`);
+console.log(`ingest of ${total / MIB} MiB in ${CHUNK / MIB} MiB chunks, ${rounds} rounds (node ${process.version}, ${os.availableParallelism?.() ?? os.cpus().length} cores); allocator keeps freed memory: ${freshMemory ? 'no (--fresh-memory)' : 'yes (glibc MALLOC_MMAP_MAX_=0)'}`);
 console.log(`  ${'path'.padEnd(66)} ${'median s'.padStart(8)} ${'MiB/s'.padStart(6)}  ratio median (best)`);
 for (const [name, ts] of times) {
   const t = median(ts);
