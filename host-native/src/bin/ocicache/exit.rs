@@ -83,10 +83,54 @@ pub fn exit_code(e: &Error) -> i32 {
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
+        let code = e.kind().code();
         Failure {
-            code: e.kind().code(),
+            code,
             exit: exit_code(&e),
-            message: e.to_string(),
+            message: without_kind(code, e.to_string()),
         }
+    }
+}
+
+/// The message without its leading kind ("storage: I/O error: …" → "I/O error: …"): the line
+/// already starts with the code, `ocicache: storage: …`.
+fn without_kind(code: &str, message: String) -> String {
+    let words = code.replace('_', " ");
+    if let Some(rest) = message
+        .strip_prefix(&words)
+        .and_then(|rest| rest.strip_prefix(": ").or_else(|| rest.strip_prefix(' ')))
+    {
+        return rest.to_owned();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_does_not_repeat_the_code() {
+        let f = Failure::from(Error::Storage(StorageError::Io("disk gone".into())));
+        assert_eq!(
+            (f.code, f.message.as_str()),
+            ("storage", "I/O error: disk gone")
+        );
+        let f = Failure::from(Error::NotFound("blob sha256:ab".into()));
+        assert_eq!(f.message, "blob sha256:ab");
+        let f = Failure::from(Error::DigestMismatch {
+            expected: "a".into(),
+            actual: "b".into(),
+        });
+        assert_eq!(f.message, "expected a, got b");
+        let f = Failure::from(Error::Full {
+            needed: 2,
+            available: 1,
+            capacity: 1,
+        });
+        assert_eq!(
+            f.message,
+            "cache full: 2 bytes needed, 1 can be made available (cap 1)"
+        );
     }
 }
