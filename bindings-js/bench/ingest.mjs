@@ -54,6 +54,7 @@ function time(f) {
   return [Number(process.hrtime.bigint() - t0) / 1e9, v];
 }
 
+const freeAtStart = os.freemem();
 const mibs = (bytes, s) => bytes / MIB / s;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -121,7 +122,7 @@ for (let round = 0; round < rounds; round++) {
   record('(for scale: Uint8Array.set into a fresh buffer, no hashing)', tCopy);
 }
 
-console.log(`ingest of ${total / MIB} MiB in ${CHUNK / MIB} MiB chunks, ${rounds} rounds (node ${process.version}, ${os.availableParallelism?.() ?? os.cpus().length} cores); allocator keeps freed memory: ${freshMemory ? 'no (--fresh-memory)' : 'yes (glibc MALLOC_MMAP_MAX_=0)'}`);
+console.log(`ingest of ${total / MIB} MiB in ${CHUNK / MIB} MiB chunks, ${rounds} rounds (node ${process.version}, ${os.availableParallelism?.() ?? os.cpus().length} cores); allocator keeps freed memory: ${freshMemory ? 'no (--fresh-memory)' : 'yes (glibc MALLOC_MMAP_MAX_=0)'}; free memory at the start: ${(freeAtStart / 2 ** 30).toFixed(1)} GiB (with a full page cache, every fresh page is reclaimed first)`);
 console.log(`  ${'path'.padEnd(66)} ${'median s'.padStart(8)} ${'MiB/s'.padStart(6)}  ratio median (best)`);
 for (const [name, ts] of times) {
   const t = median(ts);
