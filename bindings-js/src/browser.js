@@ -2,6 +2,7 @@
 // this side is an async proxy with the same methods as the Node Cache, returning Promises.
 import { ERROR_CLASSES, OcicacheError, DirectoryInUseError } from './errors.js';
 import { iterateStream } from './streams.js';
+import { WORKER_METHODS } from './worker-methods.js';
 
 export * from './errors.js';
 export { MemoryStorage } from './memory.js';
@@ -18,15 +19,6 @@ function revive(e) {
   err.name = e.name;
   return err;
 }
-
-const METHODS = [
-  'putManifest', 'getManifest', 'hasManifest', 'deleteManifest', 'manifestReferences',
-  'putBlob', 'getBlob', 'hasBlob', 'deleteBlob', 'pin', 'unpin', 'deleteEntry', 'hasEntry',
-  'putTag', 'getTag', 'hasTag', 'resolveTag', 'resolveFailed', 'detectMovement',
-  'invalidateTag', 'deleteTag', 'tagHistory', 'tags', 'stats', 'metrics', 'prometheus', 'size',
-  'contents', 'debugInfo', 'exportDebugJson', 'checkIntegrity', 'validateDigests', 'repair',
-  'clearExpired', 'cleanup', 'clear', 'flush', 'recovery',
-];
 
 /** The cache, running in a Worker. Every method returns a Promise. */
 export class BrowserCache {
@@ -130,7 +122,7 @@ export class BrowserCache {
   }
 }
 
-for (const m of METHODS) {
+for (const m of WORKER_METHODS) {
   BrowserCache.prototype[m] = function (...args) {
     return this.call(m, ...args);
   };

@@ -150,9 +150,8 @@ export class FsStorage {
     this.#temps.delete(id);
     try {
       const full = this.#resolve(p);
-      flusher.settle(t.fd); // throws if a background flush of it failed
       fs.fsyncSync(t.fd);
-      this.#closeTemp(t);
+      this.#closeTemp(t); // throws, before the rename, if a background flush of it failed
       this.#ensureParent(full);
       this.#forget(p);
       fs.renameSync(t.full, full);

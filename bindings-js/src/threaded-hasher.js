@@ -73,8 +73,8 @@ class Lane {
     if (was !== from) throw new HashFailure('the hash worker failed');
   }
 
+  /** Starts a hash on this lane (reserved by `acquire`). */
   begin(algorithm) {
-    this.inUse = true;
     this.produced = 0n;
     Atomics.store(this.control, PRODUCED, 0n);
     Atomics.store(this.control, CONSUMED, 0n);

@@ -12,6 +12,7 @@ import { Cache, initEngine } from './cache.js';
 import { OpfsStorage } from './opfs-storage.js';
 import { MemoryStorage } from './memory.js';
 import { OcicacheError, DirectoryInUseError, StorageError } from './errors.js';
+import { WORKER_METHODS } from './worker-methods.js';
 
 let cache = null;
 let storage = null;
@@ -153,14 +154,7 @@ const handlers = {
 };
 
 /** The Cache methods callable from the main thread. */
-const CACHE_METHODS = new Set([
-  'putManifest', 'getManifest', 'hasManifest', 'deleteManifest', 'manifestReferences',
-  'putBlob', 'getBlob', 'hasBlob', 'deleteBlob', 'pin', 'unpin', 'deleteEntry', 'hasEntry',
-  'putTag', 'getTag', 'hasTag', 'resolveTag', 'resolveFailed', 'detectMovement',
-  'invalidateTag', 'deleteTag', 'tagHistory', 'tags', 'stats', 'metrics', 'prometheus', 'size',
-  'contents', 'debugInfo', 'exportDebugJson', 'checkIntegrity', 'validateDigests', 'repair',
-  'clearExpired', 'cleanup', 'clear', 'flush', 'recovery',
-]);
+const CACHE_METHODS = new Set(WORKER_METHODS);
 
 // One call at a time, in arrival order: the cache is single-threaded and OPFS changes settle
 // before the next call runs.
