@@ -1505,10 +1505,14 @@ def eviction():
         ("blob.has", digest=A, ok=False)
     )
 
-    s = S("eviction/cap_shrunk_on_reopen", "Reopening with a smaller cap evicts down to it (least recently used first).", config=small(1000))
+    s = S("eviction/cap_shrunk_on_reopen", "Reopening with a smaller cap evicts nothing (a command that only reads never deletes); the next cleanup or write evicts down to it, least recently used first.", config=small(1000))
     for x in (a, b, c, d, e):
         s("blob.put", digest=sha256(x), data=x)
-    s("cache.reopen", config=small(300), ok={"evicted": 2})
+    s("cache.reopen", config=small(300), ok={"evicted": 0})
+    s("stats", ok={"total_size_bytes": 500, "total_entries": 5})
+    s("blob.has", digest=A, ok=True)
+    s("storage.bytes", dir="blobs", ok=500)
+    s("cleanup", ok={"expired_removed": 0, "evicted": 2, "bytes_freed": 200})
     s("stats", ok={"total_size_bytes": 300, "total_entries": 3})
     s("blob.has", digest=A, ok=False)
     s("blob.has", digest=B, ok=False)
@@ -1969,7 +1973,7 @@ def integrity():
     )
 
     (
-        S("integrity/adoption_respects_the_cap", "Adopting unindexed files (by repair or at open) never leaves more bytes than the cap.", config=small(100))
+        S("integrity/adoption_respects_the_cap", "Adopting unindexed files by repair never leaves more bytes than the cap; adopting them at open evicts nothing, and the next cleanup restores the cap.", config=small(100))
         ("blob.put", digest=sha256(fill("a", 60)), data=fill("a", 60))
         ("storage.plant", kind="blob", digest=sha256(fill("o", 80)), data=fill("o", 80))
         ("integrity.repair", ok={"adopted": 1})
@@ -1977,7 +1981,9 @@ def integrity():
         ("storage.bytes", dir="blobs", ok=80)
         ("storage.plant", kind="blob", digest=sha256(fill("p", 90)), data=fill("p", 90))
         ("cache.crash")
-        ("cache.reopen", ok={"orphans_adopted": 1, "evicted": 1})
+        ("cache.reopen", ok={"orphans_adopted": 1, "evicted": 0})
+        ("stats", ok={"total_entries": 2, "total_size_bytes": 170})
+        ("cleanup", ok={"evicted": 1, "bytes_freed": 80})
         ("stats", ok={"total_entries": 1, "total_size_bytes": 90})
         ("storage.bytes", dir="blobs", ok=90)
     )

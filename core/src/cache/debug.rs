@@ -199,6 +199,7 @@ impl Cache {
     /// Valid entries are untouched.
     pub fn repair(&mut self) -> Result<RepairReport> {
         let before = self.check_integrity()?;
+        self.content_changing()?;
         // Temps of writers still open are live downloads, not leftovers: leave them (a writer
         // dropped without commit or abort keeps temps until the next open clears them).
         let temps_removed = if self.open_writers == 0 {

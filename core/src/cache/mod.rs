@@ -483,6 +483,9 @@ impl Cache {
     /// `Corrupted` until re-put, deleted or repaired. Returns the error to report.
     fn quarantine(&mut self, id: EntryId, detail: String) -> Error {
         let key = self.index.get(id).key();
+        // Best effort: without the marker, the next open may trust an index that lists the
+        // entry unquarantined; its read then verifies the bytes again.
+        let _ = self.content_changing();
         let _ = self.storage.remove(&layout::entry_path(&key));
         if let Err(e) = self.journal.append(
             self.storage.as_mut(),
@@ -510,22 +513,26 @@ impl Cache {
     /// Removes an entry: bytes first, then the journal record, then the index row.
     fn remove_entry(&mut self, id: EntryId) -> Result<u64> {
         let key = self.index.get(id).key();
+        self.content_changing()?;
         if !self.index.get(id).is_quarantined() {
             self.storage.remove(&layout::entry_path(&key))?;
         }
-        if let Err(e) = self.journal.append(
+        let journaled = self.journal.append(
             self.storage.as_mut(),
             &[Record::Remove { key: key.clone() }],
-        ) {
-            // The bytes are gone; the next open drops the row whose file is missing.
-            self.warn("could not journal removal", &[("error", &e.to_string())]);
-        }
-        Ok(self.index.remove(id).size())
+        );
+        // The bytes are gone either way: the row goes too. Without its record the removal is
+        // not durable (a crash would leave a row that the next open drops, since its file is
+        // missing), so the operation reports the failure.
+        let size = self.index.remove(id).size();
+        journaled?;
+        Ok(size)
     }
 
     /// Evicts one entry; the caller journals the returned record (batched).
     fn evict(&mut self, id: EntryId, reason: EvictionReason) -> Result<Record> {
         let key = self.index.get(id).key();
+        self.content_changing()?;
         self.storage.remove(&layout::entry_path(&key))?;
         let size = self.index.remove(id).size();
         let now = self.now();
@@ -677,6 +684,12 @@ impl Cache {
             media_type: None,
             quarantined: false,
         }
+    }
+
+    /// Before content is committed or removed: makes sure the journal does not end in a
+    /// clean-shutdown record (see `Journal::mark_active`).
+    fn content_changing(&mut self) -> std::result::Result<(), crate::storage::StorageError> {
+        self.journal.mark_active(self.storage.as_mut())
     }
 
     fn warn(&self, message: &str, fields: &[(&str, &str)]) {

@@ -122,7 +122,10 @@ struct Loaded {
     need_compact: bool,
     /// The journal ended in a `Closed` record with these counts.
     closed_with: Option<(u64, u64)>,
-    /// Journals of other generations (left by an interrupted compaction).
+    /// A valid snapshot was loaded: journals of other generations hold nothing live.
+    snapshot_valid: bool,
+    /// Journals of other generations (left by an interrupted or failed compaction, or, without
+    /// a snapshot, replayed and to be removed once a snapshot holds their records).
     stale_journals: Vec<u64>,
 }
 
@@ -135,10 +138,6 @@ impl Cache {
         let loaded = self.load_persisted(&mut report)?;
         let mut need_compact = loaded.need_compact;
         let closed_with = loaded.closed_with;
-        for g in loaded.stale_journals {
-            self.storage.remove(&layout::journal_path(g))?;
-            report.stale_journals_removed += 1;
-        }
 
         // 3. Reconcile with the files actually stored.
         // After a clean shutdown whose counts match, the index is trusted as it stands: no
@@ -152,19 +151,24 @@ impl Cache {
             need_compact = true;
         }
 
-        // 4. Respect the cap (it may have shrunk since the last run).
-        if self.index.bytes() > self.config.max_bytes {
-            // Recorded by the snapshot below rather than by removal records.
-            let removed = self.evict_until(self.config.low_bytes())?;
-            report.evicted = removed.len() as u64;
-            need_compact = true;
-        }
+        // 4. Opening never evicts: a cap smaller than what is stored takes effect at the next
+        //    write or cleanup, so that a command that only reads never deletes.
 
         if need_compact {
             self.compact()?;
             report.compacted = true;
         } else {
             self.ensure_journal()?;
+        }
+        // Only now that a snapshot holds everything they recorded (or a valid one was loaded,
+        // and they hold nothing live) may the journals of other generations go.
+        if loaded.snapshot_valid || report.compacted {
+            for g in loaded.stale_journals {
+                if g != self.journal.generation() {
+                    self.storage.remove(&layout::journal_path(g))?;
+                    report.stale_journals_removed += 1;
+                }
+            }
         }
         self.metrics
             .usage(self.index.bytes(), self.index.len() as u64);
@@ -220,7 +224,9 @@ impl Cache {
         self.index.finish_bulk();
         report.snapshot_generation = snapshot_generation;
 
-        // 2. The journal of the snapshot's generation (or the newest one, without a snapshot).
+        // 2. The journal of the snapshot's generation. Without a valid snapshot, every journal
+        //    in generation order: a compaction creates the next generation's journal before it
+        //    commits its snapshot, so the records of the older ones may be live.
         let mut journals: Vec<u64> = self
             .storage
             .list(layout::INDEX_DIR)?
@@ -228,27 +234,34 @@ impl Cache {
             .filter_map(|n| layout::parse_journal_name(n))
             .collect();
         journals.sort_unstable();
+        let replay: Vec<u64> = match snapshot_generation {
+            Some(g) => journals.iter().copied().filter(|j| *j == g).collect(),
+            None => journals.clone(),
+        };
         let generation = snapshot_generation
             .or(journals.last().copied())
             .unwrap_or(0);
+        if replay.len() > 1 {
+            // The older journals are removed once a snapshot holds what they recorded.
+            need_compact = true;
+        }
         let mut records = 0u64;
         let mut len = 0u64;
-        // Set when the journal ends in a `Closed` record: the last run shut down cleanly.
+        // Set when the live journal ends in a `Closed` record: the last run shut down cleanly.
         let mut closed_with: Option<(u64, u64)> = None;
-        if journals.contains(&generation) {
+        for &g in &replay {
             let (index, tags, config) = (&mut self.index, &mut self.tags, &self.config);
             let mut header_ok = None;
+            let mut read = 0u64;
             let closed = &mut closed_with;
             let (end, valid_len) = journal::read_records_from(
                 self.storage.as_mut(),
-                &layout::journal_path(generation),
+                &layout::journal_path(g),
                 0,
                 |r| {
-                    records += 1;
+                    read += 1;
                     match (&r, header_ok) {
-                        (Record::Header { generation: g, .. }, None) => {
-                            header_ok = Some(*g == generation)
-                        }
+                        (Record::Header { generation: h, .. }, None) => header_ok = Some(*h == g),
                         (Record::Closed { entries, bytes }, Some(true)) => {
                             *closed = Some((*entries, *bytes));
                         }
@@ -260,7 +273,13 @@ impl Cache {
                     }
                 },
             )?;
-            len = valid_len;
+            report.journal_records += read;
+            if g == generation {
+                records = read;
+                len = valid_len;
+            } else {
+                closed_with = None;
+            }
             if end == FrameEnd::Torn || header_ok != Some(true) {
                 closed_with = None;
                 report.torn_tail = true;
@@ -268,12 +287,12 @@ impl Cache {
                 self.log.log(
                     Level::Warn,
                     "journal tail torn; dropped",
-                    &[("generation", &generation.to_string())],
+                    &[("generation", &g.to_string())],
                 );
             }
         }
-        report.journal_records = records;
         self.journal = Journal::new(generation, records, len);
+        self.journal.set_ends_closed(closed_with.is_some());
         if report.torn_tail {
             // Whatever follows the last valid record must go before anything is appended.
             self.journal.absorb(0, len, true);
@@ -281,6 +300,7 @@ impl Cache {
         Ok(Loaded {
             need_compact,
             closed_with,
+            snapshot_valid: snapshot_generation.is_some(),
             stale_journals: journals.into_iter().filter(|g| *g != generation).collect(),
         })
     }
@@ -306,7 +326,6 @@ impl Cache {
     /// # Ok::<(), ocicache_core::Error>(())
     /// ```
     pub fn refresh(&mut self) -> Result<bool> {
-        self.journal.repair_tail(self.storage.as_mut())?;
         let generation = self.journal.generation();
         let path = layout::journal_path(generation);
         let size = self.storage.size(&path)?;
@@ -318,27 +337,46 @@ impl Cache {
         match size {
             Some(len) if !compacted && len == known => return Ok(false),
             Some(len) if !compacted && len > known => {
+                // New frames from the known offset on: records another process appended,
+                // perhaps after cutting a torn tail this process saw earlier; or still that
+                // torn tail.
                 let (index, tags, config) = (&mut self.index, &mut self.tags, &self.config);
                 let mut records = 0u64;
+                let mut last_closed = None;
                 let (end, valid_len) =
                     journal::read_records_from(self.storage.as_mut(), &path, known, |r| {
                         records += 1;
+                        last_closed = Some(matches!(r, Record::Closed { .. }));
                         apply_record(index, tags, config, r);
                     })?;
                 self.journal
                     .absorb(records, valid_len, end == FrameEnd::Torn);
+                if let Some(closed) = last_closed {
+                    self.journal.set_ends_closed(closed);
+                }
+                if records == 0 {
+                    return Ok(false);
+                }
                 self.after_refresh();
                 return Ok(true);
             }
             None if !compacted && known == 0 => return Ok(false),
             _ => {}
         }
-        // Another process compacted (or cut the journal): load its snapshot and journal.
+        // Another process compacted (or cut the journal, or a compaction failed and left the
+        // next generation's journal behind): load the snapshot and the live journal.
         self.index.clear();
         self.tags = TagStore::default();
         let mut report = RecoveryReport::default();
-        self.load_persisted(&mut report)?;
+        let loaded = self.load_persisted(&mut report)?;
         self.ensure_journal()?;
+        if loaded.snapshot_valid {
+            // Under the host's lock no compaction is under way: journals of other generations
+            // are leftovers holding nothing live.
+            for g in loaded.stale_journals {
+                self.storage.remove(&layout::journal_path(g))?;
+            }
+        }
         self.after_refresh();
         Ok(true)
     }
@@ -499,8 +537,23 @@ impl Cache {
     }
 
     /// Writes a snapshot of the whole state and starts a new journal generation.
+    ///
+    /// The new generation's journal is created *before* the snapshot is committed: once the
+    /// snapshot names generation `g + 1`, its journal exists, so that no process sharing the
+    /// storage keeps appending to `journal-<g>` (which the next open would remove as stale).
+    /// If the compaction fails or dies before the commit, `journal-<g>` stays the live one and
+    /// the new journal (a header only) is a leftover that readers remove.
     pub(super) fn compact(&mut self) -> Result<()> {
         let generation = self.journal.generation() + 1;
+        let next_path = layout::journal_path(generation);
+        // Only a compaction that failed or died before its commit leaves this file: nobody
+        // follows it.
+        self.storage.remove(&next_path)?;
+        let mut next = Journal::new(generation, 0, 0);
+        if let Err(e) = next.append(self.storage.as_mut(), &[]) {
+            let _ = self.storage.remove(&next_path);
+            return Err(e.into());
+        }
         let index = &self.index;
         let entries = index.ids_by_use().into_iter().map(|id| {
             let e = index.get(id);
@@ -524,18 +577,27 @@ impl Cache {
             reference: r.clone(),
             state: tags.get(r).expect("listed").clone(),
         });
-        journal::write_snapshot(
+        if let Err(e) = journal::write_snapshot(
             self.storage.as_mut(),
             generation,
             entries.chain(tag_records),
-        )?;
+        ) {
+            // A failure after the rename (syncing the directory) may still have put the new
+            // snapshot in place: then its journal must stay.
+            let committed = matches!(
+                journal::read_snapshot(self.storage.as_mut(), |_| {}),
+                Ok(Some(c)) if c.generation == generation
+            );
+            if !committed {
+                let _ = self.storage.remove(&next_path);
+                return Err(e.into());
+            }
+        }
         let old = layout::journal_path(self.journal.generation());
-        self.journal = Journal::new(generation, 0, 0);
-        // The new journal exists before the old one goes: a process sharing the storage that
-        // sees it knows to reload (see `refresh`).
-        self.ensure_journal()?;
+        // Buffered access records are captured by the snapshot.
+        self.journal = next;
         if let Err(e) = self.storage.remove(&old) {
-            // Harmless: the next open removes journals of other generations.
+            // Harmless: the snapshot names the new generation, and openers remove the old one.
             self.warn(
                 "could not remove the old journal",
                 &[("error", &e.to_string())],
@@ -546,13 +608,16 @@ impl Cache {
     }
 
     /// Compacts when the journal has grown past the live state (amortized O(1) per record).
+    ///
+    /// Called after an operation's record is durable: a failed compaction does not fail the
+    /// operation, and leaves the current generation's journal the live one (see `compact`).
     pub(super) fn maybe_compact(&mut self) {
         let live = (self.index.len() + self.tags.len()) as u64;
         if self.journal.records() > self.config.compaction_min_records.max(live)
             && let Err(e) = self.compact()
         {
             self.warn(
-                "compaction failed; the journal stays valid",
+                "compaction failed; the current journal stays the live one",
                 &[("error", &e.to_string())],
             );
         }

@@ -385,3 +385,224 @@ fn a_custom_policy_survives_a_damaged_snapshot() {
     assert_eq!(cache.debug_info().policy, "composite(7:lru)");
     assert_eq!(cache.get_blob(&a).unwrap(), b"survivor");
 }
+
+// ----- processes sharing one storage (issue 9, items 1–3 and 5) -----
+
+/// A storage whose appends to one path fail once, as on a full disk.
+struct FailAppendOnce {
+    inner: MemoryStorage,
+    path: String,
+    armed: bool,
+    /// The failure is a crash: every later call fails too.
+    crash: bool,
+    crashed: bool,
+    /// Fails only an append that follows a commit or removal of a path with this prefix.
+    after: Option<&'static str>,
+}
+
+impl FailAppendOnce {
+    fn new(inner: &MemoryStorage, path: &str, crash: bool) -> FailAppendOnce {
+        FailAppendOnce {
+            inner: inner.clone(),
+            path: path.to_owned(),
+            armed: true,
+            crash,
+            crashed: false,
+            after: None,
+        }
+    }
+    /// Crashes at the first journal append after content under `prefix` was committed or
+    /// removed: between a change and its record.
+    fn crash_after(inner: &MemoryStorage, path: &str, prefix: &'static str) -> FailAppendOnce {
+        FailAppendOnce {
+            after: Some(prefix),
+            ..FailAppendOnce::new(inner, path, true)
+        }
+    }
+    fn saw(&mut self, path: &str) {
+        if self.after.is_some_and(|p| path.starts_with(p)) {
+            self.after = None;
+        }
+    }
+    fn check(&self) -> Result<(), StorageError> {
+        if self.crashed {
+            return Err(StorageError::Io("crashed".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Storage for FailAppendOnce {
+    fn create_temp(&mut self, hint: Option<u64>) -> Result<crate::storage::TempId, StorageError> {
+        self.check()?;
+        self.inner.create_temp(hint)
+    }
+    fn write_temp(&mut self, t: crate::storage::TempId, d: &[u8]) -> Result<(), StorageError> {
+        self.check()?;
+        self.inner.write_temp(t, d)
+    }
+    fn commit_temp(&mut self, t: crate::storage::TempId, p: &str) -> Result<(), StorageError> {
+        self.check()?;
+        self.saw(p);
+        self.inner.commit_temp(t, p)
+    }
+    fn abort_temp(&mut self, t: crate::storage::TempId) -> Result<(), StorageError> {
+        self.check()?;
+        self.inner.abort_temp(t)
+    }
+    fn append(&mut self, path: &str, data: &[u8]) -> Result<(), StorageError> {
+        self.check()?;
+        if self.armed && self.after.is_none() && path.starts_with(&self.path) {
+            self.armed = false;
+            self.crashed = self.crash;
+            return Err(StorageError::NoSpace);
+        }
+        self.inner.append(path, data)
+    }
+    fn read_at(&mut self, p: &str, o: u64, b: &mut [u8]) -> Result<usize, StorageError> {
+        self.check()?;
+        self.inner.read_at(p, o, b)
+    }
+    fn size(&mut self, p: &str) -> Result<Option<u64>, StorageError> {
+        self.check()?;
+        self.inner.size(p)
+    }
+    fn list(&mut self, d: &str) -> Result<Vec<String>, StorageError> {
+        self.check()?;
+        self.inner.list(d)
+    }
+    fn remove(&mut self, p: &str) -> Result<(), StorageError> {
+        self.check()?;
+        self.saw(p);
+        self.inner.remove(p)
+    }
+    fn clear_temps(&mut self) -> Result<u64, StorageError> {
+        self.check()?;
+        self.inner.clear_temps()
+    }
+}
+
+use crate::storage::StorageError;
+
+#[test]
+fn records_appended_after_another_process_cut_a_torn_tail_are_seen_by_refresh() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let mut a = open_with(&s, &c, Config::default());
+    let mut b = open_with(&s, &c, Config::default());
+    // A third process dies in the middle of an append: a torn frame ends journal-0.
+    s.clone()
+        .append(&layout::journal_path(0), &[40, 0, 0, 0, 1, 2, 3])
+        .unwrap();
+    // B notices the torn tail during an operation.
+    b.refresh().unwrap();
+    // A cuts it and records a tag.
+    a.refresh().unwrap();
+    let r: Reference = "example.com/app:1".parse().unwrap();
+    let d = sha(b"app");
+    a.put_tag(&r, &d).unwrap();
+    assert!(b.refresh().unwrap(), "B sees that the journal changed");
+    assert_eq!(b.resolve_tag(&r).unwrap(), Resolution::Fresh(d.clone()));
+    // B compacts: A's tag must survive it, for A and for a new process.
+    b.cleanup().unwrap();
+    a.refresh().unwrap();
+    assert_eq!(a.resolve_tag(&r).unwrap(), Resolution::Fresh(d.clone()));
+    let mut fresh = open_with(&s, &c, Config::default());
+    assert_eq!(fresh.resolve_tag(&r).unwrap(), Resolution::Fresh(d));
+}
+
+#[test]
+fn a_compaction_that_cannot_start_its_journal_loses_no_other_process_record() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let config = Config {
+        compaction_min_records: 4,
+        ..Config::default()
+    };
+    let failing = FailAppendOnce::new(&s, &layout::journal_path(1), false);
+    let mut a = Cache::builder(failing, c.clone())
+        .config(config.clone())
+        .open()
+        .unwrap();
+    let mut b = open_with(&s, &c, config.clone());
+    // A's puts trigger a compaction whose new journal cannot be created (no space).
+    let mut blobs = Vec::new();
+    for i in 0..20u8 {
+        a.refresh().unwrap();
+        blobs.push(a.put_blob(None, &[i; 10]).unwrap());
+        if s.get(layout::SNAPSHOT).is_some() || s.get(&layout::journal_path(1)).is_some() {
+            break;
+        }
+    }
+    assert!(blobs.len() < 20, "a compaction was attempted");
+    // B goes on recording a tag.
+    let r: Reference = "example.com/app:1".parse().unwrap();
+    let d = sha(b"app");
+    b.refresh().unwrap();
+    b.put_tag(&r, &d).unwrap();
+    a.refresh().unwrap();
+    assert_eq!(a.resolve_tag(&r).unwrap(), Resolution::Fresh(d.clone()));
+    // A new process (or the next run) still has it, and every blob.
+    let mut fresh = open_with(&s, &c, config);
+    assert_eq!(fresh.resolve_tag(&r).unwrap(), Resolution::Fresh(d));
+    for d in &blobs {
+        assert!(fresh.has_blob(d), "blob {d}");
+    }
+}
+
+#[test]
+fn a_late_access_record_does_not_roll_back_a_renewal() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let config = Config {
+        default_ttl_ms: 1000,
+        ..Config::default()
+    };
+    let mut a = open_with(&s, &c, config.clone());
+    let mut b = open_with(&s, &c, config.clone());
+    let d = a.put_blob(None, b"renewed").unwrap();
+    b.refresh().unwrap();
+    // B reads it: an access record, buffered.
+    assert_eq!(b.get_blob(&d).unwrap(), b"renewed");
+    // Later, A re-puts (renews) it.
+    c.advance(800);
+    a.refresh().unwrap();
+    a.put_blob(None, b"renewed").unwrap();
+    // B's buffered access record lands after A's renewal.
+    b.refresh().unwrap();
+    b.flush().unwrap();
+    c.advance(400);
+    for cache in [&mut a, &mut b] {
+        cache.refresh().unwrap();
+        assert_eq!(cache.get_blob(&d).unwrap(), b"renewed", "still fresh");
+    }
+    let mut fresh = open_with(&s, &c, config);
+    assert_eq!(fresh.get_blob(&d).unwrap(), b"renewed", "still fresh after reopen");
+}
+
+#[test]
+fn a_crash_after_a_clean_reopen_is_not_taken_for_a_clean_shutdown() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let mut cache = open_with(&s, &c, Config::default());
+    let gone = cache.put_blob(None, b"to be deleted").unwrap();
+    cache.close().unwrap();
+    // A clean reopen, then a crash between a blob's commit and its journal record.
+    let crashing = FailAppendOnce::crash_after(&s, "index/journal-", "blobs/");
+    let mut cache = Cache::builder(crashing, c.clone()).open().unwrap();
+    assert!(cache.recovery_report().clean_shutdown);
+    cache.put_blob(None, b"committed, not journaled").unwrap_err();
+    drop(cache);
+    let mut cache = open_with(&s, &c, Config::default());
+    assert!(!cache.recovery_report().clean_shutdown, "the crash is seen");
+    let report = cache.check_integrity().unwrap();
+    assert!(report.healthy, "the file is adopted or removed: {report:?}");
+    cache.close().unwrap();
+
+    // A clean reopen, then a crash between a file's removal and its `Remove` record.
+    let crashing = FailAppendOnce::crash_after(&s, "index/journal-", "blobs/");
+    let mut cache = Cache::builder(crashing, c.clone()).open().unwrap();
+    assert!(cache.recovery_report().clean_shutdown);
+    cache.delete(&Key::blob(gone.clone())).unwrap_err();
+    drop(cache);
+    let mut cache = open_with(&s, &c, Config::default());
+    assert!(!cache.has_blob(&gone), "no row without its file");
+    let report = cache.check_integrity().unwrap();
+    assert!(report.healthy, "{report:?}");
+}
