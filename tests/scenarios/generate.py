@@ -1892,14 +1892,17 @@ def integrity():
     )
 
     (
-        S("integrity/stray_files_removed_on_reopen", "Files in the content directories whose names are not digests are removed when the cache opens.")
+        S("integrity/stray_files_left_on_reopen", "Files in the content directories whose names the cache never writes are reported and left in place when the cache opens (it removes only what it could have written); the integrity check lists them, and a repair, asked for, removes them.")
         ("storage.plant", path="blobs/sha256/not-a-digest", data="x")
         ("storage.plant", path="manifests/sha256/" + "A" * 64, data="{}")
         ("blob.put", digest=sha256("kept"), data="kept")
         ("cache.crash")
-        ("cache.reopen", ok={"orphans_removed": 2})
+        ("cache.reopen", ok={"orphans_removed": 0, "foreign_files": 2})
+        ("storage.exists", path="blobs/sha256/not-a-digest", ok=True)
+        ("storage.exists", path="manifests/sha256/" + "A" * 64, ok=True)
+        ("integrity.check", ok={"healthy": False, "unindexed": [{"what": "manifests/sha256/" + "A" * 64}, {"what": "blobs/sha256/not-a-digest"}]})
+        ("integrity.repair", ok={"removed_unindexed": 2})
         ("storage.exists", path="blobs/sha256/not-a-digest", ok=False)
-        ("storage.exists", path="manifests/sha256/" + "A" * 64, ok=False)
         ("storage.list", dir="blobs/sha256", ok=[hexpart(sha256("kept"))])
     )
 

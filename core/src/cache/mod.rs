@@ -66,6 +66,7 @@ pub struct CacheBuilder {
     log: Box<dyn LogSink>,
     hasher: Box<dyn HashProvider>,
     policy: Option<Box<dyn EvictionPolicy>>,
+    adopt_existing: bool,
 }
 
 impl CacheBuilder {
@@ -87,6 +88,26 @@ impl CacheBuilder {
     /// A custom eviction policy, overriding `config.eviction`.
     pub fn policy(mut self, policy: Box<dyn EvictionPolicy>) -> Self {
         self.policy = Some(policy);
+        self
+    }
+    /// Whether to create a cache over a storage that holds files but no cache index (default
+    /// false). Such a storage is not a cache (an OCI image layout's `blobs/`, say): opening it
+    /// fails with `InvalidConfig` and changes nothing, because the cache would otherwise take
+    /// its files over and could later evict them. With `true`, files named by a digest whose
+    /// bytes match are adopted, and every other file is reported and left in place.
+    ///
+    /// ```
+    /// use ocicache_core::{Cache, ErrorKind, ManualClock, storage::MemoryStorage};
+    /// let storage = MemoryStorage::new();
+    /// storage.put("blobs/sha256/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", b"hello");
+    /// let refused = Cache::builder(storage.clone(), ManualClock::new(0)).open();
+    /// assert_eq!(refused.err().map(|e| e.kind()), Some(ErrorKind::InvalidConfig));
+    /// let cache = Cache::builder(storage, ManualClock::new(0)).adopt_existing(true).open()?;
+    /// assert_eq!(cache.stats().blobs, 1);
+    /// # Ok::<(), ocicache_core::Error>(())
+    /// ```
+    pub fn adopt_existing(mut self, adopt: bool) -> Self {
+        self.adopt_existing = adopt;
         self
     }
     /// Validates the configuration, replays the persisted index and reconciles it with the
@@ -111,7 +132,7 @@ impl CacheBuilder {
             log: self.log,
             hasher: self.hasher,
         };
-        cache.recover()?;
+        cache.recover(self.adopt_existing)?;
         Ok(cache)
     }
 }
@@ -192,6 +213,7 @@ impl Cache {
             log: Box::new(NoLog),
             hasher: Box::new(BuiltinHasher),
             policy: None,
+            adopt_existing: false,
         }
     }
 

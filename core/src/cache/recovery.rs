@@ -3,7 +3,7 @@
 use super::Cache;
 use crate::config::Config;
 use crate::digest::{Algorithm, Digest};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::hashing::Hasher;
 use crate::index::{Index, NewEntry};
 use crate::journal::{self, FrameEnd, Journal, Record};
@@ -32,17 +32,34 @@ pub struct RecoveryReport {
     pub temps_removed: u64,
     /// Files not in the index whose bytes matched their name, adopted.
     pub orphans_adopted: u64,
-    /// Files not in the index that were invalid, removed.
+    /// Files not in the index, named by a digest their bytes do not match, removed.
     pub orphans_removed: u64,
     /// Index rows whose file was missing, dropped.
     pub missing_dropped: u64,
-    /// Entries evicted because the cap is smaller than what was stored.
+    /// Entries evicted while opening: always 0, since opening never evicts (a cap smaller than
+    /// what is stored takes effect at the next write or cleanup). Kept for the report's shape.
     pub evicted: u64,
     /// Whether a fresh snapshot was written.
     pub compacted: bool,
     /// The last run closed cleanly (its journal ends in a matching `Closed` record), so the
     /// stored files were not walked; after anything else they are, and orphans are handled.
     pub clean_shutdown: bool,
+    /// Index rows whose size was not their file's: re-hashed, then adopted with the true size
+    /// or removed. Such a size never counts against the cap.
+    pub size_mismatches: u64,
+    /// Files in the cache's directories that it did not write (names it never writes,
+    /// directories or unreadable files where an entry belongs): reported and left in place.
+    pub foreign_files: u64,
+}
+
+/// What [`Cache::adopt`] did with a stored file.
+pub(super) enum Adoption {
+    /// Its bytes match its name: indexed.
+    Adopted,
+    /// Its bytes do not match its name: removed.
+    Removed,
+    /// It could not be read or removed (not a regular file, say): left in place, for this reason.
+    LeftAlone(String),
 }
 
 /// Applies one persisted record to the in-memory state.
@@ -124,18 +141,27 @@ struct Loaded {
     closed_with: Option<(u64, u64)>,
     /// A valid snapshot was loaded: journals of other generations hold nothing live.
     snapshot_valid: bool,
+    /// A snapshot (valid or not) or a journal exists: this storage holds a cache.
+    index_found: bool,
     /// Journals of other generations (left by an interrupted or failed compaction, or, without
     /// a snapshot, replayed and to be removed once a snapshot holds their records).
     stale_journals: Vec<u64>,
 }
 
 impl Cache {
-    pub(super) fn recover(&mut self) -> Result<()> {
-        let mut report = RecoveryReport {
-            temps_removed: self.storage.clear_temps()?,
-            ..RecoveryReport::default()
-        };
+    pub(super) fn recover(&mut self, adopt_existing: bool) -> Result<()> {
+        let mut report = RecoveryReport::default();
         let loaded = self.load_persisted(&mut report)?;
+        if !loaded.index_found && !adopt_existing {
+            // Refused before anything is written or removed (temps included).
+            if let Some(path) = self.first_stored_file()? {
+                return Err(Error::InvalidConfig(format!(
+                    "the storage holds {path} but no cache index: it is not an ocicache \
+                     directory; to create a cache over its files, open it with adopt_existing"
+                )));
+            }
+        }
+        report.temps_removed = self.storage.clear_temps()?;
         let mut need_compact = loaded.need_compact;
         let closed_with = loaded.closed_with;
 
@@ -301,6 +327,9 @@ impl Cache {
             need_compact,
             closed_with,
             snapshot_valid: snapshot_generation.is_some(),
+            index_found: report.snapshot_damaged
+                || snapshot_generation.is_some()
+                || !journals.is_empty(),
             stale_journals: journals.into_iter().filter(|g| *g != generation).collect(),
         })
     }
@@ -396,9 +425,20 @@ impl Cache {
     }
 
     /// Matches index rows with stored files: adopts valid orphans, removes invalid ones, and
-    /// drops rows whose file is missing.
+    /// drops rows whose file is missing. Only what the cache could have written is removed:
+    /// files named by a digest whose bytes do not match. Anything else in its directories (a
+    /// name the core never writes, a directory or an unreadable file where a blob belongs) is
+    /// reported and left alone, and does not stop the open.
     fn reconcile(&mut self, report: &mut RecoveryReport) -> Result<()> {
         let mut seen = vec![false; self.index.id_bound()];
+        let mark_seen = |cache: &Cache, seen: &mut Vec<bool>, key: &Key| {
+            if let Some(id) = cache.index.find(key) {
+                if seen.len() <= id.0 as usize {
+                    seen.resize(id.0 as usize + 1, false);
+                }
+                seen[id.0 as usize] = true;
+            }
+        };
         for kind in Kind::ALL {
             for algorithm in Algorithm::ALL {
                 let dir = layout::algorithm_dir(kind, algorithm);
@@ -415,28 +455,52 @@ impl Cache {
                         .collect();
                     for (name, digest) in batch.iter().zip(parsed) {
                         let Some(digest) = digest else {
-                            // Not a name we write (a stray file in our directory): remove it.
-                            self.storage.remove(&format!("{dir}/{name}"))?;
-                            report.orphans_removed += 1;
+                            self.left_alone(
+                                report,
+                                &format!("{dir}/{name}"),
+                                "not a name the cache writes",
+                            );
                             continue;
                         };
                         let key = Key { kind, digest };
-                        match self.index.find(&key) {
-                            Some(id) if !self.index.get(id).is_quarantined() => {
-                                seen[id.0 as usize] = true
+                        let indexed = self
+                            .index
+                            .find(&key)
+                            .filter(|id| !self.index.get(*id).is_quarantined());
+                        if let Some(id) = indexed {
+                            // A size the index claims counts against the cap and drives eviction:
+                            // it must be the stored file's.
+                            let claimed = self.index.get(id).size();
+                            let stored = self.storage.size(&layout::entry_path(&key))?;
+                            if stored == Some(claimed) {
+                                seen[id.0 as usize] = true;
+                                continue;
                             }
-                            _ => {
-                                if self.adopt(&key)? {
+                            report.size_mismatches += 1;
+                            self.log.log(
+                                Level::Error,
+                                "indexed size differs from the stored file; re-hashing it",
+                                &[
+                                    ("entry", &key.to_string()),
+                                    ("indexed", &claimed.to_string()),
+                                    ("stored", &stored.map_or("none".into(), |s| s.to_string())),
+                                ],
+                            );
+                        }
+                        match self.adopt(&key)? {
+                            Adoption::Adopted => {
+                                if indexed.is_none() {
                                     report.orphans_adopted += 1;
-                                    if let Some(id) = self.index.find(&key) {
-                                        if seen.len() <= id.0 as usize {
-                                            seen.resize(id.0 as usize + 1, false);
-                                        }
-                                        seen[id.0 as usize] = true;
-                                    }
-                                } else {
+                                }
+                                mark_seen(self, &mut seen, &key);
+                            }
+                            Adoption::Removed => {
+                                if indexed.is_none() {
                                     report.orphans_removed += 1;
                                 }
+                            }
+                            Adoption::LeftAlone(why) => {
+                                self.left_alone(report, &layout::entry_path(&key), &why);
                             }
                         }
                     }
@@ -463,21 +527,51 @@ impl Cache {
         Ok(())
     }
 
-    /// Re-hashes a stored file that the index does not list; indexes it if its bytes match its
-    /// name (and, for manifests, parse), removes it otherwise. The caller persists the change.
-    pub(super) fn adopt(&mut self, key: &Key) -> Result<bool> {
+    /// The first file in the cache's content directories, if any.
+    fn first_stored_file(&mut self) -> Result<Option<String>> {
+        for kind in Kind::ALL {
+            for algorithm in Algorithm::ALL {
+                let dir = layout::algorithm_dir(kind, algorithm);
+                if let Some(name) = self.storage.list(&dir)?.into_iter().min() {
+                    return Ok(Some(format!("{dir}/{name}")));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn left_alone(&self, report: &mut RecoveryReport, path: &str, why: &str) {
+        report.foreign_files += 1;
+        self.log.log(
+            Level::Warn,
+            "file the cache did not write left in place",
+            &[("path", path), ("reason", why)],
+        );
+    }
+
+    /// Re-hashes a stored file that the index does not list (or lists with a size that is not
+    /// the file's); indexes it if its bytes match its name (and, for manifests, parse), removes
+    /// it otherwise. A file that cannot be read (a directory where a blob belongs, a special
+    /// file) is left alone. The caller persists the change.
+    pub(super) fn adopt(&mut self, key: &Key) -> Result<Adoption> {
         let path = layout::entry_path(key);
         let valid = match key.kind {
-            Kind::Blob => {
-                let (digest, size) = self.hash_stored(&path, key.digest.algorithm())?;
-                (digest == key.digest).then_some((size, None, Vec::new()))
-            }
+            Kind::Blob => match self.hash_stored(&path, key.digest.algorithm())? {
+                Ok((digest, size)) => (digest == key.digest).then_some((size, None, Vec::new())),
+                Err(e) => return Ok(Adoption::LeftAlone(e.to_string())),
+            },
             Kind::Manifest => {
-                let size = self.storage.size(&path)?.unwrap_or(0);
+                let size = match self.storage.size(&path) {
+                    Ok(size) => size.unwrap_or(0),
+                    Err(e) => return Ok(Adoption::LeftAlone(e.to_string())),
+                };
                 if size > self.config.max_manifest_bytes {
                     None
                 } else {
-                    let bytes = storage::read_all(self.storage.as_mut(), &path)?;
+                    let bytes = match storage::read_all(self.storage.as_mut(), &path) {
+                        Ok(bytes) => bytes,
+                        Err(e) => return Ok(Adoption::LeftAlone(e.to_string())),
+                    };
                     let digest = crate::hashing::digest_of(
                         self.hasher.as_ref(),
                         key.digest.algorithm(),
@@ -485,7 +579,7 @@ impl Cache {
                     )?;
                     match manifest::validate(&bytes, None) {
                         Ok(v) if digest == key.digest => {
-                            Some((size, Some(v.media_type), v.references))
+                            Some((bytes.len() as u64, Some(v.media_type), v.references))
                         }
                         _ => None,
                     }
@@ -493,13 +587,17 @@ impl Cache {
             }
         };
         let Some((size, media_type, references)) = valid else {
-            self.storage.remove(&path)?;
+            // Named by a digest its bytes do not match: what a crash or bit rot left of the
+            // cache's own file, never served.
+            if let Err(e) = self.storage.remove(&path) {
+                return Ok(Adoption::LeftAlone(e.to_string()));
+            }
             self.log.log(
                 Level::Warn,
                 "invalid unindexed file removed",
                 &[("path", &path)],
             );
-            return Ok(false);
+            return Ok(Adoption::Removed);
         };
         let mut entry: NewEntry = self.new_entry(key.clone(), size);
         entry.media_type = media_type;
@@ -512,20 +610,24 @@ impl Cache {
             "unindexed file adopted",
             &[("entry", &key.to_string())],
         );
-        Ok(true)
+        Ok(Adoption::Adopted)
     }
 
-    /// Streams a stored file through the hasher.
+    /// Streams a stored file through the hasher. The outer error is the hasher's (the host
+    /// failed: stop); the inner one is reading the file's (the file is unusable).
     pub(super) fn hash_stored(
         &mut self,
         path: &str,
         algorithm: Algorithm,
-    ) -> Result<(Digest, u64), StorageError> {
+    ) -> Result<std::result::Result<(Digest, u64), StorageError>> {
         let mut hasher = Hasher::new(self.hasher.as_ref(), algorithm);
         let mut buf = vec![0u8; 1 << 20];
         let mut offset = 0u64;
         loop {
-            let n = self.storage.read_at(path, offset, &mut buf)?;
+            let n = match self.storage.read_at(path, offset, &mut buf) {
+                Ok(n) => n,
+                Err(e) => return Ok(Err(e)),
+            };
             if n == 0 {
                 break;
             }
@@ -533,7 +635,7 @@ impl Cache {
             offset += n as u64;
         }
         self.metrics.retrieved(offset);
-        Ok((hasher.finish()?, offset))
+        Ok(Ok((hasher.finish()?, offset)))
     }
 
     /// Writes a snapshot of the whole state and starts a new journal generation.

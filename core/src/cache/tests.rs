@@ -182,8 +182,11 @@ fn reopen_adopts_valid_orphans_removes_invalid_ones_and_drops_missing_rows() {
     let r = cache.recovery_report().clone();
     assert_eq!(
         (r.orphans_adopted, r.orphans_removed, r.missing_dropped),
-        (1, 2, 1)
+        (1, 1, 1)
     );
+    // A name the cache never writes is not its file: reported, left in place.
+    assert_eq!(r.foreign_files, 1);
+    assert_eq!(s.get("blobs/sha256/not-a-digest").unwrap(), b"x");
     assert!(r.compacted);
     assert_eq!(cache.get_blob(&orphan).unwrap(), b"orphan");
     assert_eq!(cache.get_blob(&kept).unwrap(), b"kept");
@@ -195,6 +198,10 @@ fn reopen_adopts_valid_orphans_removes_invalid_ones_and_drops_missing_rows() {
         cache.get_blob(&lost).unwrap_err().kind(),
         ErrorKind::NotFound
     );
+    // The foreign file is reported until a repair, asked for, removes it.
+    let report = cache.check_integrity().unwrap();
+    assert_eq!(report.unindexed.len(), 1, "{report:?}");
+    assert_eq!(cache.repair().unwrap().removed_unindexed, 1);
     assert!(cache.check_integrity().unwrap().healthy);
 }
 
@@ -574,7 +581,11 @@ fn a_late_access_record_does_not_roll_back_a_renewal() {
         assert_eq!(cache.get_blob(&d).unwrap(), b"renewed", "still fresh");
     }
     let mut fresh = open_with(&s, &c, config);
-    assert_eq!(fresh.get_blob(&d).unwrap(), b"renewed", "still fresh after reopen");
+    assert_eq!(
+        fresh.get_blob(&d).unwrap(),
+        b"renewed",
+        "still fresh after reopen"
+    );
 }
 
 #[test]
@@ -587,7 +598,9 @@ fn a_crash_after_a_clean_reopen_is_not_taken_for_a_clean_shutdown() {
     let crashing = FailAppendOnce::crash_after(&s, "index/journal-", "blobs/");
     let mut cache = Cache::builder(crashing, c.clone()).open().unwrap();
     assert!(cache.recovery_report().clean_shutdown);
-    cache.put_blob(None, b"committed, not journaled").unwrap_err();
+    cache
+        .put_blob(None, b"committed, not journaled")
+        .unwrap_err();
     drop(cache);
     let mut cache = open_with(&s, &c, Config::default());
     assert!(!cache.recovery_report().clean_shutdown, "the crash is seen");
@@ -605,4 +618,119 @@ fn a_crash_after_a_clean_reopen_is_not_taken_for_a_clean_shutdown() {
     assert!(!cache.has_blob(&gone), "no row without its file");
     let report = cache.check_integrity().unwrap();
     assert!(report.healthy, "{report:?}");
+}
+
+// ----- index files and directories the cache must not trust (issue 9, items 7, 9, 10) -----
+
+/// Every path with its bytes: "changes nothing" compares this.
+fn everything(s: &MemoryStorage) -> Vec<(String, Vec<u8>)> {
+    s.paths()
+        .into_iter()
+        .map(|p| {
+            let bytes = s.get(&p).unwrap_or_default();
+            (p, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn a_size_the_index_claims_is_checked_against_the_file_and_evicts_nothing() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let config = small(10_000);
+    let mut cache = open_with(&s, &c, config.clone());
+    let blobs: Vec<Digest> = (0..5u8)
+        .map(|i| cache.put_blob(None, &[i; 1000]).unwrap())
+        .collect();
+    drop(cache);
+    // A checksum-valid record claims 5 GB for a 1000-byte blob.
+    let mut forged = Vec::new();
+    Record::Put {
+        entry: NewEntry {
+            key: Key::blob(blobs[0].clone()),
+            size: 5_000_000_000,
+            created: T0,
+            accessed: T0,
+            expires: u64::MAX,
+            access_count: 0,
+            pins: 0,
+            media_type: None,
+            quarantined: false,
+        },
+        references: Vec::new(),
+    }
+    .encode_frame(&mut forged);
+    s.clone().append(&layout::journal_path(0), &forged).unwrap();
+    let log = MemoryLog::default();
+    let mut cache = Cache::builder(s.clone(), c.clone())
+        .config(config.clone())
+        .log(log.clone())
+        .open()
+        .unwrap();
+    assert_eq!(cache.recovery_report().size_mismatches, 1);
+    assert_eq!(
+        cache.size(),
+        5000,
+        "the stored sizes count, not the claimed one"
+    );
+    assert!(
+        log.records()
+            .iter()
+            .any(|(level, _)| *level == Level::Error),
+        "reported as an error"
+    );
+    cache.put_blob(None, &[9; 1000]).unwrap();
+    for d in &blobs {
+        assert!(cache.has_blob(d), "nothing evicted for a forged size: {d}");
+    }
+    assert!(cache.check_integrity().unwrap().healthy);
+}
+
+#[test]
+fn a_storage_with_files_and_no_index_is_refused_unchanged() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    // An OCI image layout's blobs, and a file the cache never writes.
+    let layer = b"a layer of someone else's image";
+    s.put(&format!("blobs/sha256/{}", sha(layer).hex()), layer);
+    s.put("blobs/sha256/README", b"not ours");
+    let before = everything(&s);
+    let err = Cache::builder(s.clone(), c.clone())
+        .config(small(10))
+        .open()
+        .err()
+        .expect("refused");
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(
+        err.to_string().contains("not an ocicache directory"),
+        "{err}"
+    );
+    assert_eq!(everything(&s), before, "nothing written or removed");
+
+    // Asked for explicitly: the matching file is adopted, the other left in place, and opening
+    // evicts nothing even over the cap.
+    let cache = Cache::builder(s.clone(), c.clone())
+        .config(small(10))
+        .adopt_existing(true)
+        .open()
+        .unwrap();
+    assert_eq!(cache.recovery_report().orphans_adopted, 1);
+    assert_eq!(cache.recovery_report().foreign_files, 1);
+    assert_eq!(s.get("blobs/sha256/README").unwrap(), b"not ours");
+    assert!(cache.has_blob(&sha(layer)));
+}
+
+#[test]
+fn stray_entries_are_reported_and_do_not_block_opening() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let mut cache = open_with(&s, &c, Config::default());
+    let kept = cache.put_blob(None, b"kept").unwrap();
+    drop(cache); // not closed: the next open walks the files
+    // A directory where a blob file belongs (readable as no file), and a name never written.
+    let dir_like = format!("blobs/sha256/{}/inside", sha(b"other").hex());
+    s.put(&dir_like, b"x");
+    s.put("manifests/sha256/a b", b"y");
+    let mut cache = open_with(&s, &c, Config::default());
+    assert_eq!(cache.recovery_report().foreign_files, 2);
+    assert_eq!(s.get(&dir_like).unwrap(), b"x");
+    assert_eq!(s.get("manifests/sha256/a b").unwrap(), b"y");
+    assert_eq!(cache.get_blob(&kept).unwrap(), b"kept");
 }
