@@ -692,6 +692,8 @@ fn a_storage_with_files_and_no_index_is_refused_unchanged() {
     let layer = b"a layer of someone else's image";
     s.put(&format!("blobs/sha256/{}", sha(layer).hex()), layer);
     s.put("blobs/sha256/README", b"not ours");
+    let liar = format!("blobs/sha256/{}", sha(b"what the name says").hex());
+    s.put(&liar, b"other bytes");
     let before = everything(&s);
     let err = Cache::builder(s.clone(), c.clone())
         .config(small(10))
@@ -713,8 +715,14 @@ fn a_storage_with_files_and_no_index_is_refused_unchanged() {
         .open()
         .unwrap();
     assert_eq!(cache.recovery_report().orphans_adopted, 1);
-    assert_eq!(cache.recovery_report().foreign_files, 1);
+    assert_eq!(cache.recovery_report().foreign_files, 2);
+    assert_eq!(cache.recovery_report().orphans_removed, 0);
     assert_eq!(s.get("blobs/sha256/README").unwrap(), b"not ours");
+    assert_eq!(
+        s.get(&liar).unwrap(),
+        b"other bytes",
+        "not removed: not ours"
+    );
     assert!(cache.has_blob(&sha(layer)));
 }
 
