@@ -520,13 +520,26 @@ impl Cache {
         // Best effort: without the marker, the next open may trust an index that lists the
         // entry unquarantined; its read then verifies the bytes again.
         let _ = self.content_changing();
-        let _ = self.storage.remove(&layout::entry_path(&key));
+        if let Err(e) = self.storage.remove(&layout::entry_path(&key)) {
+            // The record below still quarantines it, here and at every later open (which
+            // re-hashes the file and removes it), so the bytes are never served.
+            self.log.log(
+                Level::Error,
+                "could not remove corrupted bytes",
+                &[("entry", &key.to_string()), ("error", &e.to_string())],
+            );
+        }
         if let Err(e) = self.journal.append(
             self.storage.as_mut(),
             &[Record::Quarantine { key: key.clone() }],
         ) {
-            // Without the record the next open finds no file and drops the entry: still never served.
-            self.warn("could not journal quarantine", &[("error", &e.to_string())]);
+            // Without the record the next open finds no file (or re-hashes it) and drops the
+            // entry: still never served.
+            self.log.log(
+                Level::Error,
+                "could not journal quarantine",
+                &[("entry", &key.to_string()), ("error", &e.to_string())],
+            );
         }
         self.index.quarantine(id);
         self.metrics.corrupted();

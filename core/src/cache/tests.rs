@@ -791,3 +791,21 @@ fn every_eviction_and_removal_is_logged_at_info() {
     assert!(info.contains(&removed), "{info:?}");
     assert_eq!(cache.metrics().evictions_capacity, 1);
 }
+
+#[test]
+fn a_crash_after_another_process_closed_is_not_taken_for_a_clean_shutdown() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let a = open_with(&s, &c, Config::default());
+    let crashing = FailAppendOnce::crash_after(&s, "index/journal-", "blobs/");
+    let mut b = Cache::builder(crashing, c.clone()).open().unwrap();
+    // A closes cleanly while B is still open: the journal ends in `Closed`.
+    a.close().unwrap();
+    b.refresh().unwrap();
+    // B crashes between a blob's commit and its record.
+    b.put_blob(None, b"committed by b").unwrap_err();
+    drop(b);
+    let mut fresh = open_with(&s, &c, Config::default());
+    assert!(!fresh.recovery_report().clean_shutdown);
+    let report = fresh.check_integrity().unwrap();
+    assert!(report.healthy, "{report:?}");
+}
