@@ -9,7 +9,9 @@ use crate::metrics::OpClass;
 use crate::reference::Reference;
 use crate::tags::{Resolution, TagHistoryEntry, TagMapping, TagUpdate};
 
-/// The key of a tag mapping: the canonical reference without digest; a tag is required.
+/// The key of a tag mapping: the canonical reference, which must name a tag and no digest. A
+/// reference that pins a digest names content, not a mapping: taking its tag alone would
+/// silently drop the digest (`nginx:1@sha256:…` would read or set `nginx:1`).
 fn tag_key(reference: &Reference) -> Result<String> {
     if reference.tag().is_none() {
         return Err(Error::invalid_reference(
@@ -17,22 +19,23 @@ fn tag_key(reference: &Reference) -> Result<String> {
             "a tag is needed",
         ));
     }
-    Ok(reference.without_digest().to_string())
+    if reference.digest().is_some() {
+        return Err(Error::invalid_reference(
+            &reference.to_string(),
+            "a tag mapping is named by its tag alone, without a digest",
+        ));
+    }
+    Ok(reference.to_string())
 }
 
 impl Cache {
     /// Records that `reference` points to `digest` now — after a fetch or a revalidation by
     /// the host. Renews freshness, clears invalidation, and appends to the history when the
-    /// digest changed.
+    /// digest changed. Like every mapping operation it needs a reference with a tag and without
+    /// a digest (`nginx:1`, not `nginx:1@sha256:…`); anything else is `InvalidReference`.
     pub fn put_tag(&mut self, reference: &Reference, digest: &Digest) -> Result<TagUpdate> {
         self.timed(OpClass::Put, |c| {
             let key = tag_key(reference)?;
-            if reference.digest().is_some_and(|pinned| pinned != digest) {
-                return Err(Error::invalid_reference(
-                    &reference.to_string(),
-                    format!("the reference pins another digest than {digest}"),
-                ));
-            }
             let at = c.now();
             let fresh_until = expiry(at, c.config.tag_ttl_ms);
             c.journal.append(
