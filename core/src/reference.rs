@@ -142,6 +142,35 @@ impl Reference {
         self.digest.as_ref()
     }
 
+    /// The key of the tag mapping this reference names: its canonical text. A mapping is named
+    /// by a tag without a digest; a reference that pins a digest names content, not a mapping,
+    /// and taking its tag alone would silently drop the digest. Every tag mapping operation
+    /// checks this first; a host may call it to refuse such input before opening anything.
+    ///
+    /// ```
+    /// use ocicache_core::{ErrorKind, Reference};
+    /// let tagged: Reference = "nginx:1".parse().unwrap();
+    /// assert_eq!(tagged.tag_mapping_key().unwrap(), "docker.io/library/nginx:1");
+    /// let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    /// let pinned: Reference = format!("nginx:1@{d}").parse().unwrap();
+    /// assert_eq!(pinned.tag_mapping_key().unwrap_err().kind(), ErrorKind::InvalidReference);
+    /// ```
+    pub fn tag_mapping_key(&self) -> Result<String> {
+        if self.tag.is_none() {
+            return Err(Error::invalid_reference(
+                &self.to_string(),
+                "a tag is needed",
+            ));
+        }
+        if self.digest.is_some() {
+            return Err(Error::invalid_reference(
+                &self.to_string(),
+                "a tag mapping is named by its tag alone, without a digest",
+            ));
+        }
+        Ok(self.to_string())
+    }
+
     /// The reference without its digest (`nginx:1@sha256:…` becomes `nginx:1`). Tag mappings
     /// refuse references with a digest, so a caller that means the tag drops it explicitly.
     pub fn without_digest(&self) -> Reference {
