@@ -186,13 +186,9 @@ impl Cache {
         let mut need_compact = false;
 
         // 1. The snapshot, loaded in bulk: the ordered sets are built once, in one sorted pass.
+        // The index grows with the records actually read, never by the snapshot's size: that
+        // size is a stored claim (a damaged file may report 200 GiB), not bytes read.
         self.index.begin_bulk();
-        // Every entry takes at least one `Put` frame of MIN_PUT_FRAME bytes, so the snapshot's
-        // size bounds the entry count: reserving it spares the index repeated rehashing.
-        if let Some(size) = self.storage.size(layout::SNAPSHOT)? {
-            let most = size / journal::MIN_PUT_FRAME;
-            self.index.reserve(usize::try_from(most).unwrap_or(0));
-        }
         let (index, tags, config) = (&mut self.index, &mut self.tags, &self.config);
         let snapshot = journal::read_snapshot(self.storage.as_mut(), |r| {
             apply_record(index, tags, config, r)
@@ -435,11 +431,10 @@ impl Cache {
                 (digest == key.digest).then_some((size, None, Vec::new()))
             }
             Kind::Manifest => {
-                let size = self.storage.size(&path)?.unwrap_or(0);
-                if size > self.config.max_manifest_bytes {
-                    None
-                } else {
-                    let bytes = storage::read_all(self.storage.as_mut(), &path)?;
+                // Read up to the limit, whatever size the file reports.
+                let limit = self.config.max_manifest_bytes;
+                if let Some(bytes) = storage::read_bounded(self.storage.as_mut(), &path, limit)? {
+                    let size = bytes.len() as u64;
                     let digest = crate::hashing::digest_of(
                         self.hasher.as_ref(),
                         key.digest.algorithm(),
@@ -451,6 +446,8 @@ impl Cache {
                         }
                         _ => None,
                     }
+                } else {
+                    None
                 }
             }
         };

@@ -5,7 +5,7 @@ mod codec;
 mod record;
 mod snapshot;
 
-pub(crate) use record::{FORMAT_VERSION, FrameEnd, FrameParser, MIN_PUT_FRAME, Record};
+pub(crate) use record::{FORMAT_VERSION, FrameEnd, FrameParser, Record};
 pub(crate) use snapshot::{SnapshotDamage, read_snapshot, write_snapshot};
 
 use crate::layout;

@@ -17,10 +17,12 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const MAGIC: &[u8; 8] = b"OCICACHE";
 /// Largest frame body accepted; anything larger is treated as a torn or corrupt frame.
 pub const MAX_RECORD: usize = 64 << 20;
-/// The smallest `Put` frame: header, type, SHA-256 key, six u64/u32 fields, flags, no references.
-pub const MIN_PUT_FRAME: u64 = (FRAME_HEADER + 1 + 2 + 32 + 8 * 4 + 4 * 2 + 2 + 4) as u64;
 /// Frame header size.
 pub const FRAME_HEADER: usize = 8;
+/// The smallest encoded digest (algorithm byte and a SHA-256).
+const MIN_DIGEST: usize = 1 + 32;
+/// The smallest encoded key (kind byte and the smallest digest).
+const MIN_KEY: usize = 1 + MIN_DIGEST;
 
 /// One change to the index, or (in snapshots) one piece of its state.
 #[derive(Debug, Clone)]
@@ -215,10 +217,7 @@ impl Record {
                     c => Some(MediaType::from_code(c).ok_or(Malformed)?),
                 };
                 let quarantined = d.u8()? != 0;
-                let n = d.u32()? as usize;
-                if n > body.len() {
-                    return Err(Malformed);
-                }
+                let n = d.count(MIN_KEY)?;
                 let mut references = Vec::with_capacity(n);
                 for _ in 0..n {
                     references.push(d.key()?);
@@ -270,10 +269,7 @@ impl Record {
                 let validated = d.u64()?;
                 let fresh_until = d.u64()?;
                 let invalidated = d.u8()? != 0;
-                let n = d.u32()? as usize;
-                if n > body.len() {
-                    return Err(Malformed);
-                }
+                let n = d.count(MIN_DIGEST + 8)?;
                 let mut history = VecDeque::with_capacity(n);
                 for _ in 0..n {
                     history.push_back(TagHistoryEntry {

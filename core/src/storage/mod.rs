@@ -87,6 +87,28 @@ pub(crate) fn read_all(storage: &mut dyn Storage, path: &str) -> Result<Vec<u8>,
     Ok(out)
 }
 
+/// Reads a whole object of at most `limit` bytes; `Ok(None)` if it holds more. Memory grows
+/// with the bytes actually read, never with a size reported or recorded beforehand (a damaged
+/// or hostile directory may claim anything).
+pub(crate) fn read_bounded(
+    storage: &mut dyn Storage,
+    path: &str,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = storage.read_at(path, out.len() as u64, &mut chunk)?;
+        if n == 0 {
+            return Ok(Some(out));
+        }
+        if (out.len() + n) as u64 > limit {
+            return Ok(None);
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
+}
+
 /// Writes `data` to `path` through a temp object: all or nothing.
 pub(crate) fn write_atomically(
     storage: &mut dyn Storage,
