@@ -72,8 +72,8 @@ impl Cache {
             let key = Key::manifest(digest.clone());
             let id = c.lookup_for_read(&key)?;
             let path = layout::entry_path(&key);
-            // Sizes are compared before anything is read, and the read allocates only what it
-            // reads: neither the file's size nor the index's is trusted with memory.
+            // Sizes are compared, and bounded by the configured limit, before anything is read:
+            // neither the file's size nor the index's is trusted with memory.
             let expected_size = c.index.get(id).size();
             let stored_size = match c.storage.size(&path)? {
                 Some(s) => s,
@@ -93,10 +93,10 @@ impl Cache {
                     limit,
                 });
             }
-            let bytes = match storage::read_bounded(c.storage.as_mut(), &path, expected_size) {
+            let bytes = match storage::read_exact(c.storage.as_mut(), &path, expected_size) {
                 Ok(Some(b)) => b,
                 Ok(None) => {
-                    return Err(c.quarantine(id, "more bytes stored than expected".into()));
+                    return Err(c.quarantine(id, "fewer bytes stored than expected".into()));
                 }
                 Err(crate::StorageError::NotFound(_)) => {
                     return Err(c.quarantine(id, "file missing".into()));
@@ -104,12 +104,6 @@ impl Cache {
                 Err(e) => return Err(e.into()),
             };
             c.metrics.retrieved(bytes.len() as u64);
-            if bytes.len() as u64 != expected_size {
-                return Err(c.quarantine(
-                    id,
-                    format!("{} bytes stored, {expected_size} expected", bytes.len()),
-                ));
-            }
             if c.config.verify_reads {
                 let actual = digest_of(c.hasher.as_ref(), digest.algorithm(), &bytes)?;
                 if actual != *digest {

@@ -54,6 +54,9 @@ pub struct Cache {
     metrics: Metrics,
     last_compaction: Option<Millis>,
     recovery: RecoveryReport,
+    /// Damage found in the index files when they were read: reported by the integrity check
+    /// until [`Cache::repair`] rewrites the index.
+    index_damage: Vec<IntegrityIssue>,
     /// Blob writers begun and not yet committed or aborted: their temps are live.
     open_writers: u64,
 }
@@ -104,6 +107,7 @@ impl CacheBuilder {
             metrics: Metrics::new(now),
             last_compaction: None,
             recovery: RecoveryReport::default(),
+            index_damage: Vec::new(),
             open_writers: 0,
             config: self.config,
             storage: self.storage,

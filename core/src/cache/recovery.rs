@@ -1,6 +1,6 @@
 //! Opening: replay snapshot + journal, drop a torn tail, reconcile with the stored files.
 
-use super::Cache;
+use super::{Cache, IntegrityIssue};
 use crate::config::Config;
 use crate::digest::{Algorithm, Digest};
 use crate::error::Result;
@@ -24,8 +24,14 @@ pub struct RecoveryReport {
     pub snapshot_damaged: bool,
     /// Journal records replayed.
     pub journal_records: u64,
-    /// The journal ended in a torn or damaged record, which was dropped.
+    /// The journal ended in a torn record (a crash during an append), which was dropped.
     pub torn_tail: bool,
+    /// Damaged regions of the journal that valid records follow: corruption, not a crash (a
+    /// crash only tears the end). Their records are lost; the records after them were kept.
+    /// Also counts damage at the end that was too large to check for records after it.
+    pub journal_damaged_regions: u64,
+    /// Bytes of those damaged regions, skipped.
+    pub journal_damaged_bytes: u64,
     /// Journals of other generations removed (left by an interrupted compaction).
     pub stale_journals_removed: u64,
     /// Temp objects of earlier runs removed.
@@ -200,8 +206,9 @@ impl Cache {
                 return Err(e.into());
             }
             Err(journal::SnapshotDamage::Invalid(reason)) => {
+                // A snapshot is replaced atomically: a crash never damages it.
                 self.log.log(
-                    Level::Warn,
+                    Level::Error,
                     "snapshot damaged; rebuilding the index",
                     &[("reason", &reason)],
                 );
@@ -235,7 +242,7 @@ impl Cache {
             let (index, tags, config) = (&mut self.index, &mut self.tags, &self.config);
             let mut header_ok = None;
             let closed = &mut closed_with;
-            let (end, valid_len) = journal::read_records_from(
+            let replay = journal::read_journal(
                 self.storage.as_mut(),
                 &layout::journal_path(generation),
                 0,
@@ -244,6 +251,12 @@ impl Cache {
                     match (&r, header_ok) {
                         (Record::Header { generation: g, .. }, None) => {
                             header_ok = Some(*g == generation)
+                        }
+                        (_, None) => {
+                            // The header was lost to damage (reported below): the file's name
+                            // still says which generation its records belong to.
+                            header_ok = Some(true);
+                            apply_record(index, tags, config, r);
                         }
                         (Record::Closed { entries, bytes }, Some(true)) => {
                             *closed = Some((*entries, *bytes));
@@ -256,16 +269,45 @@ impl Cache {
                     }
                 },
             )?;
-            len = valid_len;
-            if end == FrameEnd::Torn || header_ok != Some(true) {
+            len = replay.valid_len;
+            if !replay.damaged.is_empty() {
+                // What the damaged records did is missing from the index: the files are
+                // reconciled (no clean-shutdown shortcut). The journal is kept as it is (a
+                // fresh snapshot would erase the evidence); `verify` reports it until `repair`.
                 closed_with = None;
-                report.torn_tail = true;
-                need_compact = true;
+                let path = layout::journal_path(generation);
+                let ranges: Vec<String> = replay
+                    .damaged
+                    .iter()
+                    .map(|r| format!("{}..{}", r.start, r.end))
+                    .collect();
+                let bytes: u64 = replay.damaged.iter().map(|r| r.end - r.start).sum();
+                report.journal_damaged_regions += replay.damaged.len() as u64;
+                report.journal_damaged_bytes += bytes;
                 self.log.log(
-                    Level::Warn,
-                    "journal tail torn; dropped",
-                    &[("generation", &generation.to_string())],
+                    Level::Error,
+                    "journal damaged: the records in the damaged bytes are lost, the valid ones after them kept",
+                    &[("path", &path), ("bytes", &ranges.join(","))],
                 );
+                self.note_index_damage(
+                    &path,
+                    format!(
+                        "damaged bytes {} skipped: their records are lost",
+                        ranges.join(", ")
+                    ),
+                );
+            }
+            if replay.end == FrameEnd::Torn || header_ok != Some(true) {
+                closed_with = None;
+                need_compact = true;
+                if !replay.gave_up {
+                    report.torn_tail = true;
+                    self.log.log(
+                        Level::Warn,
+                        "journal tail torn; dropped",
+                        &[("generation", &generation.to_string())],
+                    );
+                }
             }
         }
         report.journal_records = records;
@@ -337,6 +379,17 @@ impl Cache {
         self.ensure_journal()?;
         self.after_refresh();
         Ok(true)
+    }
+
+    /// Remembers damage found in an index file, for the integrity check.
+    fn note_index_damage(&mut self, path: &str, detail: String) {
+        let issue = IntegrityIssue {
+            what: path.to_owned(),
+            detail,
+        };
+        if !self.index_damage.contains(&issue) {
+            self.index_damage.push(issue);
+        }
     }
 
     fn after_refresh(&mut self) {
@@ -431,10 +484,14 @@ impl Cache {
                 (digest == key.digest).then_some((size, None, Vec::new()))
             }
             Kind::Manifest => {
-                // Read up to the limit, whatever size the file reports.
-                let limit = self.config.max_manifest_bytes;
-                if let Some(bytes) = storage::read_bounded(self.storage.as_mut(), &path, limit)? {
-                    let size = bytes.len() as u64;
+                // Never more than the limit is read, whatever size the file reports.
+                let size = self.storage.size(&path)?.unwrap_or(0);
+                let bytes = if size > self.config.max_manifest_bytes {
+                    None
+                } else {
+                    storage::read_exact(self.storage.as_mut(), &path, size)?
+                };
+                if let Some(bytes) = bytes {
                     let digest = crate::hashing::digest_of(
                         self.hasher.as_ref(),
                         key.digest.algorithm(),

@@ -10,6 +10,7 @@ use crate::key::Key;
 use crate::manifest::MediaType;
 use crate::tags::{TagHistoryEntry, TagState};
 use std::collections::VecDeque;
+use std::ops::Range;
 
 /// Format version written in every header.
 pub const FORMAT_VERSION: u32 = 1;
@@ -306,13 +307,52 @@ impl Record {
     }
 }
 
+/// How far resynchronisation scans past the start of a damaged region for the next valid frame
+/// before it takes the rest of the file for damaged.
+const RESYNC_SCAN: u64 = MAX_RECORD as u64;
+/// Bytes of candidate frames (decoded and checksummed) one resynchronisation may examine
+/// before it gives up the same way: it bounds the work a crafted file can cause.
+const RESYNC_WORK: u64 = 1 << 30;
+
 /// Splits frames off a byte stream that arrives in chunks.
+///
+/// A damaged frame (length out of range, checksum mismatch, body that does not decode, or cut
+/// off by the end of the input) stops a plain parser: that is how a snapshot is read, where any
+/// damage makes the whole file invalid. A parser made with [`FrameParser::resyncing`] (journals)
+/// instead scans forward, byte by byte, for the next position where a valid frame starts, and
+/// goes on from there; the bytes skipped are reported as a damaged range. Damage that reaches
+/// the end of the input with no valid frame after it is a torn tail (a crash mid-append).
+///
+/// Why a resynchronisation point is not found by chance: a candidate must have a length in
+/// range that fits the input, a body that decodes completely (a known record type whose fields
+/// use exactly its length, which alone rejects almost every position of damaged or random
+/// bytes), a matching CRC-32 (one in 2^32 by chance), must not be a `Header` (only a file's
+/// first frame is one), and must be followed consistently: by the end of the input exactly, by
+/// another whole valid frame, or, at the end of the input, by a frame whose length runs past it
+/// (a torn append). A lone chance match inside a torn tail therefore does not resynchronise.
 #[derive(Default)]
 pub(crate) struct FrameParser {
     buf: Vec<u8>,
+    /// Position in `buf` of the next byte to examine.
     start: usize,
     /// Bytes dropped from the front of `buf` by earlier feeds.
     consumed_before: usize,
+    /// Offset (from the first byte fed) just past the last valid frame.
+    valid_end: u64,
+    /// Whether to resynchronise after damage, rather than stop.
+    resync: bool,
+    /// No more input will come.
+    eof: bool,
+    /// Parsing has stopped for good (damage without resynchronisation, or a torn tail).
+    stopped: bool,
+    /// Where the damaged region being skipped began.
+    damaged_from: Option<u64>,
+    /// Candidate bytes examined since then.
+    work: u64,
+    /// Damaged regions skipped so far, each followed by a valid frame.
+    damaged: Vec<Range<u64>>,
+    /// Resynchronisation gave up (its bounds were exceeded) at this offset.
+    gave_up: Option<u64>,
 }
 
 /// Why frame parsing stopped.
@@ -320,11 +360,74 @@ pub(crate) struct FrameParser {
 pub(crate) enum FrameEnd {
     /// All input consumed on a frame boundary.
     Clean,
-    /// Input ended inside a frame, or a frame failed its checksum: a torn or damaged tail.
+    /// Input ended inside a frame, or damaged bytes reach the end: a torn or damaged tail, to
+    /// be cut before anything is appended.
     Torn,
 }
 
+/// What the bytes at one position hold.
+enum Check {
+    /// A whole valid frame of this many bytes.
+    Valid(Record, usize),
+    /// Not decidable until more input arrives.
+    NeedMore,
+    /// Not a valid frame.
+    Invalid,
+}
+
+/// Checks for a whole valid frame at the start of `avail` (the end of the input when `eof`).
+fn check(avail: &[u8], eof: bool) -> Check {
+    let undecided = if eof { Check::Invalid } else { Check::NeedMore };
+    if avail.len() < FRAME_HEADER {
+        return undecided;
+    }
+    let len = u32::from_le_bytes(avail[0..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(avail[4..8].try_into().expect("4 bytes"));
+    if len == 0 || len > MAX_RECORD {
+        return Check::Invalid;
+    }
+    if avail.len() < FRAME_HEADER + len {
+        return undecided;
+    }
+    let body = &avail[FRAME_HEADER..FRAME_HEADER + len];
+    // Decoding first rejects damaged bytes cheaply (it fails at the first impossible field);
+    // the checksum, which reads every byte, only runs on bodies that decode.
+    let Ok(record) = Record::decode_body(body) else {
+        return Check::Invalid;
+    };
+    if crc32fast::hash(body) != crc {
+        return Check::Invalid;
+    }
+    Check::Valid(record, FRAME_HEADER + len)
+}
+
+/// Whether `after` (what follows a candidate frame) continues it consistently.
+fn follows(after: &[u8], eof: bool) -> Option<bool> {
+    if after.is_empty() {
+        return if eof { Some(true) } else { None };
+    }
+    match check(after, eof) {
+        Check::Valid(..) => Some(true),
+        Check::NeedMore => None,
+        // At the end of the input, a frame cut short by it: a torn append.
+        Check::Invalid => Some(
+            after.len() < FRAME_HEADER || {
+                let len = u32::from_le_bytes(after[0..4].try_into().expect("4 bytes")) as usize;
+                len != 0 && len <= MAX_RECORD && FRAME_HEADER + len > after.len()
+            },
+        ),
+    }
+}
+
 impl FrameParser {
+    /// A parser that resynchronises after damage (for journals).
+    pub(crate) fn resyncing() -> FrameParser {
+        FrameParser {
+            resync: true,
+            ..FrameParser::default()
+        }
+    }
+
     /// Adds input.
     pub(crate) fn feed(&mut self, data: &[u8]) {
         if self.start > 0 && (self.start == self.buf.len() || self.start > (1 << 20)) {
@@ -335,37 +438,96 @@ impl FrameParser {
         self.buf.extend_from_slice(data);
     }
 
-    /// The next complete, checksummed record; `Ok(None)` when more input is needed;
-    /// `Err(FrameEnd::Torn)` on a damaged frame.
+    /// Marks the end of the input: what remains undecided is decided now.
+    pub(crate) fn end_input(&mut self) {
+        self.eof = true;
+    }
+
+    /// Offset of the next byte to examine.
+    fn position(&self) -> u64 {
+        (self.consumed_before + self.start) as u64
+    }
+
+    /// The next complete, valid record; `Ok(None)` when more input is needed (or, after
+    /// [`FrameParser::end_input`], at a clean end); `Err(FrameEnd::Torn)` when parsing stopped
+    /// at damage that it did not (or could not) resynchronise past.
     pub(crate) fn next(&mut self) -> Result<Option<Record>, FrameEnd> {
-        let avail = &self.buf[self.start..];
-        if avail.len() < FRAME_HEADER {
-            return Ok(None);
-        }
-        let len = u32::from_le_bytes(avail[0..4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(avail[4..8].try_into().expect("4 bytes"));
-        if len == 0 || len > MAX_RECORD {
+        if self.stopped {
             return Err(FrameEnd::Torn);
         }
-        if avail.len() < FRAME_HEADER + len {
-            return Ok(None);
+        loop {
+            let avail = &self.buf[self.start..];
+            let Some(from) = self.damaged_from else {
+                if avail.is_empty() {
+                    return Ok(None);
+                }
+                match check(avail, self.eof) {
+                    Check::Valid(record, len) => {
+                        self.start += len;
+                        self.valid_end = self.position();
+                        return Ok(Some(record));
+                    }
+                    Check::NeedMore => return Ok(None),
+                    Check::Invalid if !self.resync => {
+                        self.stopped = true;
+                        return Err(FrameEnd::Torn);
+                    }
+                    Check::Invalid => {
+                        self.damaged_from = Some(self.position());
+                        self.work = 0;
+                        self.start += 1;
+                        continue;
+                    }
+                }
+            };
+            if avail.is_empty() {
+                if self.eof {
+                    // Damage that reaches the end: a torn tail.
+                    self.stopped = true;
+                    return Err(FrameEnd::Torn);
+                }
+                return Ok(None);
+            }
+            if self.position() - from > RESYNC_SCAN || self.work > RESYNC_WORK {
+                self.gave_up = Some(from);
+                self.stopped = true;
+                return Err(FrameEnd::Torn);
+            }
+            let eof = self.eof;
+            match check(avail, eof) {
+                Check::NeedMore => return Ok(None),
+                Check::Invalid | Check::Valid(Record::Header { .. }, _) => self.start += 1,
+                Check::Valid(record, len) => {
+                    self.work += len as u64;
+                    match follows(&avail[len..], eof) {
+                        None => return Ok(None),
+                        Some(false) => self.start += 1,
+                        Some(true) => {
+                            self.damaged.push(from..self.position());
+                            self.damaged_from = None;
+                            self.start += len;
+                            self.valid_end = self.position();
+                            return Ok(Some(record));
+                        }
+                    }
+                }
+            }
         }
-        let body = &avail[FRAME_HEADER..FRAME_HEADER + len];
-        if crc32fast::hash(body) != crc {
-            return Err(FrameEnd::Torn);
-        }
-        let record = Record::decode_body(body).map_err(|_| FrameEnd::Torn)?;
-        self.start += FRAME_HEADER + len;
-        Ok(Some(record))
     }
 
-    /// Bytes of input consumed by whole, valid frames so far (total, across feeds).
-    pub(crate) fn consumed(&self) -> usize {
-        self.consumed_before + self.start
+    /// Offset just past the last whole, valid frame (from the first byte fed).
+    pub(crate) fn consumed(&self) -> u64 {
+        self.valid_end
     }
 
-    /// Whether unconsumed bytes remain (at end of input: a torn tail).
-    pub(crate) fn has_leftover(&self) -> bool {
-        self.start < self.buf.len()
+    /// The damaged ranges skipped so far, each followed by a valid frame.
+    pub(crate) fn damaged(&self) -> &[Range<u64>] {
+        &self.damaged
+    }
+
+    /// Where a damaged region began that resynchronisation gave up on (its bounds exceeded):
+    /// from there on nothing was checked.
+    pub(crate) fn gave_up(&self) -> Option<u64> {
+        self.gave_up
     }
 }

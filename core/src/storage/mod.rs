@@ -87,26 +87,25 @@ pub(crate) fn read_all(storage: &mut dyn Storage, path: &str) -> Result<Vec<u8>,
     Ok(out)
 }
 
-/// Reads a whole object of at most `limit` bytes; `Ok(None)` if it holds more. Memory grows
-/// with the bytes actually read, never with a size reported or recorded beforehand (a damaged
-/// or hostile directory may claim anything).
-pub(crate) fn read_bounded(
+/// Reads the first `len` bytes of an object; `Ok(None)` if it is shorter. The caller bounds
+/// `len` by something other than stored bytes (a configured limit), so that no size a damaged
+/// or hostile directory reports or records sizes an allocation.
+pub(crate) fn read_exact(
     storage: &mut dyn Storage,
     path: &str,
-    limit: u64,
+    len: u64,
 ) -> Result<Option<Vec<u8>>, StorageError> {
-    let mut out = Vec::new();
-    let mut chunk = vec![0u8; 64 << 10];
-    loop {
-        let n = storage.read_at(path, out.len() as u64, &mut chunk)?;
+    let mut out =
+        vec![0; usize::try_from(len).map_err(|_| StorageError::Io("object too large".into()))?];
+    let mut filled = 0;
+    while filled < out.len() {
+        let n = storage.read_at(path, filled as u64, &mut out[filled..])?;
         if n == 0 {
-            return Ok(Some(out));
-        }
-        if (out.len() + n) as u64 > limit {
             return Ok(None);
         }
-        out.extend_from_slice(&chunk[..n]);
+        filled += n;
     }
+    Ok(Some(out))
 }
 
 /// Writes `data` to `path` through a temp object: all or nothing.
