@@ -327,9 +327,11 @@ const RESYNC_WORK: u64 = 1 << 30;
 /// range that fits the input, a body that decodes completely (a known record type whose fields
 /// use exactly its length, which alone rejects almost every position of damaged or random
 /// bytes), a matching CRC-32 (one in 2^32 by chance), must not be a `Header` (only a file's
-/// first frame is one), and must be followed consistently: by the end of the input exactly, by
-/// another whole valid frame, or, at the end of the input, by a frame whose length runs past it
-/// (a torn append). A lone chance match inside a torn tail therefore does not resynchronise.
+/// first frame is one), and must be followed consistently: by the end of the input, or by a
+/// frame header whose length is in range (the next frame may itself be damaged). A chance match
+/// is thus as unlikely as a CRC-32 collision on a body that also decodes exactly, and a candidate
+/// followed by garbage is still refused. The one record this can lose is a valid one wedged
+/// between damaged bytes and a frame whose length field is damaged too.
 #[derive(Default)]
 pub(crate) struct FrameParser {
     buf: Vec<u8>,
@@ -401,22 +403,15 @@ fn check(avail: &[u8], eof: bool) -> Check {
     Check::Valid(record, FRAME_HEADER + len)
 }
 
-/// Whether `after` (what follows a candidate frame) continues it consistently.
+/// Whether `after` (what follows a candidate frame) continues it consistently: the end of the
+/// input, or the header of a frame with a length in range (which may itself be damaged or cut
+/// off by the end: a record between two damaged ones is still kept). `None`: more input needed.
 fn follows(after: &[u8], eof: bool) -> Option<bool> {
-    if after.is_empty() {
+    if after.len() < FRAME_HEADER {
         return if eof { Some(true) } else { None };
     }
-    match check(after, eof) {
-        Check::Valid(..) => Some(true),
-        Check::NeedMore => None,
-        // At the end of the input, a frame cut short by it: a torn append.
-        Check::Invalid => Some(
-            after.len() < FRAME_HEADER || {
-                let len = u32::from_le_bytes(after[0..4].try_into().expect("4 bytes")) as usize;
-                len != 0 && len <= MAX_RECORD && FRAME_HEADER + len > after.len()
-            },
-        ),
-    }
+    let len = u32::from_le_bytes(after[0..4].try_into().expect("4 bytes")) as usize;
+    Some(len != 0 && len <= MAX_RECORD)
 }
 
 impl FrameParser {
