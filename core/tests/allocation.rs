@@ -77,8 +77,14 @@ impl Storage for Sparse {
     fn read_at(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
         match self.huge_size(path) {
             Some(size) => {
+                // The stored bytes (if any), then zeros up to the huge size.
                 let n = (size.saturating_sub(offset)).min(buf.len() as u64) as usize;
                 buf[..n].fill(0);
+                let stored = self.inner.size(path)?.unwrap_or(0);
+                if offset < stored {
+                    let m = n.min((stored - offset) as usize);
+                    self.inner.read_at(path, offset, &mut buf[..m])?;
+                }
                 Ok(n)
             }
             None => self.inner.read_at(path, offset, buf),
@@ -142,12 +148,31 @@ fn a_snapshot_claiming_200_gib_opens_without_reserving_for_it() {
         .unwrap();
     cache.cleanup().unwrap();
     cache.close().unwrap();
+    storage.put("index/snapshot", b"");
     let sparse = Sparse::new(storage);
     sparse.make_huge("index/snapshot", 200 * GIB);
     let mut cache = Cache::builder(sparse, ManualClock::new(3)).open().unwrap();
     assert!(cache.recovery_report().snapshot_damaged);
     // The blob is adopted again from its file.
     assert_eq!(cache.get_blob(&blob).unwrap(), b"layer bytes");
+}
+
+#[test]
+fn a_valid_snapshot_followed_by_200_gib_of_zeros_opens() {
+    limit_address_space();
+    let (storage, blob, manifest) = stored();
+    let mut cache = Cache::builder(storage.clone(), ManualClock::new(2))
+        .open()
+        .unwrap();
+    cache.cleanup().unwrap();
+    cache.close().unwrap();
+    // The valid frames come first: the index reserves as it reads them, never for the claim.
+    let sparse = Sparse::new(storage);
+    sparse.make_huge("index/snapshot", 200 * GIB);
+    let mut cache = Cache::builder(sparse, ManualClock::new(3)).open().unwrap();
+    assert!(cache.recovery_report().snapshot_damaged);
+    assert_eq!(cache.get_blob(&blob).unwrap(), b"layer bytes");
+    assert!(cache.has_manifest(&manifest));
 }
 
 #[test]

@@ -192,11 +192,23 @@ impl Cache {
         let mut need_compact = false;
 
         // 1. The snapshot, loaded in bulk: the ordered sets are built once, in one sorted pass.
-        // The index grows with the records actually read, never by the snapshot's size: that
-        // size is a stored claim (a damaged file may report 200 GiB), not bytes read.
         self.index.begin_bulk();
+        // Every entry takes at least one `Put` frame of MIN_PUT_FRAME bytes, so the snapshot's
+        // size bounds the entry count; reserving for it spares the index repeated rehashing.
+        // But that size is a stored claim (a damaged file may report 200 GiB), so the
+        // reservation only ever runs a bounded factor ahead of the entries actually read.
+        let claimed = self
+            .storage
+            .size(layout::SNAPSHOT)?
+            .map_or(0, |size| size / journal::MIN_PUT_FRAME);
+        let claimed = usize::try_from(claimed).unwrap_or(usize::MAX);
+        let mut reserved = 0usize;
         let (index, tags, config) = (&mut self.index, &mut self.tags, &self.config);
         let snapshot = journal::read_snapshot(self.storage.as_mut(), |r| {
+            if index.len() >= reserved && reserved < claimed {
+                reserved = claimed.min(index.len().saturating_mul(8).max(4096));
+                index.reserve(reserved - index.len());
+            }
             apply_record(index, tags, config, r)
         });
         let snapshot_generation = match snapshot {

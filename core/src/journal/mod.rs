@@ -6,7 +6,7 @@ mod record;
 mod snapshot;
 
 use record::FrameParser;
-pub(crate) use record::{FORMAT_VERSION, FrameEnd, Record};
+pub(crate) use record::{FORMAT_VERSION, FrameEnd, MIN_PUT_FRAME, Record};
 pub(crate) use snapshot::{SnapshotDamage, read_snapshot, write_snapshot};
 
 use crate::layout;

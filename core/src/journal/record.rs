@@ -18,6 +18,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const MAGIC: &[u8; 8] = b"OCICACHE";
 /// Largest frame body accepted; anything larger is treated as a torn or corrupt frame.
 pub const MAX_RECORD: usize = 64 << 20;
+/// The smallest `Put` frame: header, type, SHA-256 key, six u64/u32 fields, flags, no references.
+pub const MIN_PUT_FRAME: u64 = (FRAME_HEADER + 1 + 2 + 32 + 8 * 4 + 4 * 2 + 2 + 4) as u64;
 /// Frame header size.
 pub const FRAME_HEADER: usize = 8;
 /// The smallest encoded digest (algorithm byte and a SHA-256).

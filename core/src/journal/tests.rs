@@ -203,3 +203,17 @@ fn snapshots_round_trip_and_refuse_damage() {
     assert!(read_snapshot(&mut s, |_| {}).is_err());
     assert_eq!(s.temp_count(), 0);
 }
+
+#[test]
+fn min_put_frame_is_the_smallest_put() {
+    let mut frame = Vec::new();
+    let Record::Put { entry, .. } = put(1) else {
+        unreachable!()
+    };
+    Record::Put {
+        entry,
+        references: Vec::new(),
+    }
+    .encode_frame(&mut frame);
+    assert_eq!(frame.len() as u64, MIN_PUT_FRAME);
+}
