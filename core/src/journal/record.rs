@@ -22,6 +22,8 @@ pub const MAX_RECORD: usize = 64 << 20;
 pub const MIN_PUT_FRAME: u64 = (FRAME_HEADER + 1 + 2 + 32 + 8 * 4 + 4 * 2 + 2 + 4) as u64;
 /// Frame header size.
 pub const FRAME_HEADER: usize = 8;
+/// The highest record type byte (`Closed`).
+const MAX_RECORD_TYPE: u8 = 12;
 /// The smallest encoded digest (algorithm byte and a SHA-256).
 const MIN_DIGEST: usize = 1 + 32;
 /// The smallest encoded key (kind byte and the smallest digest).
@@ -388,6 +390,13 @@ fn check(avail: &[u8], eof: bool) -> Check {
     let len = u32::from_le_bytes(avail[0..4].try_into().expect("4 bytes")) as usize;
     let crc = u32::from_le_bytes(avail[4..8].try_into().expect("4 bytes"));
     if len == 0 || len > MAX_RECORD {
+        return Check::Invalid;
+    }
+    // An unknown record type is refused before waiting for the rest of a (claimed) body.
+    if avail
+        .get(FRAME_HEADER)
+        .is_some_and(|t| !(1..=MAX_RECORD_TYPE).contains(t))
+    {
         return Check::Invalid;
     }
     if avail.len() < FRAME_HEADER + len {
