@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{outcome, pattern, run, sha256, tree};
+use common::{State, outcome, pattern, run, sha256, tree};
 use ocicache::{Cache, Digest, ErrorKind, Key, ManualClock, Reference};
 use std::path::Path;
 
@@ -154,7 +154,8 @@ fn cli_rejects_hostile_manifests_and_changes_nothing() {
     let too_large = write("too-large", &vec![b' '; (4 << 20) + 1]);
     let valid_file = write("valid", valid.as_bytes());
     let other = sha256(b"something else").to_string();
-    let before = tree(&dir);
+    // These are refused by the core, in a process that opens and closes the cache.
+    let before = State::of(&dir);
     expect_error(&dir, &["manifest", "put", &not_json], 3, "invalid_manifest");
     expect_error(&dir, &["manifest", "put", &binary], 3, "invalid_manifest");
     expect_error(
@@ -184,7 +185,7 @@ fn cli_rejects_hostile_manifests_and_changes_nothing() {
     );
     expect_error(&dir, &["manifest", "get", &other], 1, "not_found");
     expect_error(&dir, &["blob", "put", "/nonexistent/file"], 9, "io");
-    assert_eq!(tree(&dir), before, "nothing changed");
+    before.assert_unchanged(&dir, "refused manifests");
     // And the valid one is accepted, so the refusals above were about the input.
     let (code, out, err) = outcome(&run(&dir, &["manifest", "put", &valid_file]));
     assert_eq!(code, 0, "{err}");
@@ -317,4 +318,27 @@ fn library_rejects_hostile_input_and_changes_nothing() {
     std::fs::write(&file, b"precious").unwrap();
     assert_eq!(Cache::open(&file).err().unwrap().kind(), ErrorKind::Storage);
     assert_eq!(std::fs::read(&file).unwrap(), b"precious");
+}
+
+/// The check the CLI tests above rely on: a clean close is bookkeeping, anything else that a
+/// command appends is a change.
+#[test]
+fn the_unchanged_check_catches_a_stray_journal_record() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, _) = populated(root.path());
+    let before = State::of(&dir);
+    assert_eq!(run(&dir, &["ls"]).status.code(), Some(0));
+    before.assert_unchanged(&dir, "ls");
+    // A TagRemove frame (type 9) appended behind the check's back.
+    let body = [9u8, 0, 0, 0, 0];
+    let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+    frame.extend_from_slice(&[0; 4]);
+    frame.extend_from_slice(&body);
+    let mut journal = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("index/journal-0"))
+        .unwrap();
+    std::io::Write::write_all(&mut journal, &frame).unwrap();
+    let caught = std::panic::catch_unwind(|| before.assert_unchanged(&dir, "planted"));
+    assert!(caught.is_err(), "a stray record is a change");
 }
