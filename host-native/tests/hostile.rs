@@ -320,6 +320,58 @@ fn library_rejects_hostile_input_and_changes_nothing() {
     assert_eq!(std::fs::read(&file).unwrap(), b"precious");
 }
 
+#[test]
+fn refused_tag_arguments_create_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cache");
+    let digest = sha256(b"x").to_string();
+    let other = sha256(b"y").to_string();
+    let by_digest = format!("app@{digest}");
+    let pins_other = format!("app:1@{other}");
+    for args in [
+        vec!["tag", "set", &by_digest, &digest],
+        vec!["tag", "set", &pins_other, &digest],
+        vec!["tag", "get", &by_digest],
+        vec!["tag", "history", &by_digest],
+        vec!["tag", "rm", &by_digest],
+    ] {
+        expect_error(&dir, &args, 3, "invalid_reference");
+        assert!(!dir.exists(), "{args:?} created {}", dir.display());
+    }
+    // The same arguments are refused the same way on an existing cache, which they leave as
+    // it was.
+    let (dir, good) = populated(root.path());
+    let good = good.to_string();
+    let before = tree(&dir);
+    let pins_other = format!("nginx:1@{other}");
+    for args in [
+        vec!["tag", "set", &by_digest, &good],
+        vec!["tag", "set", &pins_other, &good],
+        vec!["tag", "get", &by_digest],
+        vec!["tag", "history", &by_digest],
+        vec!["tag", "rm", &by_digest],
+    ] {
+        expect_error(&dir, &args, 3, "invalid_reference");
+    }
+    assert_eq!(tree(&dir), before, "nothing changed");
+}
+
+#[test]
+fn blob_put_of_a_procfs_file_stores_what_it_reads() {
+    // procfs reports a size of 0 for files that are not empty: not an announced size.
+    let expected = std::fs::read("/proc/version").unwrap();
+    assert!(!expected.is_empty());
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cache");
+    let (code, out, err) = outcome(&run(&dir, &["blob", "put", "/proc/version"]));
+    assert_eq!(code, 0, "stdout {out:?} stderr {err:?}");
+    let digest = sha256(&expected).to_string();
+    assert_eq!(out.trim(), digest);
+    let (code, out, err) = outcome(&run(&dir, &["blob", "get", &digest]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.as_bytes(), expected);
+}
+
 /// The check the CLI tests above rely on: a clean close is bookkeeping, anything else that a
 /// command appends is a change.
 #[test]
