@@ -372,6 +372,56 @@ fn blob_put_of_a_procfs_file_stores_what_it_reads() {
     assert_eq!(out.as_bytes(), expected);
 }
 
+/// Runs `ocicache --dir DIR ARGS…`, killed if it has not finished after a generous bound
+/// (a hang then fails the test instead of blocking it forever).
+fn run_bounded(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut child = std::process::Command::new(common::bin())
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut hung = true;
+    for _ in 0..600 {
+        if child.try_wait().unwrap().is_some() {
+            hung = false;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if hung {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!hung, "ocicache {args:?} hung and was killed");
+    outcome(&out)
+}
+
+#[test]
+fn a_fifo_as_config_json_is_a_clear_error() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, _) = populated(root.path());
+    let fifo = dir.join("config.json");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let before = tree(&dir);
+    for args in [vec!["ls"], vec!["config"], vec!["verify"]] {
+        let (code, out, err) = run_bounded(&dir, &args);
+        assert_eq!(code, 8, "{args:?}: stdout {out:?} stderr {err:?}");
+        assert!(
+            err.starts_with("ocicache: invalid_config: ") && err.contains("not a regular file"),
+            "{err:?}"
+        );
+    }
+    assert_eq!(tree(&dir), before, "nothing changed");
+}
+
 /// The check the CLI tests above rely on: a clean close is bookkeeping, anything else that a
 /// command appends is a change.
 #[test]
