@@ -422,6 +422,56 @@ fn a_fifo_as_config_json_is_a_clear_error() {
     assert_eq!(tree(&dir), before, "nothing changed");
 }
 
+#[test]
+fn a_symlink_in_a_content_directory_is_reported_and_repaired_never_followed() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, good) = populated(root.path());
+    // Outside the cache: bytes that match a digest name, and an unrelated file.
+    let outside = root.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let bytes = pattern(9, 3000);
+    let named = sha256(&bytes);
+    std::fs::write(outside.join("matching"), &bytes).unwrap();
+    std::fs::write(outside.join("precious"), b"precious").unwrap();
+    let blobs = dir.join("blobs/sha256");
+    let by_digest = blobs.join(named.hex());
+    let stray = blobs.join("stray-link");
+    std::os::unix::fs::symlink(outside.join("matching"), &by_digest).unwrap();
+    std::os::unix::fs::symlink(outside.join("precious"), &stray).unwrap();
+
+    let (code, out, err) = outcome(&run(&dir, &["verify"]));
+    assert_eq!(code, 1, "stdout {out:?} stderr {err:?}");
+    assert!(out.contains("UNHEALTHY"), "{out}");
+    for link in [
+        format!("blobs/sha256/{}", named.hex()),
+        "blobs/sha256/stray-link".into(),
+    ] {
+        assert!(
+            out.contains(&format!("unindexed: {link}: ")),
+            "{link} in {out}"
+        );
+    }
+    // Not served: the link is not a stored blob.
+    expect_error(&dir, &["blob", "get", &named.to_string()], 1, "not_found");
+
+    let (code, out, err) = outcome(&run(&dir, &["repair"]));
+    assert_eq!(code, 0, "stdout {out:?} stderr {err:?}");
+    assert!(out.contains("adopted 0, removed unindexed 2"), "{out}");
+    assert!(std::fs::symlink_metadata(&by_digest).is_err());
+    assert!(std::fs::symlink_metadata(&stray).is_err());
+    assert_eq!(std::fs::read(outside.join("matching")).unwrap(), bytes);
+    assert_eq!(
+        std::fs::read(outside.join("precious")).unwrap(),
+        b"precious"
+    );
+    let (code, out, _) = outcome(&run(&dir, &["verify"]));
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        run(&dir, &["blob", "has", &good.to_string()]).status.code(),
+        Some(0)
+    );
+}
+
 /// The check the CLI tests above rely on: a clean close is bookkeeping, anything else that a
 /// command appends is a change.
 #[test]

@@ -33,7 +33,8 @@ pub struct IntegrityReport {
     pub missing: Vec<IntegrityIssue>,
     /// Entries already quarantined.
     pub quarantined: Vec<IntegrityIssue>,
-    /// Files in the cache directories that the index does not list.
+    /// Files in the content directories that the index does not list, and entries there that
+    /// are not regular files (symbolic links, special files).
     pub unindexed: Vec<IntegrityIssue>,
     /// Whether nothing is wrong.
     pub healthy: bool,
@@ -159,12 +160,22 @@ impl Cache {
                 let mut names = self.storage.list(&dir)?;
                 names.sort_unstable();
                 for name in names {
+                    let path = format!("{dir}/{name}");
+                    // A symbolic link or special file is never content, whatever its name:
+                    // reported even where an entry's file belongs (that entry is missing too).
+                    if self.storage.size(&path)?.is_none() {
+                        report.unindexed.push(IntegrityIssue {
+                            what: path,
+                            detail: "not a regular file".into(),
+                        });
+                        continue;
+                    }
                     let indexed = layout::parse_entry_name(algorithm, &name)
                         .and_then(|digest| self.index.find(&Key { kind, digest }))
                         .is_some_and(|id| !self.index.get(id).is_quarantined());
                     if !indexed {
                         report.unindexed.push(IntegrityIssue {
-                            what: format!("{dir}/{name}"),
+                            what: path,
                             detail: "not in the index".into(),
                         });
                     }
@@ -193,9 +204,10 @@ impl Cache {
     }
 
     /// Acts on what [`Cache::check_integrity`] finds: removes corrupted, quarantined and
-    /// missing entries (so they can be fetched again), adopts unindexed files whose bytes
-    /// match their name and removes the others (evicting down to the low watermark if adopted
-    /// content took usage over the cap), and clears leftover temps when no blob writer is open.
+    /// missing entries (so they can be fetched again), adopts unindexed regular files whose
+    /// bytes match their name and removes the other unindexed entries (a symbolic link or
+    /// special file itself, never its target), evicting down to the low watermark if adopted
+    /// content took usage over the cap, and clears leftover temps when no blob writer is open.
     /// Valid entries are untouched.
     pub fn repair(&mut self) -> Result<RepairReport> {
         let before = self.check_integrity()?;
@@ -246,9 +258,12 @@ impl Cache {
                 }
                 _ => None,
             };
+            // Only a regular file can be adopted; anything else is removed (the entry itself,
+            // never what a link points to).
+            let regular = self.storage.size(&issue.what)?.is_some();
             let adopted = match &key {
-                Some(key) => self.adopt(key)?,
-                None => {
+                Some(key) if regular => self.adopt(key)?,
+                _ => {
                     self.storage.remove(&issue.what)?;
                     false
                 }
