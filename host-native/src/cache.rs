@@ -351,7 +351,9 @@ impl Cache {
     /// Starts streaming a blob in: write it through [`std::io::Write`], then
     /// [`BlobWriter::commit`]. With `expected` the bytes must hash to it (otherwise they are
     /// stored under their SHA-256); with `size` they must have that length. Dropping the
-    /// writer without committing aborts it.
+    /// writer without committing aborts it. Each write takes the directory lock (about 15 µs):
+    /// write chunks of 64 KiB or more (wrap the writer in a [`std::io::BufWriter`] for
+    /// `io::copy`, whose 8 KiB pieces would halve the throughput).
     pub fn blob_writer(&self, expected: Option<&Digest>, size: Option<u64>) -> Result<BlobWriter> {
         let handle = self.locked(|e| e.begin_blob(expected, size))?;
         Ok(BlobWriter::new(self.shared.clone(), handle))

@@ -8,7 +8,7 @@ use rustix::io::Errno;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -213,34 +213,35 @@ impl FsStorage {
     /// one component at a time, never through a symbolic link. With `create`, missing
     /// components are created, fsyncing the directory that received each new one.
     fn walk(&self, dir: &str, create: bool) -> Result<OwnedFd, DirError> {
-        let mut at = rfs::openat(&self.root_dir, ".", DIR_FLAGS, Mode::empty())
-            .map_err(|e| DirError::Io(e.into(), String::new()))?;
+        // `None` is the root itself (opened once), so each component costs one `openat`.
+        let mut at: Option<OwnedFd> = None;
         let mut walked = String::new();
         for part in dir.split('/').filter(|p| !p.is_empty()) {
+            let parent = at.as_ref().map_or(self.root_dir.as_fd(), AsFd::as_fd);
             if !walked.is_empty() {
                 walked.push('/');
             }
             walked.push_str(part);
-            let next = match rfs::openat(&at, part, DIR_FLAGS, Mode::empty()) {
+            let next = match rfs::openat(parent, part, DIR_FLAGS, Mode::empty()) {
                 Err(Errno::NOENT) if create => {
-                    match rfs::mkdirat(&at, part, DIR_MODE) {
-                        Ok(()) => sync_dir(&at, parent_of(&walked))
+                    match rfs::mkdirat(parent, part, DIR_MODE) {
+                        Ok(()) => sync_dir(parent, parent_of(&walked))
                             .map_err(|e| DirError::Io(e, walked.clone()))?,
                         Err(Errno::EXIST) => {}
                         Err(e) => return Err(DirError::Io(e.into(), walked)),
                     }
-                    rfs::openat(&at, part, DIR_FLAGS, Mode::empty())
+                    rfs::openat(parent, part, DIR_FLAGS, Mode::empty())
                 }
                 other => other,
             };
-            at = match next {
+            at = Some(match next {
                 Ok(fd) => fd,
                 Err(Errno::NOENT) => return Err(DirError::Missing),
                 // O_NOFOLLOW refuses a link (ELOOP, or ENOTDIR with O_DIRECTORY): which one it
                 // was only decides the error reported.
                 Err(Errno::LOOP) => return Err(DirError::Symlink(walked)),
                 Err(Errno::NOTDIR) => {
-                    return Err(match rfs::statat(&at, part, AtFlags::SYMLINK_NOFOLLOW) {
+                    return Err(match rfs::statat(parent, part, AtFlags::SYMLINK_NOFOLLOW) {
                         Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
                             DirError::Symlink(walked)
                         }
@@ -248,9 +249,13 @@ impl FsStorage {
                     });
                 }
                 Err(e) => return Err(DirError::Io(e.into(), walked)),
-            };
+            });
         }
-        Ok(at)
+        match at {
+            Some(fd) => Ok(fd),
+            None => rfs::openat(&self.root_dir, ".", DIR_FLAGS, Mode::empty())
+                .map_err(|e| DirError::Io(e.into(), String::new())),
+        }
     }
 
     /// [`FsStorage::walk`] for an operation on `path`, with errors in the core's vocabulary
@@ -408,7 +413,7 @@ fn map_err(e: io::Error, path: &Path) -> StorageError {
 
 /// fsyncs the open directory `dir` (`rel` under the root), so that entries created, renamed or
 /// removed in it are durable.
-fn sync_dir(dir: &OwnedFd, rel: &str) -> io::Result<()> {
+fn sync_dir(dir: impl AsFd, rel: &str) -> io::Result<()> {
     #[cfg(test)]
     SYNCED_DIRS.with(|s| s.borrow_mut().push(rel.to_owned()));
     let _ = rel;
