@@ -53,8 +53,10 @@ pub struct CacheBuilder {
 }
 
 impl CacheBuilder {
-    /// The configuration. Without it, `config.json` in the cache directory is used if present
-    /// (the core's `Config` in its serde form; any subset of fields), else the defaults.
+    /// The configuration, in place of the directory's for this process only (`config.json`
+    /// is not changed). Without it, `config.json` in the cache directory is used if present
+    /// (the core's `Config` in its serde form; any subset of fields; see [`load_config`]),
+    /// else the defaults.
     pub fn config(mut self, config: Config) -> Self {
         self.config = Some(config);
         self
