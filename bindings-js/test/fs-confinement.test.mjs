@@ -54,16 +54,18 @@ test('a symlinked index/journal-0 is not followed: nothing is appended outside t
   fs.symlinkSync(path.join(outside, 'journal-0'), journal);
   const before = tree(outside);
 
-  // As in the native host, a symlink where a file is expected counts as absent: the index is
-  // rebuilt from the stored files, and every record goes to files inside the root.
-  cache = openCache(root);
-  const second = cache.putBlob('second');
-  cache.close();
+  // As in the native host, a symlink where a file is expected is not the cache's file and is
+  // never followed. With no other index file left, the directory holds blobs and no index: the
+  // open is refused as not a cache (explicit adoption would be needed), changing nothing.
+  const inside = tree(root);
+  assert.throws(() => openCache(root), (e) => {
+    assert.equal(e.code, 'invalid_config', e.stack);
+    assert.match(e.message, /not an ocicache directory/);
+    return true;
+  });
   assert.equal(tree(outside), before, 'the file outside the root is unchanged');
-  cache = openCache(root);
-  assert.deepEqual([cache.hasBlob(first), cache.hasBlob(second)], [true, true]);
-  cache.close();
-  assert.equal(tree(outside), before);
+  assert.equal(tree(root), inside, 'nothing inside the root changed');
+  assert.ok(first.startsWith('sha256:'));
 });
 
 test('a symlinked index/ directory: the open fails with a clear storage error, nothing written outside', (t) => {
