@@ -34,6 +34,8 @@ pub mod component;
 mod engine;
 mod lock;
 pub mod storage;
+#[doc(hidden)]
+pub mod test_pause;
 mod threaded_hasher;
 
 pub use blob_io::{BlobReader, BlobWriter, error_of, to_io_error};

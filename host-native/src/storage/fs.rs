@@ -2,6 +2,7 @@
 //!
 //! See [`FsStorage`] for its rules.
 
+use crate::test_pause;
 use ocicache_core::{Storage, StorageError, TempId};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -353,6 +354,9 @@ impl Storage for FsStorage {
             let _ = fs::remove_file(&t.path);
         }
         drop(t); // closing the file releases its lock
+        if result.is_ok() && test_pause::is_entry_path(path) {
+            test_pause::point("after-commit-rename");
+        }
         result
     }
 
@@ -465,7 +469,12 @@ impl Storage for FsStorage {
     fn remove(&mut self, path: &str) -> Result<(), StorageError> {
         let full = self.resolve(path)?;
         match fs::remove_file(&full) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if test_pause::is_entry_path(path) {
+                    test_pause::point("after-remove");
+                }
+                Ok(())
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(map_err(e, &full)),
         }

@@ -380,6 +380,7 @@ fn blob(cli: &Cli, cache: &Cache, cmd: &BlobCmd) -> Result<Outcome, Failure> {
             }
             progress::finish(bar);
             let digest = writer.commit()?;
+            ocicache::test_pause::point("after-commit-record");
             if cli.json {
                 print_json(&json!({ "digest": digest }))?;
             } else {
