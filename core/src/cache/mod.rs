@@ -56,6 +56,8 @@ pub struct Cache {
     recovery: RecoveryReport,
     /// Blob writers begun and not yet committed or aborted: their temps are live.
     open_writers: u64,
+    /// Sizes announced by those writers: counted against the cap until they finish.
+    reserved: u64,
 }
 
 /// Assembles a [`Cache`] from its host parts.
@@ -66,6 +68,7 @@ pub struct CacheBuilder {
     log: Box<dyn LogSink>,
     hasher: Box<dyn HashProvider>,
     policy: Option<Box<dyn EvictionPolicy>>,
+    adopt_existing: bool,
 }
 
 impl CacheBuilder {
@@ -89,6 +92,26 @@ impl CacheBuilder {
         self.policy = Some(policy);
         self
     }
+    /// Whether to create a cache over a storage that holds files but no cache index (default
+    /// false). Such a storage is not a cache (an OCI image layout's `blobs/`, say): opening it
+    /// fails with `InvalidConfig` and changes nothing, because the cache would otherwise take
+    /// its files over and could later evict them. With `true`, files named by a digest whose
+    /// bytes match are adopted, and every other file is reported and left in place.
+    ///
+    /// ```
+    /// use ocicache_core::{Cache, ErrorKind, ManualClock, storage::MemoryStorage};
+    /// let storage = MemoryStorage::new();
+    /// storage.put("blobs/sha256/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", b"hello");
+    /// let refused = Cache::builder(storage.clone(), ManualClock::new(0)).open();
+    /// assert_eq!(refused.err().map(|e| e.kind()), Some(ErrorKind::InvalidConfig));
+    /// let cache = Cache::builder(storage, ManualClock::new(0)).adopt_existing(true).open()?;
+    /// assert_eq!(cache.stats().blobs, 1);
+    /// # Ok::<(), ocicache_core::Error>(())
+    /// ```
+    pub fn adopt_existing(mut self, adopt: bool) -> Self {
+        self.adopt_existing = adopt;
+        self
+    }
     /// Validates the configuration, replays the persisted index and reconciles it with the
     /// stored files.
     pub fn open(self) -> Result<Cache> {
@@ -105,13 +128,14 @@ impl CacheBuilder {
             last_compaction: None,
             recovery: RecoveryReport::default(),
             open_writers: 0,
+            reserved: 0,
             config: self.config,
             storage: self.storage,
             clock: self.clock,
             log: self.log,
             hasher: self.hasher,
         };
-        cache.recover()?;
+        cache.recover(self.adopt_existing)?;
         Ok(cache)
     }
 }
@@ -192,6 +216,7 @@ impl Cache {
             log: Box::new(NoLog),
             hasher: Box::new(BuiltinHasher),
             policy: None,
+            adopt_existing: false,
         }
     }
 
@@ -359,8 +384,17 @@ impl Cache {
             let Some(id) = c.index.find(key) else {
                 return Ok(false);
             };
-            c.remove_entry(id)?;
+            let size = c.remove_entry(id)?;
             c.metrics.deleted();
+            c.log.log(
+                Level::Info,
+                "removed",
+                &[
+                    ("entry", &key.to_string()),
+                    ("bytes", &size.to_string()),
+                    ("reason", "explicit"),
+                ],
+            );
             Ok(true)
         })
     }
@@ -483,13 +517,29 @@ impl Cache {
     /// `Corrupted` until re-put, deleted or repaired. Returns the error to report.
     fn quarantine(&mut self, id: EntryId, detail: String) -> Error {
         let key = self.index.get(id).key();
-        let _ = self.storage.remove(&layout::entry_path(&key));
+        // Best effort: without the marker, the next open may trust an index that lists the
+        // entry unquarantined; its read then verifies the bytes again.
+        let _ = self.content_changing();
+        if let Err(e) = self.storage.remove(&layout::entry_path(&key)) {
+            // The record below still quarantines it, here and at every later open (which
+            // re-hashes the file and removes it), so the bytes are never served.
+            self.log.log(
+                Level::Error,
+                "could not remove corrupted bytes",
+                &[("entry", &key.to_string()), ("error", &e.to_string())],
+            );
+        }
         if let Err(e) = self.journal.append(
             self.storage.as_mut(),
             &[Record::Quarantine { key: key.clone() }],
         ) {
-            // Without the record the next open finds no file and drops the entry: still never served.
-            self.warn("could not journal quarantine", &[("error", &e.to_string())]);
+            // Without the record the next open finds no file (or re-hashes it) and drops the
+            // entry: still never served.
+            self.log.log(
+                Level::Error,
+                "could not journal quarantine",
+                &[("entry", &key.to_string()), ("error", &e.to_string())],
+            );
         }
         self.index.quarantine(id);
         self.metrics.corrupted();
@@ -510,22 +560,26 @@ impl Cache {
     /// Removes an entry: bytes first, then the journal record, then the index row.
     fn remove_entry(&mut self, id: EntryId) -> Result<u64> {
         let key = self.index.get(id).key();
+        self.content_changing()?;
         if !self.index.get(id).is_quarantined() {
             self.storage.remove(&layout::entry_path(&key))?;
         }
-        if let Err(e) = self.journal.append(
+        let journaled = self.journal.append(
             self.storage.as_mut(),
             &[Record::Remove { key: key.clone() }],
-        ) {
-            // The bytes are gone; the next open drops the row whose file is missing.
-            self.warn("could not journal removal", &[("error", &e.to_string())]);
-        }
-        Ok(self.index.remove(id).size())
+        );
+        // The bytes are gone either way: the row goes too. Without its record the removal is
+        // not durable (a crash would leave a row that the next open drops, since its file is
+        // missing), so the operation reports the failure.
+        let size = self.index.remove(id).size();
+        journaled?;
+        Ok(size)
     }
 
     /// Evicts one entry; the caller journals the returned record (batched).
     fn evict(&mut self, id: EntryId, reason: EvictionReason) -> Result<Record> {
         let key = self.index.get(id).key();
+        self.content_changing()?;
         self.storage.remove(&layout::entry_path(&key))?;
         let size = self.index.remove(id).size();
         let now = self.now();
@@ -534,8 +588,9 @@ impl Cache {
             EvictionReason::Capacity => "capacity",
             EvictionReason::Expired => "expired",
         };
+        // At info: every eviction is visible to a host that shows the log (`ocicache -v`).
         self.log.log(
-            Level::Debug,
+            Level::Info,
             "evicted",
             &[
                 ("entry", &key.to_string()),
@@ -546,14 +601,16 @@ impl Cache {
         Ok(Record::Remove { key })
     }
 
-    /// Makes room for `incoming` more bytes: evicts from the high watermark down to the low one.
-    /// Fails with `Full`, evicting nothing, when even evicting every candidate would not fit it
-    /// under the cap. Returns the removal records to journal with the caller's own record.
-    fn make_room(&mut self, incoming: u64) -> Result<Vec<Record>> {
+    /// Makes room for `incoming` more bytes: evicts from the high watermark down to the low one,
+    /// and journals the evictions. Fails with `Full`, evicting nothing, when even evicting every
+    /// candidate would not fit it under the cap.
+    fn make_room(&mut self, incoming: u64) -> Result<()> {
+        // Sizes announced by blob writers still streaming count as if stored.
+        let incoming = incoming.saturating_add(self.reserved);
         let cap = self.config.max_bytes;
         let used = self.index.bytes();
         if used.saturating_add(incoming) <= self.config.high_bytes() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         // Content referenced by an evictable manifest becomes a candidate once that manifest
         // goes, so only when the current candidates fall short is the exact (O(n)) bound needed.
@@ -581,7 +638,12 @@ impl Cache {
                 capacity: cap,
             });
         }
-        Ok(removed)
+        // The evictions are done: journal them now, on their own, so that whatever becomes of
+        // the caller's own write (it may still fail), every process agrees on what is stored.
+        if !removed.is_empty() {
+            self.journal.append(self.storage.as_mut(), &removed)?;
+        }
+        Ok(())
     }
 
     /// Evicts in policy order until usage is at most `limit` or nothing is evictable; returns
@@ -605,19 +667,26 @@ impl Cache {
     }
 
     /// Before committing `key`: a live entry with the same digest holds the same bytes, so it
-    /// needs no room; otherwise make room for `size`. Returns whether the entry existed and
-    /// the removal records to journal with the put.
-    fn prepare_put(&mut self, key: &Key, size: u64) -> Result<(bool, Vec<Record>)> {
+    /// needs no room; otherwise make room for `size`. Returns whether the entry existed.
+    fn prepare_put(&mut self, key: &Key, size: u64) -> Result<bool> {
         let existing = self
             .index
             .find(key)
             .is_some_and(|id| !self.index.get(id).is_quarantined());
-        let removed = if existing {
-            Vec::new()
-        } else {
-            self.make_room(size)?
-        };
-        Ok((existing, removed))
+        match self.index.find(key) {
+            // Usage can be over the cap without any put (files adopted at open, a lowered
+            // cap): a re-put brings it back under, evicting anything but the entry itself.
+            Some(id) if existing && self.index.bytes() > self.config.max_bytes => {
+                let pins = self.index.get(id).pins();
+                self.index.set_pins(id, pins.saturating_add(1));
+                let made = self.make_room(0);
+                self.index.set_pins(id, pins);
+                made?;
+            }
+            _ if existing => {}
+            _ => self.make_room(size)?,
+        }
+        Ok(existing)
     }
 
     fn journal_best_effort(&mut self, records: &[Record]) {
@@ -634,7 +703,6 @@ impl Cache {
         &mut self,
         new: NewEntry,
         references: Vec<Key>,
-        mut records: Vec<Record>,
         existed: bool,
     ) -> Result<()> {
         let key = new.key.clone();
@@ -645,11 +713,11 @@ impl Cache {
             .find(&key)
             .map_or(0, |id| self.index.get(id).pins());
         let new = NewEntry { pins, ..new };
-        records.push(Record::Put {
+        let record = Record::Put {
             entry: new.clone(),
             references: references.clone(),
-        });
-        if let Err(e) = self.journal.append(self.storage.as_mut(), &records) {
+        };
+        if let Err(e) = self.journal.append(self.storage.as_mut(), &[record]) {
             if !existed {
                 let _ = self.storage.remove(&layout::entry_path(&key));
             }
@@ -677,6 +745,12 @@ impl Cache {
             media_type: None,
             quarantined: false,
         }
+    }
+
+    /// Before content is committed or removed: makes sure the journal does not end in a
+    /// clean-shutdown record (see `Journal::mark_active`).
+    fn content_changing(&mut self) -> std::result::Result<(), crate::storage::StorageError> {
+        self.journal.mark_active(self.storage.as_mut())
     }
 
     fn warn(&self, message: &str, fields: &[(&str, &str)]) {

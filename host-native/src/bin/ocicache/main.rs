@@ -67,7 +67,10 @@ fn open(cli: &Cli) -> Result<Cache, Failure> {
         args::EngineArg::Native => EngineKind::Native,
         args::EngineArg::Component => EngineKind::Component,
     };
-    let mut builder = Cache::builder(&dir).config(config).engine(engine);
+    let mut builder = Cache::builder(&dir)
+        .config(config)
+        .engine(engine)
+        .adopt_existing(matches!(cli.command, Command::Init));
     if cli.verbose {
         builder = builder.log(StderrLog);
     }
@@ -127,11 +130,17 @@ fn run(cli: &Cli) -> Result<Outcome, Failure> {
     precheck(cli)?;
     let cache = open(cli)?;
     let outcome = command(cli, &cache);
-    // Close even after a failed command: a clean shutdown makes the next open fast.
-    let closed = cache.close();
-    let outcome = outcome?;
-    closed?;
-    Ok(outcome)
+    // Close even after a failed command: a clean shutdown makes the next open fast. What the
+    // command did is durable already (an operation returns once its record is), so a close
+    // that fails (a full disk) loses only the clean-shutdown record and buffered access
+    // times: the next open walks the files instead. It is reported, and the command's own
+    // outcome stands.
+    if let Err(e) = cache.close() {
+        eprintln!(
+            "ocicache: warning: closing the cache: {e} (the next open will check every file)"
+        );
+    }
+    outcome
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<(), Failure> {
@@ -289,16 +298,14 @@ fn command(cli: &Cli, cache: &Cache) -> Result<Outcome, Failure> {
             Ok(Outcome::Ok)
         }
         Command::Gc => {
-            let expired = cache.clear_expired()?;
+            // One cleanup: it removes expired entries first, and its report counts them.
             let r = cache.cleanup()?;
             if cli.json {
-                print_json(&json!({ "expired_removed": expired, "cleanup": r }))?;
+                print_json(&r)?;
             } else {
                 println_out(&format!(
                     "expired removed {}, evicted {}, bytes freed {}",
-                    expired + r.expired_removed,
-                    r.evicted,
-                    r.bytes_freed
+                    r.expired_removed, r.evicted, r.bytes_freed
                 ))?;
             }
             Ok(Outcome::Ok)
@@ -323,6 +330,20 @@ fn command(cli: &Cli, cache: &Cache) -> Result<Outcome, Failure> {
                 println_out(&text)?;
             } else {
                 write_file_atomically(file, |f| f.write_all(text.as_bytes()))?;
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Init => {
+            let r = cache.recovery_report()?;
+            if cli.json {
+                print_json(&r)?;
+            } else {
+                println_out(&format!(
+                    "{}: adopted {}, left alone {}",
+                    cache.dir().display(),
+                    r.orphans_adopted,
+                    r.foreign_files
+                ))?;
             }
             Ok(Outcome::Ok)
         }
