@@ -569,3 +569,67 @@ fn a_crash_between_remove_and_record_after_a_clean_reopen_keeps_no_row_without_a
         );
     }
 }
+
+/// Processes putting blobs at once into a directory capped small enough that most puts evict:
+/// every put succeeds (or, when everything is in use, is refused as `full`); none fails with a
+/// storage error, and the directory stays healthy and under its cap. (Found by
+/// `scripts/soak.sh`: `journal-N changed under this process; refresh first`.)
+#[test]
+fn concurrent_puts_under_a_small_cap_all_succeed() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cache");
+    let inputs = root.path().join("in");
+    std::fs::create_dir_all(&inputs).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    const CAP: u64 = 6 << 20;
+    std::fs::write(dir.join("config.json"), format!("{{\"max_bytes\": {CAP}}}")).unwrap();
+    let files: Vec<_> = (0..12u64)
+        .map(|i| {
+            let data = pattern(500 + i, 100_000 + (i as usize) * 200_000);
+            let file = inputs.join(i.to_string());
+            std::fs::write(&file, &data).unwrap();
+            (file, sha256(&data).to_string())
+        })
+        .collect();
+    // Creates the cache (a directory holding only config.json is not foreign).
+    let (code, _, err) = outcome(&run(&dir, &["blob", "put", files[0].0.to_str().unwrap()]));
+    assert_eq!(code, 0, "{err}");
+    let workers: Vec<_> = (0..3u64)
+        .map(|w| {
+            let (dir, files) = (dir.clone(), files.clone());
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                for n in 0..30u64 {
+                    let (file, digest) = &files[((w * 7 + n * 5) % 12) as usize];
+                    let (code, out, err) =
+                        outcome(&run(&dir, &["blob", "put", file.to_str().unwrap()]));
+                    match code {
+                        0 => assert_eq!(out.trim(), digest),
+                        5 => {}
+                        _ => failures.push(format!("exit {code}: {}", err.trim())),
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let failures: Vec<String> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of 90 puts failed: {failures:#?}",
+        failures.len()
+    );
+    verify_healthy_and_indexed(&dir, "after the concurrent puts");
+    let (code, out, _) = outcome(&run(&dir, &["stats"]));
+    assert_eq!(code, 0);
+    let used: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("bytes"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no bytes line: {out}"));
+    assert!(used <= CAP, "{used} bytes stored over the cap {CAP}");
+}
