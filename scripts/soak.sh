@@ -161,11 +161,11 @@ T_MIB=$(((($(now_ms) - t0) - T_OPEN) / 16))
 [ $T_MIB -ge 1 ] || T_MIB=1
 oc "$D1" blob rm "sha256:$(hex_of "$IN/cal")" >/dev/null || fail "calibration rm"
 echo "  a command costs ${T_OPEN} ms, plus ${T_MIB} ms per MiB put" >&2
-# A kill delay for an operation over SIZE bytes: anywhere from mid-start to just past its end.
-kill_delay() { rnd $((T_OPEN / 2)) $((T_OPEN + (${1:-0} >> 20) * T_MIB + T_MIB + 20)); }
+# A kill delay for an operation over SIZE bytes: anywhere from early in its start to its end.
+kill_delay() { rnd $((T_OPEN / 4)) $((T_OPEN * 3 / 4 + (${1:-0} >> 20) * T_MIB)); }
 iter=0
 P1_START=$(date +%s)
-while [ $KILLED -lt "$KILLS" ] && [ $iter -lt $((KILLS * 4)) ]; do
+while [ $KILLED -lt "$KILLS" ] && [ $iter -lt $((KILLS * 10)) ]; do
     iter=$((iter + 1))
     POINT="" DELAY_MS=$(kill_delay 0)
     roll=$(rnd 0 99)
