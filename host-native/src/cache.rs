@@ -368,7 +368,8 @@ impl Cache {
     /// stored under their SHA-256); with `size` they must have that length. Dropping the
     /// writer without committing aborts it.
     pub fn blob_writer(&self, expected: Option<&Digest>, size: Option<u64>) -> Result<BlobWriter> {
-        let handle = self.shared.unlocked(|e| e.begin_blob(expected, size))?;
+        // Locked, after catching up: an announced size makes room (evicts and journals) now.
+        let handle = self.shared.locked(|e| e.begin_blob(expected, size))?;
         Ok(BlobWriter::new(self.shared.clone(), handle))
     }
     /// Opens a blob for streaming out through [`std::io::Read`]. The bytes are re-hashed as
