@@ -10,7 +10,9 @@
 //!   the directory). An aborted or abandoned temp never appears under a final path.
 //! - [`Storage::append`] is a durable append (the journal).
 //! - [`Storage::clear_temps`] removes temps left by a crashed earlier run.
-//! - Everything else is plain: ranged reads, size, listing a directory, idempotent remove.
+//! - [`Storage::remove`] is durable too: once it returns, the object stays gone after a power
+//!   loss (native: unlink, then fsync the directory), so a `Remove` record cannot outlive it.
+//! - Everything else is plain: ranged reads, size, listing a directory.
 
 mod faulty;
 mod memory;
@@ -61,30 +63,34 @@ pub trait Storage: Send {
     /// The size of `path`, or `None` if it does not exist.
     fn size(&mut self, path: &str) -> Result<Option<u64>, StorageError>;
     /// The names (not paths) of the objects directly inside `dir`; empty if `dir` does not exist.
+    /// A host may also name entries that are not objects (a symbolic link, a special file):
+    /// [`Storage::size`] says `None` for them, and the integrity check reports them.
     fn list(&mut self, dir: &str) -> Result<Vec<String>, StorageError>;
-    /// Removes `path`; removing a missing path is not an error.
+    /// Removes `path` durably; removing a missing path is not an error.
     fn remove(&mut self, path: &str) -> Result<(), StorageError>;
     /// Removes temp objects left over by earlier runs; returns how many.
     fn clear_temps(&mut self) -> Result<u64, StorageError>;
 }
 
-/// Reads a whole object (for small ones: manifests, snapshots are read in chunks instead).
-pub(crate) fn read_all(storage: &mut dyn Storage, path: &str) -> Result<Vec<u8>, StorageError> {
-    let size = storage
-        .size(path)?
-        .ok_or_else(|| StorageError::NotFound(path.to_owned()))?;
+/// Reads the first `len` bytes of an object; `Ok(None)` if it is shorter. The caller bounds
+/// `len` by something other than stored bytes (a configured limit), so that no size a damaged
+/// or hostile directory reports or records sizes an allocation.
+pub(crate) fn read_exact(
+    storage: &mut dyn Storage,
+    path: &str,
+    len: u64,
+) -> Result<Option<Vec<u8>>, StorageError> {
     let mut out =
-        vec![0; usize::try_from(size).map_err(|_| StorageError::Io("object too large".into()))?];
+        vec![0; usize::try_from(len).map_err(|_| StorageError::Io("object too large".into()))?];
     let mut filled = 0;
     while filled < out.len() {
         let n = storage.read_at(path, filled as u64, &mut out[filled..])?;
         if n == 0 {
-            out.truncate(filled);
-            break;
+            return Ok(None);
         }
         filled += n;
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Writes `data` to `path` through a temp object: all or nothing.
