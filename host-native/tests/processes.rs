@@ -633,3 +633,77 @@ fn concurrent_puts_under_a_small_cap_all_succeed() {
         .unwrap_or_else(|| panic!("no bytes line: {out}"));
     assert!(used <= CAP, "{used} bytes stored over the cap {CAP}");
 }
+
+/// Issue 9, item 5, with a second process: B has the cache open while A dies between a file's
+/// commit or removal and its record; then B closes cleanly. B's clean close must not make the
+/// next open trust an index that misses A's committed file or lists A's removed one. (Found by
+/// `scripts/soak.sh`: `verify` after a kill reported rows whose file was gone.)
+#[test]
+fn a_crash_while_another_process_is_open_is_not_hidden_by_its_clean_close() {
+    for point in ["after-commit-rename", "after-remove"] {
+        let context = point;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("cache");
+        let stored = pattern(11, 80_000);
+        let new = pattern(12, 90_000);
+        let (a, b) = (root.path().join("a"), root.path().join("b"));
+        std::fs::write(&a, &stored).unwrap();
+        std::fs::write(&b, &new).unwrap();
+        let (code, _, err) = outcome(&run(&dir, &["blob", "put", a.to_str().unwrap()]));
+        assert_eq!(code, 0, "{err}");
+
+        // B: opens the cache and begins a put, then waits for its input.
+        let mut other = Command::new(bin())
+            .arg("--dir")
+            .arg(&dir)
+            .args(["blob", "put", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut other_in = other.stdin.take().unwrap();
+        other_in.write_all(b"first chunk").unwrap();
+        other_in.flush().unwrap();
+        // Its temp appears once it has opened the cache and begun the put (a liveness bound).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while temps(&dir).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{context}: B never began its put"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+
+        // A: dies inside its change.
+        let args: Vec<String> = if point == "after-remove" {
+            vec!["blob".into(), "rm".into(), sha256(&stored).to_string()]
+        } else {
+            vec!["blob".into(), "put".into(), b.to_str().unwrap().into()]
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        killed_at(&dir, "component", point, &args).unwrap_or_else(|e| panic!("{context}: {e}"));
+
+        // B finishes and closes cleanly.
+        other_in.write_all(b" and the rest").unwrap();
+        drop(other_in);
+        let out = other.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{context}: B: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        verify_healthy_and_indexed(&dir, context);
+        // A's put: adopted or absent, either is right; served intact if present.
+        stored_exactly(&dir, &new, context);
+        // A's remove: the file is gone, so the blob must be too.
+        assert_eq!(
+            stored_exactly(&dir, &stored, context),
+            point != "after-remove",
+            "{context}: the earlier blob"
+        );
+        verify_healthy_and_indexed(&dir, context);
+    }
+}
