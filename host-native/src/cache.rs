@@ -115,6 +115,7 @@ impl CacheBuilder {
         let announced = lock.announce()?;
         let engine: Box<dyn Engine> = {
             let _held = lock.acquire()?;
+            lock.remove_stale_markers();
             match self.engine {
                 EngineKind::Native => Box::new(NativeEngine::open(
                     storage,
@@ -289,7 +290,14 @@ impl Shared {
         let result = (move || {
             let _held = lock.acquire()?;
             engine.refresh()?;
-            engine.close()
+            if lock.others_present() {
+                // Another cache is open (or died with a change half done): a clean-shutdown
+                // record now would make the next open trust an index that may miss its
+                // committed file. Flush instead; the last to close records the clean shutdown.
+                engine.flush()
+            } else {
+                engine.close()
+            }
         })();
         // The engine, and with it every temp it had open, is gone: Node may come in.
         *announced = None;
@@ -545,7 +553,10 @@ impl Cache {
     pub fn flush(&self) -> Result<()> {
         self.locked(|e| e.flush())
     }
-    /// Closes the cache, recording a clean shutdown (the next open is fast). Open readers are
+    /// Closes the cache, recording a clean shutdown (the next open is fast) when no other cache
+    /// has the directory open and none died with its marker in place (otherwise it only
+    /// flushes: the last to close records it, and an open after a crash walks the files). Open
+    /// readers are
     /// closed and open writers abandoned (their temps are cleared by the next open); using
     /// them afterwards fails. Dropping a cache closes it
     /// too, ignoring errors.

@@ -35,6 +35,8 @@ mod engine;
 mod lock;
 mod ownership;
 pub mod storage;
+#[doc(hidden)]
+pub mod test_pause;
 mod threaded_hasher;
 
 pub use blob_io::{BlobReader, BlobWriter, error_of, to_io_error};

@@ -100,6 +100,81 @@ impl DirLock {
     }
 }
 
+impl DirLock {
+    /// Whether `native/` holds a marker of another cache than this one: a live process, or one
+    /// that died (its marker stays until an opener removes it as stale). Call under the lock.
+    ///
+    /// A clean-shutdown record is written only when this says no: the next open trusts such a
+    /// record and skips walking the stored files, which is sound only if no other process was
+    /// in the middle of a change it may never finish (see docs/FORMAT.md, "Sharing").
+    pub(crate) fn others_present(&self) -> bool {
+        let own = self
+            .presence
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .marker
+            .clone();
+        std::fs::read_dir(&self.presence.dir)
+            .is_ok_and(|entries| entries.flatten().any(|e| Some(e.path()) != own))
+    }
+
+    /// Removes the markers of processes that are gone (on this host: no such pid, or a pid
+    /// reused by a process that started at another time). Call under the lock, at open: a dead
+    /// process's marker otherwise keeps every later close from recording a clean shutdown.
+    pub(crate) fn remove_stale_markers(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.presence.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if marker_is_stale(&path) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+}
+
+/// Whether a marker names a process of this host that is gone. Anything unreadable, of
+/// another host, or not a regular file is not judged stale (it stays, and keeps closes from
+/// recording a clean shutdown, which is the safe side).
+fn marker_is_stale(path: &Path) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() || meta.len() > 4096 {
+        return false;
+    }
+    let Ok(text) = std::fs::read(path) else {
+        return false;
+    };
+    let Ok(marker) = serde_json::from_slice::<serde_json::Value>(&text) else {
+        return false;
+    };
+    let Some(pid) = marker.get("pid").and_then(serde_json::Value::as_u64) else {
+        return false;
+    };
+    if marker.get("hostname").and_then(serde_json::Value::as_str) != hostname().as_deref() {
+        return false;
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let started = stat
+        .rfind(')')
+        .and_then(|i| stat.get(i + 2..))
+        .and_then(|rest| rest.split(' ').nth(19));
+    match (
+        started,
+        marker
+            .get("start_ticks")
+            .and_then(serde_json::Value::as_str),
+    ) {
+        (Some(now), Some(then)) => now != then,
+        _ => false,
+    }
+}
+
 /// This process's marker in `<root>/native/`: present while at least one [`Announced`] lives.
 #[derive(Debug)]
 struct Presence {

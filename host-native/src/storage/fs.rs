@@ -2,6 +2,7 @@
 //!
 //! See [`FsStorage`] for its rules.
 
+use crate::test_pause;
 use ocicache_core::{Storage, StorageError, TempId};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -501,6 +502,9 @@ impl Storage for FsStorage {
             let _ = rfs::unlinkat(&t.dir, t.name.as_str(), AtFlags::empty());
         }
         drop(t); // closing the file releases its lock
+        if result.is_ok() && test_pause::is_entry_path(path) {
+            test_pause::point("after-commit-rename");
+        }
         result
     }
 
@@ -619,7 +623,11 @@ impl Storage for FsStorage {
         match rfs::unlinkat(&dir, file_name(path), AtFlags::empty()) {
             // Durable: the directory no longer names the file after a power loss.
             Ok(()) => {
-                sync_dir(&dir, parent_of(path)).map_err(|e| map_err(e, &self.root.join(path)))
+                sync_dir(&dir, parent_of(path)).map_err(|e| map_err(e, &self.root.join(path)))?;
+                if test_pause::is_entry_path(path) {
+                    test_pause::point("after-remove");
+                }
+                Ok(())
             }
             Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(map_err(e.into(), &self.root.join(path))),

@@ -436,6 +436,7 @@ fn blob(cli: &Cli, cache: &Cache, cmd: &BlobCmd) -> Result<Outcome, Failure> {
             }
             progress::finish(bar);
             let digest = writer.commit()?;
+            ocicache::test_pause::point("after-commit-record");
             if cli.json {
                 print_json(&json!({ "digest": digest }))?;
             } else {
@@ -544,16 +545,26 @@ fn write_file_atomically(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let temp = dir.join(format!(
-        ".{}.ocicache-{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temp)
-        .map_err(|e| Failure::io(format!("{}: {e}", temp.display())))?;
+    // A run killed while writing leaves its temp behind, and a later process may get its id:
+    // such a name is taken, so the next one is tried (the stale temp is not ours to remove).
+    let mut attempt = 0u32;
+    let (temp, mut file) = loop {
+        let suffix = if attempt == 0 {
+            String::new()
+        } else {
+            format!("-{attempt}")
+        };
+        let temp = dir.join(format!(
+            ".{}.ocicache-{}{suffix}.tmp",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        match OpenOptions::new().write(true).create_new(true).open(&temp) {
+            Ok(file) => break (temp, file),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
+            Err(e) => return Err(Failure::io(format!("{}: {e}", temp.display()))),
+        }
+    };
     let result = write(&mut file).and_then(|()| file.sync_all());
     drop(file);
     match result {
@@ -680,4 +691,27 @@ fn tag(cli: &Cli, cache: &Cache, cmd: &TagCmd) -> Result<Outcome, Failure> {
 /// Whether progress bars may be drawn (stderr is a terminal).
 fn interactive() -> bool {
     io::stderr().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `blob get -o` killed mid-write leaves its temp beside the output; a later process
+    /// with the same id must still write the output, and leave that temp alone.
+    #[test]
+    fn a_stale_temp_beside_the_output_does_not_block_writing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let stale = dir
+            .path()
+            .join(format!(".out.ocicache-{}.tmp", std::process::id()));
+        std::fs::write(&stale, b"left by a killed run").unwrap();
+        write_file_atomically(&out, |f| f.write_all(b"bytes")).unwrap_or_else(|f| {
+            panic!("{}: {}", f.code, f.message);
+        });
+        assert_eq!(std::fs::read(&out).unwrap(), b"bytes");
+        assert_eq!(std::fs::read(&stale).unwrap(), b"left by a killed run");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
 }
