@@ -729,6 +729,17 @@ impl Cache {
     /// the new journal (a header only) is a leftover that readers remove.
     pub(super) fn compact(&mut self) -> Result<()> {
         let generation = self.journal.generation() + 1;
+        // A journal older than the current one (its removal failed at an earlier compaction)
+        // must go first: a process still following it tells a compaction from nothing by
+        // `journal-<g>` being gone or `journal-<g+1>` existing, and after a second compaction
+        // only the first would still say so.
+        for name in self.storage.list(layout::INDEX_DIR)? {
+            if let Some(old) = layout::parse_journal_name(&name)
+                && old < self.journal.generation()
+            {
+                self.storage.remove(&layout::journal_path(old))?;
+            }
+        }
         let next_path = layout::journal_path(generation);
         // Only a compaction that failed or died before its commit leaves this file: nobody
         // follows it.
