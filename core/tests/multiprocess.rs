@@ -32,8 +32,8 @@
 
 mod common;
 
-use common::{image_manifest, in_layout, pattern, sha256};
-use ocicache_core::storage::{Fault, FaultyStorage, MemoryStorage};
+use common::{Plug, image_manifest, in_layout, pattern, sha256};
+use ocicache_core::storage::{Fault, MemoryStorage};
 use ocicache_core::{
     Cache, Config, Digest, ErrorKind, Key, Kind, ManualClock, PolicyConfig, Reference, Resolution,
     Storage, StorageError, TempId,
@@ -111,70 +111,6 @@ fn tag_index(canonical: &str) -> usize {
     TAGS.iter()
         .position(|r| r.parse::<Reference>().unwrap().to_string() == canonical)
         .unwrap_or_else(|| panic!("tag {canonical} is not from the pool"))
-}
-
-// ----- the plug: one process's fault-injecting storage -----
-
-/// A process's storage: a [`FaultyStorage`] over the shared memory, replaced before every step
-/// to aim that step's fault (its call numbers count from the step's first call).
-#[derive(Clone)]
-struct Plug {
-    shared: MemoryStorage,
-    current: Arc<Mutex<FaultyStorage>>,
-}
-
-impl Plug {
-    fn new(shared: &MemoryStorage) -> Plug {
-        Plug {
-            shared: shared.clone(),
-            current: Arc::new(Mutex::new(FaultyStorage::new(shared.clone(), None))),
-        }
-    }
-
-    fn arm(&self, fault: Option<Fault>) {
-        *self.current.lock().unwrap() = FaultyStorage::new(self.shared.clone(), fault);
-    }
-
-    fn crashed(&self) -> bool {
-        self.current.lock().unwrap().crashed()
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut FaultyStorage) -> T) -> T {
-        f(&mut self.current.lock().unwrap())
-    }
-}
-
-impl Storage for Plug {
-    fn create_temp(&mut self, size_hint: Option<u64>) -> Result<TempId, StorageError> {
-        self.with(|s| s.create_temp(size_hint))
-    }
-    fn write_temp(&mut self, temp: TempId, data: &[u8]) -> Result<(), StorageError> {
-        self.with(|s| s.write_temp(temp, data))
-    }
-    fn commit_temp(&mut self, temp: TempId, path: &str) -> Result<(), StorageError> {
-        self.with(|s| s.commit_temp(temp, path))
-    }
-    fn abort_temp(&mut self, temp: TempId) -> Result<(), StorageError> {
-        self.with(|s| s.abort_temp(temp))
-    }
-    fn append(&mut self, path: &str, data: &[u8]) -> Result<(), StorageError> {
-        self.with(|s| s.append(path, data))
-    }
-    fn read_at(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
-        self.with(|s| s.read_at(path, offset, buf))
-    }
-    fn size(&mut self, path: &str) -> Result<Option<u64>, StorageError> {
-        self.with(|s| s.size(path))
-    }
-    fn list(&mut self, dir: &str) -> Result<Vec<String>, StorageError> {
-        self.with(|s| s.list(dir))
-    }
-    fn remove(&mut self, path: &str) -> Result<(), StorageError> {
-        self.with(|s| s.remove(path))
-    }
-    fn clear_temps(&mut self) -> Result<u64, StorageError> {
-        self.with(|s| s.clear_temps())
-    }
 }
 
 // ----- steps -----
