@@ -1505,10 +1505,14 @@ def eviction():
         ("blob.has", digest=A, ok=False)
     )
 
-    s = S("eviction/cap_shrunk_on_reopen", "Reopening with a smaller cap evicts down to it (least recently used first).", config=small(1000))
+    s = S("eviction/cap_shrunk_on_reopen", "Reopening with a smaller cap evicts nothing (a command that only reads never deletes); the next cleanup or write evicts down to it, least recently used first.", config=small(1000))
     for x in (a, b, c, d, e):
         s("blob.put", digest=sha256(x), data=x)
-    s("cache.reopen", config=small(300), ok={"evicted": 2})
+    s("cache.reopen", config=small(300), ok={"evicted": 0})
+    s("stats", ok={"total_size_bytes": 500, "total_entries": 5})
+    s("blob.has", digest=A, ok=True)
+    s("storage.bytes", dir="blobs", ok=500)
+    s("cleanup", ok={"expired_removed": 0, "evicted": 2, "bytes_freed": 200})
     s("stats", ok={"total_size_bytes": 300, "total_entries": 3})
     s("blob.has", digest=A, ok=False)
     s("blob.has", digest=B, ok=False)
@@ -1888,14 +1892,17 @@ def integrity():
     )
 
     (
-        S("integrity/stray_files_removed_on_reopen", "Files in the content directories whose names are not digests are removed when the cache opens.")
+        S("integrity/stray_files_left_on_reopen", "Files in the content directories whose names the cache never writes are reported and left in place when the cache opens (it removes only what it could have written); the integrity check lists them, and a repair, asked for, removes them.")
         ("storage.plant", path="blobs/sha256/not-a-digest", data="x")
         ("storage.plant", path="manifests/sha256/" + "A" * 64, data="{}")
         ("blob.put", digest=sha256("kept"), data="kept")
         ("cache.crash")
-        ("cache.reopen", ok={"orphans_removed": 2})
+        ("cache.reopen", ok={"orphans_removed": 0, "foreign_files": 2})
+        ("storage.exists", path="blobs/sha256/not-a-digest", ok=True)
+        ("storage.exists", path="manifests/sha256/" + "A" * 64, ok=True)
+        ("integrity.check", ok={"healthy": False, "unindexed": [{"what": "manifests/sha256/" + "A" * 64}, {"what": "blobs/sha256/not-a-digest"}]})
+        ("integrity.repair", ok={"removed_unindexed": 2})
         ("storage.exists", path="blobs/sha256/not-a-digest", ok=False)
-        ("storage.exists", path="manifests/sha256/" + "A" * 64, ok=False)
         ("storage.list", dir="blobs/sha256", ok=[hexpart(sha256("kept"))])
     )
 
@@ -1969,7 +1976,7 @@ def integrity():
     )
 
     (
-        S("integrity/adoption_respects_the_cap", "Adopting unindexed files (by repair or at open) never leaves more bytes than the cap.", config=small(100))
+        S("integrity/adoption_respects_the_cap", "Adopting unindexed files by repair never leaves more bytes than the cap; adopting them at open evicts nothing, and the next cleanup restores the cap.", config=small(100))
         ("blob.put", digest=sha256(fill("a", 60)), data=fill("a", 60))
         ("storage.plant", kind="blob", digest=sha256(fill("o", 80)), data=fill("o", 80))
         ("integrity.repair", ok={"adopted": 1})
@@ -1977,7 +1984,9 @@ def integrity():
         ("storage.bytes", dir="blobs", ok=80)
         ("storage.plant", kind="blob", digest=sha256(fill("p", 90)), data=fill("p", 90))
         ("cache.crash")
-        ("cache.reopen", ok={"orphans_adopted": 1, "evicted": 1})
+        ("cache.reopen", ok={"orphans_adopted": 1, "evicted": 0})
+        ("stats", ok={"total_entries": 2, "total_size_bytes": 170})
+        ("cleanup", ok={"evicted": 1, "bytes_freed": 80})
         ("stats", ok={"total_entries": 1, "total_size_bytes": 90})
         ("storage.bytes", dir="blobs", ok=90)
     )

@@ -173,6 +173,9 @@ impl Cache {
                 );
             }
             let key = Key::blob(actual.clone());
+            if let Err(e) = c.content_changing() {
+                return fail(c, e.into());
+            }
             let (existing, removed) = match c.prepare_put(&key, writer.written) {
                 Ok(r) => r,
                 Err(e) => return fail(c, e),

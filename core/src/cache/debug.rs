@@ -54,6 +54,8 @@ pub struct RepairReport {
     pub removed_unindexed: u64,
     /// Temp objects removed.
     pub temps_removed: u64,
+    /// Unindexed entries that could not be read or removed (not regular files), left in place.
+    pub left_alone: u64,
 }
 
 /// Everything a bug report needs, as one serializable value.
@@ -137,7 +139,7 @@ impl Cache {
                 });
                 continue;
             }
-            let (digest, stored) = self.hash_stored(&path, key.digest.algorithm())?;
+            let (digest, stored) = self.hash_stored(&path, key.digest.algorithm())??;
             if stored != size {
                 report.corrupted.push(IntegrityIssue {
                     what,
@@ -199,6 +201,7 @@ impl Cache {
     /// Valid entries are untouched.
     pub fn repair(&mut self) -> Result<RepairReport> {
         let before = self.check_integrity()?;
+        self.content_changing()?;
         // Temps of writers still open are live downloads, not leftovers: leave them (a writer
         // dropped without commit or abort keeps temps until the next open clears them).
         let temps_removed = if self.open_writers == 0 {
@@ -246,17 +249,19 @@ impl Cache {
                 }
                 _ => None,
             };
-            let adopted = match &key {
+            let adoption = match &key {
                 Some(key) => self.adopt(key)?,
                 None => {
+                    // Repair is asked for: a name the cache never writes, inside its own
+                    // directories, goes.
                     self.storage.remove(&issue.what)?;
-                    false
+                    super::recovery::Adoption::Removed
                 }
             };
-            if adopted {
-                report.adopted += 1;
-            } else {
-                report.removed_unindexed += 1;
+            match adoption {
+                super::recovery::Adoption::Adopted => report.adopted += 1,
+                super::recovery::Adoption::Removed => report.removed_unindexed += 1,
+                super::recovery::Adoption::LeftAlone(_) => report.left_alone += 1,
             }
         }
         if report.adopted > 0 {

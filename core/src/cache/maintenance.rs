@@ -77,6 +77,7 @@ impl Cache {
 
     /// Removes every entry and tag mapping, and their bytes.
     pub fn clear(&mut self) -> Result<()> {
+        self.content_changing()?;
         let ids: Vec<_> = self.index.iter().map(|(id, _)| id).collect();
         for id in ids {
             let key = self.index.get(id).key();

@@ -52,6 +52,7 @@ impl Cache {
             }
             let valid = manifest::validate(bytes, declared_media_type)?;
             let key = Key::manifest(digest.clone());
+            c.content_changing()?;
             let (existing, removed) = c.prepare_put(&key, bytes.len() as u64)?;
             if let Err(e) =
                 storage::write_atomically(c.storage.as_mut(), &layout::entry_path(&key), bytes)

@@ -66,6 +66,7 @@ pub struct CacheBuilder {
     log: Box<dyn LogSink>,
     hasher: Box<dyn HashProvider>,
     policy: Option<Box<dyn EvictionPolicy>>,
+    adopt_existing: bool,
 }
 
 impl CacheBuilder {
@@ -87,6 +88,26 @@ impl CacheBuilder {
     /// A custom eviction policy, overriding `config.eviction`.
     pub fn policy(mut self, policy: Box<dyn EvictionPolicy>) -> Self {
         self.policy = Some(policy);
+        self
+    }
+    /// Whether to create a cache over a storage that holds files but no cache index (default
+    /// false). Such a storage is not a cache (an OCI image layout's `blobs/`, say): opening it
+    /// fails with `InvalidConfig` and changes nothing, because the cache would otherwise take
+    /// its files over and could later evict them. With `true`, files named by a digest whose
+    /// bytes match are adopted, and every other file is reported and left in place.
+    ///
+    /// ```
+    /// use ocicache_core::{Cache, ErrorKind, ManualClock, storage::MemoryStorage};
+    /// let storage = MemoryStorage::new();
+    /// storage.put("blobs/sha256/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", b"hello");
+    /// let refused = Cache::builder(storage.clone(), ManualClock::new(0)).open();
+    /// assert_eq!(refused.err().map(|e| e.kind()), Some(ErrorKind::InvalidConfig));
+    /// let cache = Cache::builder(storage, ManualClock::new(0)).adopt_existing(true).open()?;
+    /// assert_eq!(cache.stats().blobs, 1);
+    /// # Ok::<(), ocicache_core::Error>(())
+    /// ```
+    pub fn adopt_existing(mut self, adopt: bool) -> Self {
+        self.adopt_existing = adopt;
         self
     }
     /// Validates the configuration, replays the persisted index and reconciles it with the
@@ -111,7 +132,7 @@ impl CacheBuilder {
             log: self.log,
             hasher: self.hasher,
         };
-        cache.recover()?;
+        cache.recover(self.adopt_existing)?;
         Ok(cache)
     }
 }
@@ -192,6 +213,7 @@ impl Cache {
             log: Box::new(NoLog),
             hasher: Box::new(BuiltinHasher),
             policy: None,
+            adopt_existing: false,
         }
     }
 
@@ -483,6 +505,9 @@ impl Cache {
     /// `Corrupted` until re-put, deleted or repaired. Returns the error to report.
     fn quarantine(&mut self, id: EntryId, detail: String) -> Error {
         let key = self.index.get(id).key();
+        // Best effort: without the marker, the next open may trust an index that lists the
+        // entry unquarantined; its read then verifies the bytes again.
+        let _ = self.content_changing();
         let _ = self.storage.remove(&layout::entry_path(&key));
         if let Err(e) = self.journal.append(
             self.storage.as_mut(),
@@ -510,22 +535,26 @@ impl Cache {
     /// Removes an entry: bytes first, then the journal record, then the index row.
     fn remove_entry(&mut self, id: EntryId) -> Result<u64> {
         let key = self.index.get(id).key();
+        self.content_changing()?;
         if !self.index.get(id).is_quarantined() {
             self.storage.remove(&layout::entry_path(&key))?;
         }
-        if let Err(e) = self.journal.append(
+        let journaled = self.journal.append(
             self.storage.as_mut(),
             &[Record::Remove { key: key.clone() }],
-        ) {
-            // The bytes are gone; the next open drops the row whose file is missing.
-            self.warn("could not journal removal", &[("error", &e.to_string())]);
-        }
-        Ok(self.index.remove(id).size())
+        );
+        // The bytes are gone either way: the row goes too. Without its record the removal is
+        // not durable (a crash would leave a row that the next open drops, since its file is
+        // missing), so the operation reports the failure.
+        let size = self.index.remove(id).size();
+        journaled?;
+        Ok(size)
     }
 
     /// Evicts one entry; the caller journals the returned record (batched).
     fn evict(&mut self, id: EntryId, reason: EvictionReason) -> Result<Record> {
         let key = self.index.get(id).key();
+        self.content_changing()?;
         self.storage.remove(&layout::entry_path(&key))?;
         let size = self.index.remove(id).size();
         let now = self.now();
@@ -677,6 +706,12 @@ impl Cache {
             media_type: None,
             quarantined: false,
         }
+    }
+
+    /// Before content is committed or removed: makes sure the journal does not end in a
+    /// clean-shutdown record (see `Journal::mark_active`).
+    fn content_changing(&mut self) -> std::result::Result<(), crate::storage::StorageError> {
+        self.journal.mark_active(self.storage.as_mut())
     }
 
     fn warn(&self, message: &str, fields: &[(&str, &str)]) {

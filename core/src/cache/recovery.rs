@@ -3,7 +3,7 @@
 use super::Cache;
 use crate::config::Config;
 use crate::digest::{Algorithm, Digest};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::hashing::Hasher;
 use crate::index::{Index, NewEntry};
 use crate::journal::{self, FrameEnd, Journal, Record};
@@ -32,17 +32,34 @@ pub struct RecoveryReport {
     pub temps_removed: u64,
     /// Files not in the index whose bytes matched their name, adopted.
     pub orphans_adopted: u64,
-    /// Files not in the index that were invalid, removed.
+    /// Files not in the index, named by a digest their bytes do not match, removed.
     pub orphans_removed: u64,
     /// Index rows whose file was missing, dropped.
     pub missing_dropped: u64,
-    /// Entries evicted because the cap is smaller than what was stored.
+    /// Entries evicted while opening: always 0, since opening never evicts (a cap smaller than
+    /// what is stored takes effect at the next write or cleanup). Kept for the report's shape.
     pub evicted: u64,
     /// Whether a fresh snapshot was written.
     pub compacted: bool,
     /// The last run closed cleanly (its journal ends in a matching `Closed` record), so the
     /// stored files were not walked; after anything else they are, and orphans are handled.
     pub clean_shutdown: bool,
+    /// Index rows whose size was not their file's: re-hashed, then adopted with the true size
+    /// or removed. Such a size never counts against the cap.
+    pub size_mismatches: u64,
+    /// Files in the cache's directories that it did not write (names it never writes,
+    /// directories or unreadable files where an entry belongs): reported and left in place.
+    pub foreign_files: u64,
+}
+
+/// What [`Cache::adopt`] did with a stored file.
+pub(super) enum Adoption {
+    /// Its bytes match its name: indexed.
+    Adopted,
+    /// Its bytes do not match its name: removed.
+    Removed,
+    /// It could not be read or removed (not a regular file, say): left in place, for this reason.
+    LeftAlone(String),
 }
 
 /// Applies one persisted record to the in-memory state.
@@ -122,23 +139,31 @@ struct Loaded {
     need_compact: bool,
     /// The journal ended in a `Closed` record with these counts.
     closed_with: Option<(u64, u64)>,
-    /// Journals of other generations (left by an interrupted compaction).
+    /// A valid snapshot was loaded: journals of other generations hold nothing live.
+    snapshot_valid: bool,
+    /// A snapshot (valid or not) or a journal exists: this storage holds a cache.
+    index_found: bool,
+    /// Journals of other generations (left by an interrupted or failed compaction, or, without
+    /// a snapshot, replayed and to be removed once a snapshot holds their records).
     stale_journals: Vec<u64>,
 }
 
 impl Cache {
-    pub(super) fn recover(&mut self) -> Result<()> {
-        let mut report = RecoveryReport {
-            temps_removed: self.storage.clear_temps()?,
-            ..RecoveryReport::default()
-        };
+    pub(super) fn recover(&mut self, adopt_existing: bool) -> Result<()> {
+        let mut report = RecoveryReport::default();
         let loaded = self.load_persisted(&mut report)?;
+        if !loaded.index_found && !adopt_existing {
+            // Refused before anything is written or removed (temps included).
+            if let Some(path) = self.first_stored_file()? {
+                return Err(Error::InvalidConfig(format!(
+                    "the storage holds {path} but no cache index: it is not an ocicache \
+                     directory; to create a cache over its files, open it with adopt_existing"
+                )));
+            }
+        }
+        report.temps_removed = self.storage.clear_temps()?;
         let mut need_compact = loaded.need_compact;
         let closed_with = loaded.closed_with;
-        for g in loaded.stale_journals {
-            self.storage.remove(&layout::journal_path(g))?;
-            report.stale_journals_removed += 1;
-        }
 
         // 3. Reconcile with the files actually stored.
         // After a clean shutdown whose counts match, the index is trusted as it stands: no
@@ -152,19 +177,24 @@ impl Cache {
             need_compact = true;
         }
 
-        // 4. Respect the cap (it may have shrunk since the last run).
-        if self.index.bytes() > self.config.max_bytes {
-            // Recorded by the snapshot below rather than by removal records.
-            let removed = self.evict_until(self.config.low_bytes())?;
-            report.evicted = removed.len() as u64;
-            need_compact = true;
-        }
+        // 4. Opening never evicts: a cap smaller than what is stored takes effect at the next
+        //    write or cleanup, so that a command that only reads never deletes.
 
         if need_compact {
             self.compact()?;
             report.compacted = true;
         } else {
             self.ensure_journal()?;
+        }
+        // Only now that a snapshot holds everything they recorded (or a valid one was loaded,
+        // and they hold nothing live) may the journals of other generations go.
+        if loaded.snapshot_valid || report.compacted {
+            for g in loaded.stale_journals {
+                if g != self.journal.generation() {
+                    self.storage.remove(&layout::journal_path(g))?;
+                    report.stale_journals_removed += 1;
+                }
+            }
         }
         self.metrics
             .usage(self.index.bytes(), self.index.len() as u64);
@@ -220,7 +250,9 @@ impl Cache {
         self.index.finish_bulk();
         report.snapshot_generation = snapshot_generation;
 
-        // 2. The journal of the snapshot's generation (or the newest one, without a snapshot).
+        // 2. The journal of the snapshot's generation. Without a valid snapshot, every journal
+        //    in generation order: a compaction creates the next generation's journal before it
+        //    commits its snapshot, so the records of the older ones may be live.
         let mut journals: Vec<u64> = self
             .storage
             .list(layout::INDEX_DIR)?
@@ -228,27 +260,34 @@ impl Cache {
             .filter_map(|n| layout::parse_journal_name(n))
             .collect();
         journals.sort_unstable();
+        let replay: Vec<u64> = match snapshot_generation {
+            Some(g) => journals.iter().copied().filter(|j| *j == g).collect(),
+            None => journals.clone(),
+        };
         let generation = snapshot_generation
             .or(journals.last().copied())
             .unwrap_or(0);
+        if replay.len() > 1 {
+            // The older journals are removed once a snapshot holds what they recorded.
+            need_compact = true;
+        }
         let mut records = 0u64;
         let mut len = 0u64;
-        // Set when the journal ends in a `Closed` record: the last run shut down cleanly.
+        // Set when the live journal ends in a `Closed` record: the last run shut down cleanly.
         let mut closed_with: Option<(u64, u64)> = None;
-        if journals.contains(&generation) {
+        for &g in &replay {
             let (index, tags, config) = (&mut self.index, &mut self.tags, &self.config);
             let mut header_ok = None;
+            let mut read = 0u64;
             let closed = &mut closed_with;
             let (end, valid_len) = journal::read_records_from(
                 self.storage.as_mut(),
-                &layout::journal_path(generation),
+                &layout::journal_path(g),
                 0,
                 |r| {
-                    records += 1;
+                    read += 1;
                     match (&r, header_ok) {
-                        (Record::Header { generation: g, .. }, None) => {
-                            header_ok = Some(*g == generation)
-                        }
+                        (Record::Header { generation: h, .. }, None) => header_ok = Some(*h == g),
                         (Record::Closed { entries, bytes }, Some(true)) => {
                             *closed = Some((*entries, *bytes));
                         }
@@ -260,7 +299,13 @@ impl Cache {
                     }
                 },
             )?;
-            len = valid_len;
+            report.journal_records += read;
+            if g == generation {
+                records = read;
+                len = valid_len;
+            } else {
+                closed_with = None;
+            }
             if end == FrameEnd::Torn || header_ok != Some(true) {
                 closed_with = None;
                 report.torn_tail = true;
@@ -268,12 +313,12 @@ impl Cache {
                 self.log.log(
                     Level::Warn,
                     "journal tail torn; dropped",
-                    &[("generation", &generation.to_string())],
+                    &[("generation", &g.to_string())],
                 );
             }
         }
-        report.journal_records = records;
         self.journal = Journal::new(generation, records, len);
+        self.journal.set_ends_closed(closed_with.is_some());
         if report.torn_tail {
             // Whatever follows the last valid record must go before anything is appended.
             self.journal.absorb(0, len, true);
@@ -281,6 +326,10 @@ impl Cache {
         Ok(Loaded {
             need_compact,
             closed_with,
+            snapshot_valid: snapshot_generation.is_some(),
+            index_found: report.snapshot_damaged
+                || snapshot_generation.is_some()
+                || !journals.is_empty(),
             stale_journals: journals.into_iter().filter(|g| *g != generation).collect(),
         })
     }
@@ -306,7 +355,6 @@ impl Cache {
     /// # Ok::<(), ocicache_core::Error>(())
     /// ```
     pub fn refresh(&mut self) -> Result<bool> {
-        self.journal.repair_tail(self.storage.as_mut())?;
         let generation = self.journal.generation();
         let path = layout::journal_path(generation);
         let size = self.storage.size(&path)?;
@@ -318,27 +366,46 @@ impl Cache {
         match size {
             Some(len) if !compacted && len == known => return Ok(false),
             Some(len) if !compacted && len > known => {
+                // New frames from the known offset on: records another process appended,
+                // perhaps after cutting a torn tail this process saw earlier; or still that
+                // torn tail.
                 let (index, tags, config) = (&mut self.index, &mut self.tags, &self.config);
                 let mut records = 0u64;
+                let mut last_closed = None;
                 let (end, valid_len) =
                     journal::read_records_from(self.storage.as_mut(), &path, known, |r| {
                         records += 1;
+                        last_closed = Some(matches!(r, Record::Closed { .. }));
                         apply_record(index, tags, config, r);
                     })?;
                 self.journal
                     .absorb(records, valid_len, end == FrameEnd::Torn);
+                if let Some(closed) = last_closed {
+                    self.journal.set_ends_closed(closed);
+                }
+                if records == 0 {
+                    return Ok(false);
+                }
                 self.after_refresh();
                 return Ok(true);
             }
             None if !compacted && known == 0 => return Ok(false),
             _ => {}
         }
-        // Another process compacted (or cut the journal): load its snapshot and journal.
+        // Another process compacted (or cut the journal, or a compaction failed and left the
+        // next generation's journal behind): load the snapshot and the live journal.
         self.index.clear();
         self.tags = TagStore::default();
         let mut report = RecoveryReport::default();
-        self.load_persisted(&mut report)?;
+        let loaded = self.load_persisted(&mut report)?;
         self.ensure_journal()?;
+        if loaded.snapshot_valid {
+            // Under the host's lock no compaction is under way: journals of other generations
+            // are leftovers holding nothing live.
+            for g in loaded.stale_journals {
+                self.storage.remove(&layout::journal_path(g))?;
+            }
+        }
         self.after_refresh();
         Ok(true)
     }
@@ -358,9 +425,20 @@ impl Cache {
     }
 
     /// Matches index rows with stored files: adopts valid orphans, removes invalid ones, and
-    /// drops rows whose file is missing.
+    /// drops rows whose file is missing. Only what the cache could have written is removed:
+    /// files named by a digest whose bytes do not match. Anything else in its directories (a
+    /// name the core never writes, a directory or an unreadable file where a blob belongs) is
+    /// reported and left alone, and does not stop the open.
     fn reconcile(&mut self, report: &mut RecoveryReport) -> Result<()> {
         let mut seen = vec![false; self.index.id_bound()];
+        let mark_seen = |cache: &Cache, seen: &mut Vec<bool>, key: &Key| {
+            if let Some(id) = cache.index.find(key) {
+                if seen.len() <= id.0 as usize {
+                    seen.resize(id.0 as usize + 1, false);
+                }
+                seen[id.0 as usize] = true;
+            }
+        };
         for kind in Kind::ALL {
             for algorithm in Algorithm::ALL {
                 let dir = layout::algorithm_dir(kind, algorithm);
@@ -377,28 +455,52 @@ impl Cache {
                         .collect();
                     for (name, digest) in batch.iter().zip(parsed) {
                         let Some(digest) = digest else {
-                            // Not a name we write (a stray file in our directory): remove it.
-                            self.storage.remove(&format!("{dir}/{name}"))?;
-                            report.orphans_removed += 1;
+                            self.left_alone(
+                                report,
+                                &format!("{dir}/{name}"),
+                                "not a name the cache writes",
+                            );
                             continue;
                         };
                         let key = Key { kind, digest };
-                        match self.index.find(&key) {
-                            Some(id) if !self.index.get(id).is_quarantined() => {
-                                seen[id.0 as usize] = true
+                        let indexed = self
+                            .index
+                            .find(&key)
+                            .filter(|id| !self.index.get(*id).is_quarantined());
+                        if let Some(id) = indexed {
+                            // A size the index claims counts against the cap and drives eviction:
+                            // it must be the stored file's.
+                            let claimed = self.index.get(id).size();
+                            let stored = self.storage.size(&layout::entry_path(&key))?;
+                            if stored == Some(claimed) {
+                                seen[id.0 as usize] = true;
+                                continue;
                             }
-                            _ => {
-                                if self.adopt(&key)? {
+                            report.size_mismatches += 1;
+                            self.log.log(
+                                Level::Error,
+                                "indexed size differs from the stored file; re-hashing it",
+                                &[
+                                    ("entry", &key.to_string()),
+                                    ("indexed", &claimed.to_string()),
+                                    ("stored", &stored.map_or("none".into(), |s| s.to_string())),
+                                ],
+                            );
+                        }
+                        match self.adopt(&key)? {
+                            Adoption::Adopted => {
+                                if indexed.is_none() {
                                     report.orphans_adopted += 1;
-                                    if let Some(id) = self.index.find(&key) {
-                                        if seen.len() <= id.0 as usize {
-                                            seen.resize(id.0 as usize + 1, false);
-                                        }
-                                        seen[id.0 as usize] = true;
-                                    }
-                                } else {
+                                }
+                                mark_seen(self, &mut seen, &key);
+                            }
+                            Adoption::Removed => {
+                                if indexed.is_none() {
                                     report.orphans_removed += 1;
                                 }
+                            }
+                            Adoption::LeftAlone(why) => {
+                                self.left_alone(report, &layout::entry_path(&key), &why);
                             }
                         }
                     }
@@ -425,21 +527,51 @@ impl Cache {
         Ok(())
     }
 
-    /// Re-hashes a stored file that the index does not list; indexes it if its bytes match its
-    /// name (and, for manifests, parse), removes it otherwise. The caller persists the change.
-    pub(super) fn adopt(&mut self, key: &Key) -> Result<bool> {
+    /// The first file in the cache's content directories, if any.
+    fn first_stored_file(&mut self) -> Result<Option<String>> {
+        for kind in Kind::ALL {
+            for algorithm in Algorithm::ALL {
+                let dir = layout::algorithm_dir(kind, algorithm);
+                if let Some(name) = self.storage.list(&dir)?.into_iter().min() {
+                    return Ok(Some(format!("{dir}/{name}")));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn left_alone(&self, report: &mut RecoveryReport, path: &str, why: &str) {
+        report.foreign_files += 1;
+        self.log.log(
+            Level::Warn,
+            "file the cache did not write left in place",
+            &[("path", path), ("reason", why)],
+        );
+    }
+
+    /// Re-hashes a stored file that the index does not list (or lists with a size that is not
+    /// the file's); indexes it if its bytes match its name (and, for manifests, parse), removes
+    /// it otherwise. A file that cannot be read (a directory where a blob belongs, a special
+    /// file) is left alone. The caller persists the change.
+    pub(super) fn adopt(&mut self, key: &Key) -> Result<Adoption> {
         let path = layout::entry_path(key);
         let valid = match key.kind {
-            Kind::Blob => {
-                let (digest, size) = self.hash_stored(&path, key.digest.algorithm())?;
-                (digest == key.digest).then_some((size, None, Vec::new()))
-            }
+            Kind::Blob => match self.hash_stored(&path, key.digest.algorithm())? {
+                Ok((digest, size)) => (digest == key.digest).then_some((size, None, Vec::new())),
+                Err(e) => return Ok(Adoption::LeftAlone(e.to_string())),
+            },
             Kind::Manifest => {
-                let size = self.storage.size(&path)?.unwrap_or(0);
+                let size = match self.storage.size(&path) {
+                    Ok(size) => size.unwrap_or(0),
+                    Err(e) => return Ok(Adoption::LeftAlone(e.to_string())),
+                };
                 if size > self.config.max_manifest_bytes {
                     None
                 } else {
-                    let bytes = storage::read_all(self.storage.as_mut(), &path)?;
+                    let bytes = match storage::read_all(self.storage.as_mut(), &path) {
+                        Ok(bytes) => bytes,
+                        Err(e) => return Ok(Adoption::LeftAlone(e.to_string())),
+                    };
                     let digest = crate::hashing::digest_of(
                         self.hasher.as_ref(),
                         key.digest.algorithm(),
@@ -447,7 +579,7 @@ impl Cache {
                     )?;
                     match manifest::validate(&bytes, None) {
                         Ok(v) if digest == key.digest => {
-                            Some((size, Some(v.media_type), v.references))
+                            Some((bytes.len() as u64, Some(v.media_type), v.references))
                         }
                         _ => None,
                     }
@@ -455,13 +587,17 @@ impl Cache {
             }
         };
         let Some((size, media_type, references)) = valid else {
-            self.storage.remove(&path)?;
+            // Named by a digest its bytes do not match: what a crash or bit rot left of the
+            // cache's own file, never served.
+            if let Err(e) = self.storage.remove(&path) {
+                return Ok(Adoption::LeftAlone(e.to_string()));
+            }
             self.log.log(
                 Level::Warn,
                 "invalid unindexed file removed",
                 &[("path", &path)],
             );
-            return Ok(false);
+            return Ok(Adoption::Removed);
         };
         let mut entry: NewEntry = self.new_entry(key.clone(), size);
         entry.media_type = media_type;
@@ -474,20 +610,24 @@ impl Cache {
             "unindexed file adopted",
             &[("entry", &key.to_string())],
         );
-        Ok(true)
+        Ok(Adoption::Adopted)
     }
 
-    /// Streams a stored file through the hasher.
+    /// Streams a stored file through the hasher. The outer error is the hasher's (the host
+    /// failed: stop); the inner one is reading the file's (the file is unusable).
     pub(super) fn hash_stored(
         &mut self,
         path: &str,
         algorithm: Algorithm,
-    ) -> Result<(Digest, u64), StorageError> {
+    ) -> Result<std::result::Result<(Digest, u64), StorageError>> {
         let mut hasher = Hasher::new(self.hasher.as_ref(), algorithm);
         let mut buf = vec![0u8; 1 << 20];
         let mut offset = 0u64;
         loop {
-            let n = self.storage.read_at(path, offset, &mut buf)?;
+            let n = match self.storage.read_at(path, offset, &mut buf) {
+                Ok(n) => n,
+                Err(e) => return Ok(Err(e)),
+            };
             if n == 0 {
                 break;
             }
@@ -495,12 +635,27 @@ impl Cache {
             offset += n as u64;
         }
         self.metrics.retrieved(offset);
-        Ok((hasher.finish()?, offset))
+        Ok(Ok((hasher.finish()?, offset)))
     }
 
     /// Writes a snapshot of the whole state and starts a new journal generation.
+    ///
+    /// The new generation's journal is created *before* the snapshot is committed: once the
+    /// snapshot names generation `g + 1`, its journal exists, so that no process sharing the
+    /// storage keeps appending to `journal-<g>` (which the next open would remove as stale).
+    /// If the compaction fails or dies before the commit, `journal-<g>` stays the live one and
+    /// the new journal (a header only) is a leftover that readers remove.
     pub(super) fn compact(&mut self) -> Result<()> {
         let generation = self.journal.generation() + 1;
+        let next_path = layout::journal_path(generation);
+        // Only a compaction that failed or died before its commit leaves this file: nobody
+        // follows it.
+        self.storage.remove(&next_path)?;
+        let mut next = Journal::new(generation, 0, 0);
+        if let Err(e) = next.append(self.storage.as_mut(), &[]) {
+            let _ = self.storage.remove(&next_path);
+            return Err(e.into());
+        }
         let index = &self.index;
         let entries = index.ids_by_use().into_iter().map(|id| {
             let e = index.get(id);
@@ -524,18 +679,27 @@ impl Cache {
             reference: r.clone(),
             state: tags.get(r).expect("listed").clone(),
         });
-        journal::write_snapshot(
+        if let Err(e) = journal::write_snapshot(
             self.storage.as_mut(),
             generation,
             entries.chain(tag_records),
-        )?;
+        ) {
+            // A failure after the rename (syncing the directory) may still have put the new
+            // snapshot in place: then its journal must stay.
+            let committed = matches!(
+                journal::read_snapshot(self.storage.as_mut(), |_| {}),
+                Ok(Some(c)) if c.generation == generation
+            );
+            if !committed {
+                let _ = self.storage.remove(&next_path);
+                return Err(e.into());
+            }
+        }
         let old = layout::journal_path(self.journal.generation());
-        self.journal = Journal::new(generation, 0, 0);
-        // The new journal exists before the old one goes: a process sharing the storage that
-        // sees it knows to reload (see `refresh`).
-        self.ensure_journal()?;
+        // Buffered access records are captured by the snapshot.
+        self.journal = next;
         if let Err(e) = self.storage.remove(&old) {
-            // Harmless: the next open removes journals of other generations.
+            // Harmless: the snapshot names the new generation, and openers remove the old one.
             self.warn(
                 "could not remove the old journal",
                 &[("error", &e.to_string())],
@@ -546,13 +710,16 @@ impl Cache {
     }
 
     /// Compacts when the journal has grown past the live state (amortized O(1) per record).
+    ///
+    /// Called after an operation's record is durable: a failed compaction does not fail the
+    /// operation, and leaves the current generation's journal the live one (see `compact`).
     pub(super) fn maybe_compact(&mut self) {
         let live = (self.index.len() + self.tags.len()) as u64;
         if self.journal.records() > self.config.compaction_min_records.max(live)
             && let Err(e) = self.compact()
         {
             self.warn(
-                "compaction failed; the journal stays valid",
+                "compaction failed; the current journal stays the live one",
                 &[("error", &e.to_string())],
             );
         }

@@ -375,6 +375,11 @@ impl Index {
     }
 
     /// Restores persisted access state (replaying a journal `touch` record).
+    ///
+    /// Access records only move an entry forward: several processes buffer them and write
+    /// them late, so one may land after a newer access or a renewal by another process. A
+    /// record older than the entry itself (read before a re-put) is ignored, and the others
+    /// never move access time, expiry or count back.
     pub fn restore_access(
         &mut self,
         id: EntryId,
@@ -382,13 +387,16 @@ impl Index {
         expires: Millis,
         access_count: u32,
     ) {
+        if accessed < self.get(id).created_at() {
+            return;
+        }
         self.tick += 1;
         let tick = self.tick;
         self.modify(id, |e| {
             e.last_use = tick;
-            e.accessed = accessed;
-            e.expires = expires;
-            e.access_count = access_count;
+            e.accessed = e.accessed.max(accessed);
+            e.expires = e.expires.max(expires);
+            e.access_count = e.access_count.max(access_count);
         });
     }
 

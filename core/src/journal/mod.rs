@@ -74,6 +74,10 @@ pub(crate) struct Journal {
     /// An append failed: the file may end in part of it (a short write), which must be cut off
     /// before anything is appended after it, or replay would stop there and lose what follows.
     damaged: bool,
+    /// The last record of the file is `Closed`: a process shut down cleanly and none has
+    /// changed content since. Before content changes, a marker must follow it (see
+    /// [`Journal::mark_active`]), or a crash would later pass for a clean shutdown.
+    ends_closed: bool,
 }
 
 impl Journal {
@@ -86,7 +90,29 @@ impl Journal {
             buffered: Vec::new(),
             buffered_count: 0,
             damaged: false,
+            ends_closed: false,
         }
+    }
+
+    /// Takes note of what the file's last record is, as replay or a refresh just read it.
+    pub(crate) fn set_ends_closed(&mut self, closed: bool) {
+        self.ends_closed = closed;
+    }
+
+    /// Before content is committed or removed: if the journal ends in `Closed`, appends a
+    /// marker (a repeated `Header` of this generation), so that the next open does not take a
+    /// crash in the middle of this change for a clean shutdown and trust an index that misses
+    /// a committed file or lists a removed one. One synced append per clean reopen, and none
+    /// for runs that only read.
+    pub(crate) fn mark_active(&mut self, storage: &mut dyn Storage) -> Result<(), StorageError> {
+        if self.ends_closed {
+            let marker = Record::Header {
+                version: FORMAT_VERSION,
+                generation: self.generation,
+            };
+            self.append(storage, &[marker])?;
+        }
+        Ok(())
     }
 
     pub(crate) fn generation(&self) -> u64 {
@@ -108,23 +134,16 @@ impl Journal {
         self.len > 0
     }
 
-    /// Takes note of `records` records in `len` bytes appended by another process, ending at
-    /// `end`; `torn` when the file ends in a partial or damaged record, which must be cut off
-    /// before this process appends after it.
+    /// Takes note of `records` records appended by another process (or replayed at open),
+    /// whose last whole, valid frame ends at `end`; `torn` when bytes that are not a whole,
+    /// valid frame follow it, which must be cut off before this process appends after them.
+    ///
+    /// The state of the tail is the one just read: a tail this process saw torn earlier may
+    /// since have been cut by another process, which then appended after it.
     pub(crate) fn absorb(&mut self, records: u64, end: u64, torn: bool) {
         self.records += records;
         self.len = end;
-        if torn {
-            self.damaged = true;
-        }
-    }
-
-    /// Cuts a damaged tail now, if there is one (before replaying what others appended).
-    pub(crate) fn repair_tail(&mut self, storage: &mut dyn Storage) -> Result<(), StorageError> {
-        if self.damaged {
-            self.cut_damaged_tail(storage)?;
-        }
-        Ok(())
+        self.damaged = torn;
     }
 
     /// Durably appends `records` (after any buffered touches) in one storage call.
@@ -150,19 +169,32 @@ impl Journal {
             r.encode_frame(&mut out);
         }
         if let Err(e) = storage.append(&layout::journal_path(self.generation), &out) {
+            // Part of it may have reached the file: cut it now, so that no process reads the
+            // records of an operation that failed (or later, before the next append).
             self.damaged = true;
+            let _ = self.cut_damaged_tail(storage);
             return Err(e);
         }
         self.records += u64::from(!started) + self.buffered_count as u64 + records.len() as u64;
         self.len += out.len() as u64;
+        self.ends_closed = match records.last() {
+            Some(Record::Closed { .. }) => true,
+            Some(_) => false,
+            None => self.ends_closed && started && self.buffered_count == 0,
+        };
         self.buffered.clear();
         self.buffered_count = 0;
         Ok(())
     }
 
-    /// After a failed append: keeps only the whole, valid frames of the file (rewritten
+    /// After a failed append, or a torn one by another process: keeps the first `len` bytes
+    /// of the file, the whole, valid frames this process has replayed or written (rewritten
     /// atomically through a temp object), so that the next append follows a clean tail. Rare,
     /// and bounded by compaction.
+    ///
+    /// Everything past `len` goes, whole frames included: the host's lock and `refresh` ensure
+    /// that those bytes are this process's own failed append (an operation that failed leaves
+    /// no record) or the torn append of a process that died, never records it has not replayed.
     fn cut_damaged_tail(&mut self, storage: &mut dyn Storage) -> Result<(), StorageError> {
         let path = layout::journal_path(self.generation);
         let data = match crate::storage::read_all(storage, &path) {
@@ -170,13 +202,18 @@ impl Journal {
             Err(StorageError::NotFound(_)) => Vec::new(),
             Err(e) => return Err(e),
         };
-        let valid = valid_prefix(&data);
-        self.len = valid as u64;
-        if valid == 0 {
+        let keep = usize::try_from(self.len).unwrap_or(usize::MAX);
+        if data.len() < keep || valid_prefix(&data[..keep]) != keep {
+            // Not the file this process followed: another one cut or compacted it.
+            return Err(StorageError::Io(format!(
+                "{path} changed under this process; refresh first"
+            )));
+        }
+        if keep == 0 {
             storage.remove(&path)?;
-        } else if valid < data.len() {
-            let temp = storage.create_temp(Some(valid as u64))?;
-            if let Err(e) = storage.write_temp(temp, &data[..valid]) {
+        } else if keep < data.len() {
+            let temp = storage.create_temp(Some(self.len))?;
+            if let Err(e) = storage.write_temp(temp, &data[..keep]) {
                 let _ = storage.abort_temp(temp);
                 return Err(e);
             }
