@@ -1484,8 +1484,18 @@ fn compaction_window(crash: bool) {
     let mut b = plain_open(shared.clone(), &clock, &config);
     let d = a.put_blob(None, b"pinned").unwrap();
     *trap.armed.lock().unwrap() = true;
-    assert!(a.cleanup().is_err(), "the compaction must fail or die");
-    let a = if crash { None } else { Some(a) };
+    let result = a.cleanup();
+    let a = if crash {
+        // Nobody sees what a dead process returns.
+        assert!(*trap.dead.lock().unwrap(), "the snapshot was committed");
+        None
+    } else {
+        assert!(
+            result.is_err(),
+            "a compaction that could not start its journal failed"
+        );
+        Some(a)
+    };
 
     b.refresh().unwrap();
     let tag = reference(0);
@@ -1697,4 +1707,75 @@ fn a_process_opening_alongside_keeps_the_others_view_valid() {
     a.refresh().unwrap();
     assert!(a.has_blob(&d) && a.has_blob(&e));
     assert_eq!(state(&a), state(&b));
+}
+
+// ----- cases the model test found beyond the issue's own scenarios -----
+
+/// Issue 9, item 5, across processes: A dies between a blob's commit and its journal record;
+/// then B, which cannot know, closes cleanly. The next open must still adopt (or remove) A's
+/// file: no file is left that no open ever indexes.
+#[test]
+fn item5_a_clean_close_by_another_process_does_not_hide_a_crashed_commit() {
+    let (shared, clock, config) = (
+        MemoryStorage::new(),
+        ManualClock::new(T0),
+        Config::default(),
+    );
+    let plug = Plug::new(&shared);
+    let mut a = plain_open(plug.clone(), &clock, &config);
+    let mut b = plain_open(shared.clone(), &clock, &config);
+    a.put_blob(None, b"first").unwrap();
+    // A's next put: create_temp, write_temp, commit_temp, then the append it never makes.
+    plug.arm(Some(Fault::CrashAfter {
+        n: 3,
+        torn_bytes: 0,
+    }));
+    assert!(a.put_blob(None, b"committed, never recorded").is_err());
+    assert!(plug.crashed());
+    drop(a);
+    b.refresh().unwrap();
+    b.close().unwrap();
+    let mut c = plain_open(shared.clone(), &clock, &config);
+    let report = c.check_integrity().unwrap();
+    assert!(
+        report.unindexed.is_empty(),
+        "a file no open adopts: {:?} (recovery: {:?})",
+        report.unindexed,
+        c.recovery_report()
+    );
+}
+
+/// Issue 9, item 13, across processes: a delete whose `Remove` record cannot be written
+/// reports the failure; then every process must still agree on whether the entry exists.
+#[test]
+fn item13_a_failed_delete_leaves_every_process_in_agreement() {
+    let (shared, clock, config) = (
+        MemoryStorage::new(),
+        ManualClock::new(T0),
+        Config::default(),
+    );
+    let plug = Plug::new(&shared);
+    let mut a = plain_open(plug.clone(), &clock, &config);
+    let mut b = plain_open(shared.clone(), &clock, &config);
+    let d = a.put_blob(None, b"deleted, not recorded").unwrap();
+    b.refresh().unwrap();
+    // The delete removes the file (call 1), then its record fails (call 2).
+    plug.arm(Some(Fault::FailAt {
+        n: 2,
+        error: StorageError::NoSpace,
+    }));
+    let deleted = a.delete_blob(&d);
+    plug.arm(None);
+    assert!(deleted.is_err(), "the Remove record failed: {deleted:?}");
+    a.refresh().unwrap();
+    b.refresh().unwrap();
+    assert_eq!(
+        a.has_blob(&d),
+        b.has_blob(&d),
+        "A and B disagree about a blob A failed to delete"
+    );
+    match b.get_blob(&d) {
+        Ok(bytes) => assert_eq!(bytes, b"deleted, not recorded"),
+        Err(e) => assert_eq!(e.kind(), ErrorKind::NotFound, "B: {e}"),
+    }
 }
