@@ -7,8 +7,8 @@
 //! advances, `clear_expired`, `cleanup`, `repair`, a blob reader kept open across operations,
 //! reopen (a new cache over the same storage and clock, after a flush or after `close`), a
 //! crash (dropped without flush or close; perhaps dying while writing its access records out,
-//! torn, and perhaps dying again during the next open, at any storage call) and damage to a
-//! stored file. The cap is small, so eviction and `Full` happen. Each run picks an eviction
+//! torn, and perhaps dying again during the next open, at any storage call), a crash in the
+//! middle of a put or a delete, and damage to a stored file. The cap is small, so eviction and `Full` happen. Each run picks an eviction
 //! policy (expired-then-LRU, LRU, size, TTL), `sliding_ttl` and `verify_reads` (without it,
 //! no file is damaged: damaged bytes are then served by design).
 //!
@@ -21,7 +21,9 @@
 //! stops as soon as the low watermark is reached. Since the model tracks last use across
 //! reopens, this also checks that LRU order survives a flush and reopen. A crash may lose
 //! access records not written yet: only those (access times and counts, sliding expiries, LRU
-//! order among them) may change, never anything an operation returned `Ok` for.
+//! order among them) may change, never anything an operation returned `Ok` for; the operation
+//! a crash cuts leaves its entry as before or as after it (a put may also have evicted), and
+//! the next open indexes exactly the files stored.
 //!
 //! After every step: a whole-object get never returns wrong bytes (a streamed read of a damaged
 //! file may hand out early chunks but never its final one), `size() <= max_bytes`, the listed
@@ -253,11 +255,25 @@ enum Op {
         torn: Option<usize>,
         in_open: Option<u64>,
     },
+    /// The process dies during a put or a delete, after `after` storage calls of it (if it
+    /// makes that many), and a new one opens.
+    CrashIn {
+        cut: Cut,
+        after: u64,
+    },
     /// `cleanup`: expired entries go, eviction down to the low watermark if above the high
     /// one, a flush and a compaction.
     Cleanup,
     /// `repair`: corrupted and quarantined entries go.
     Repair,
+}
+
+/// An operation a crash cuts.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    /// A one-shot put of a pool entry.
+    Put(usize),
+    Delete(usize),
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -290,6 +306,10 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             prop::option::weighted(0.3, 0..40u64)
         )
             .prop_map(|(torn, in_open)| Op::Crash { torn, in_open }),
+        2 => (0..10usize, any::<bool>(), 0..12u64).prop_map(|(k, put, after)| Op::CrashIn {
+            cut: if put { Cut::Put(k) } else { Cut::Delete(k) },
+            after,
+        }),
         1 => Just(Op::Cleanup),
         1 => Just(Op::Repair),
     ]
@@ -562,6 +582,7 @@ impl Harness {
             }
             Op::Reopen(clean) => self.reopen(clean),
             Op::Crash { torn, in_open } => self.crash(torn, in_open),
+            Op::CrashIn { cut, after } => self.crash_in(cut, after),
             Op::Cleanup => self.cleanup(),
             Op::Repair => self.repair(),
             Op::OpenReader(k) => self.open_reader(k),
@@ -1021,8 +1042,48 @@ impl Harness {
             "{report:?}"
         );
 
+        self.resync((contents, tags, has), None, 0);
+    }
+
+    /// The process dies in the middle of a put or a delete (after `after` of its storage
+    /// calls), whatever it returned, and a new one opens. The entry cut may be either as
+    /// before or as after the operation; a put may also have evicted candidates; the stored
+    /// files must match the new process's entries exactly (`check`, after every operation).
+    fn crash_in(&mut self, cut: Cut, after: u64) {
+        self.close_reader();
+        let before = self.observable();
+        let at = self.now();
+        self.plug.arm(Some(Fault::CrashAfter {
+            n: after,
+            torn_bytes: 0,
+        }));
+        let _ = match cut {
+            Cut::Put(k) => {
+                let (key, bytes) = (&self.pool.keys[k], &self.pool.bytes[k]);
+                match key.kind {
+                    Kind::Blob => self.cache.put_blob(None, bytes).map(drop),
+                    Kind::Manifest => self.cache.put_manifest(&key.digest, bytes, None).map(drop),
+                }
+            }
+            Cut::Delete(k) => self.cache.delete(&self.pool.keys[k]).map(drop),
+        };
+        self.plug.arm(None);
+        self.cache = open(&self.plug, &self.clock, &self.variant);
+        assert!(!self.cache.recovery_report().snapshot_damaged);
+        self.resync(before, Some(cut), at);
+    }
+
+    /// After a crash: checks the new process's entries against what it had before (`was`),
+    /// allowing only lost access records and the effects of the operation `cut` (at `at`),
+    /// and takes the access fields (and the entries `cut` changed) into the model, ranking
+    /// last uses by access time.
+    fn resync(&mut self, was: Observable, cut: Option<Cut>, at: u64) {
+        let (contents, tags, has) = was;
         let (now_contents, now_tags, now_has) = self.observable();
         assert_eq!(now_tags, tags, "a crash changed the tags");
+        if let Some(cut) = cut {
+            return self.resync_cut(&contents, &now_contents, cut, at);
+        }
         assert_eq!(
             now_contents.len(),
             contents.len(),
@@ -1073,6 +1134,81 @@ impl Harness {
             m.access_count = e.access_count;
             m.expires = e.expires_at.unwrap();
             m.last_use = times.binary_search(&e.accessed_at).unwrap() as u64 + 1;
+        }
+        self.model.tick = times.len() as u64;
+    }
+
+    /// [`Harness::resync`] after a crash that cut `cut`.
+    fn resync_cut(&mut self, was: &[EntryInfo], now: &[EntryInfo], cut: Cut, at: u64) {
+        let by_key = |list: &[EntryInfo]| -> BTreeMap<usize, EntryInfo> {
+            list.iter()
+                .map(|e| (self.pool.index_of(e.kind, &e.digest), e.clone()))
+                .collect()
+        };
+        let (old, new) = (by_key(was), by_key(now));
+        let keys: BTreeSet<usize> = old.keys().chain(new.keys()).copied().collect();
+        for k in keys {
+            let what = format!("entry {k} after a crash in {cut:?}");
+            let put = matches!(cut, Cut::Put(c) if c == k);
+            // A put lands as a new entry (or an adopted file): created at `at` or later.
+            let fresh = |a: &EntryInfo, pins: u32| {
+                a.created_at >= at && !a.quarantined && a.pins == pins && a.access_count == 0
+            };
+            match (old.get(&k), new.get(&k)) {
+                (None, None) => {}
+                (None, Some(a)) => assert!(put && fresh(a, 0), "{what}: appeared: {a:?}"),
+                (Some(b), None) => {
+                    let m = &self.model.entries[&k];
+                    let evictable = m.pins == 0 && !m.quarantined;
+                    assert!(
+                        matches!(cut, Cut::Delete(c) if c == k)
+                            || (matches!(cut, Cut::Put(_)) && evictable),
+                        "{what}: gone: {b:?}"
+                    );
+                    self.model.entries.remove(&k);
+                    continue;
+                }
+                (Some(b), Some(a)) => {
+                    let same = (a.size, a.created_at, a.pins, a.quarantined)
+                        == (b.size, b.created_at, b.pins, b.quarantined)
+                        && a.accessed_at <= b.accessed_at
+                        && a.access_count <= b.access_count;
+                    assert!(
+                        same || (put && fresh(a, b.pins)),
+                        "{what}: was {b:?}, is {a:?}"
+                    );
+                }
+            }
+            let a = &new[&k];
+            let path = self.pool.path(k);
+            let intact = self
+                .storage
+                .get(&path)
+                .is_some_and(|f| f == self.pool.bytes[k]);
+            let m = self.model.entries.entry(k).or_insert(MEntry {
+                created: a.created_at,
+                accessed: a.accessed_at,
+                expires: 0,
+                access_count: 0,
+                pins: a.pins,
+                last_use: 0,
+                corrupt: false,
+                quarantined: a.quarantined,
+            });
+            m.created = a.created_at;
+            m.accessed = a.accessed_at;
+            m.expires = a.expires_at.unwrap();
+            m.access_count = a.access_count;
+            m.quarantined = a.quarantined;
+            m.corrupt = !a.quarantined && !intact;
+        }
+        let mut times: Vec<u64> = now.iter().map(|e| e.accessed_at).collect();
+        times.sort_unstable();
+        times.dedup();
+        for e in now {
+            let k = self.pool.index_of(e.kind, &e.digest);
+            self.model.entries.get_mut(&k).unwrap().last_use =
+                times.binary_search(&e.accessed_at).unwrap() as u64 + 1;
         }
         self.model.tick = times.len() as u64;
     }
