@@ -192,13 +192,17 @@ export interface IntegrityReport {
 }
 export interface RepairReport {
   before: IntegrityReport; removed_corrupted: number; removed_missing: number; adopted: number;
-  removed_unindexed: number; temps_removed: number;
+  removed_unindexed: number; temps_removed: number; left_alone: number;
 }
 export interface CleanupReport { expired_removed: number; evicted: number; bytes_freed: number; compacted: boolean; }
 export interface RecoveryReport {
   snapshot_generation: number | null; snapshot_damaged: boolean; journal_records: number; torn_tail: boolean;
   stale_journals_removed: number; temps_removed: number; orphans_adopted: number; orphans_removed: number;
-  missing_dropped: number; evicted: number; compacted: boolean; [more: string]: unknown;
+  missing_dropped: number; evicted: number; compacted: boolean; clean_shutdown: boolean;
+  /** Index rows whose size was not their file's: re-hashed, then adopted or removed. */
+  size_mismatches: number;
+  /** Files in the cache's directories it did not write: reported and left in place. */
+  foreign_files: number; [more: string]: unknown;
 }
 export interface DebugInfo {
   config: Config; policy: string; stats: Stats; metrics: MetricsSnapshot; journal_generation: number;

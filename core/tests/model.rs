@@ -641,11 +641,16 @@ impl Harness {
                     PutHow::Announced(_) => (Some(&key.digest), Some(incoming)),
                     _ => (None, None),
                 };
-                let mut w = self.cache.begin_blob(d, s).unwrap();
-                for c in bytes.chunks(chunk) {
-                    self.cache.write_blob(&mut w, c).unwrap();
+                // An announced size that cannot fit is refused before any byte is written.
+                match self.cache.begin_blob(d, s) {
+                    Err(e) => Err(e),
+                    Ok(mut w) => {
+                        for c in bytes.chunks(chunk) {
+                            self.cache.write_blob(&mut w, c).unwrap();
+                        }
+                        self.cache.commit_blob(w)
+                    }
                 }
-                self.cache.commit_blob(w)
             }
         };
         let listed: BTreeSet<usize> = self

@@ -51,6 +51,7 @@ pub struct CacheBuilder {
     component: crate::component::ComponentOptions,
     clock: Box<dyn Clock>,
     log: Box<dyn LogSink>,
+    adopt_existing: bool,
 }
 
 impl CacheBuilder {
@@ -80,11 +81,20 @@ impl CacheBuilder {
         self.log = Box::new(log);
         self
     }
+    /// Whether to create a cache in a directory that holds other files but no cache index
+    /// (default false: such a directory is refused with `InvalidConfig` and left unchanged).
+    /// With `true`, blobs and manifests under `blobs/` and `manifests/` whose bytes match their
+    /// digest are adopted, and every other file is left alone (`ocicache init`).
+    pub fn adopt_existing(mut self, adopt: bool) -> Self {
+        self.adopt_existing = adopt;
+        self
+    }
     /// Opens the directory (creating it if missing) under its file lock: replays the index,
     /// reconciles it with the stored files and clears temps of writers that are gone.
     ///
     /// Fails with `Storage` (`InvalidPath`) if the path exists and is not a directory, and
-    /// with `InvalidConfig` for a bad configuration; neither changes anything.
+    /// with `InvalidConfig` for a bad configuration or a directory that holds other files but
+    /// no cache index (see [`CacheBuilder::adopt_existing`]); none of these changes anything.
     pub fn open(self) -> Result<Cache> {
         let config = match self.config {
             Some(c) => c,
@@ -92,21 +102,31 @@ impl CacheBuilder {
         };
         // Validate before touching the directory: a bad configuration changes nothing.
         config.validate()?;
+        if !self.adopt_existing {
+            crate::ownership::refuse_foreign_directory(&self.dir)?;
+        }
         let storage = FsStorage::open(&self.dir)?;
         let root = storage.root().to_path_buf();
         let lock = DirLock::open(&root)?;
         let engine: Box<dyn Engine> = {
             let _held = lock.acquire()?;
             match self.engine {
-                EngineKind::Native => {
-                    Box::new(NativeEngine::open(storage, config, self.clock, self.log)?)
-                }
+                EngineKind::Native => Box::new(NativeEngine::open(
+                    storage,
+                    config,
+                    self.clock,
+                    self.log,
+                    self.adopt_existing,
+                )?),
                 EngineKind::Component => Box::new(crate::engine::component::open(
                     storage,
                     config,
                     self.clock,
                     self.log,
-                    self.component,
+                    crate::component::ComponentOptions {
+                        adopt_existing: self.adopt_existing,
+                        ..self.component
+                    },
                 )?),
             }
         };
@@ -282,6 +302,7 @@ impl Cache {
             component: crate::component::ComponentOptions::default(),
             clock: Box::new(SystemClock::new()),
             log: Box::new(NoLog),
+            adopt_existing: false,
         }
     }
 

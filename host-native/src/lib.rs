@@ -33,6 +33,7 @@ mod clock;
 pub mod component;
 mod engine;
 mod lock;
+mod ownership;
 pub mod storage;
 mod threaded_hasher;
 

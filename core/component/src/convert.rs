@@ -83,7 +83,7 @@ record!(core::MetricsSnapshot => MetricsSnapshot {
 record!(core::RecoveryReport => RecoveryReport {
     snapshot_generation, snapshot_damaged, journal_records, torn_tail, stale_journals_removed,
     temps_removed, orphans_adopted, orphans_removed, missing_dropped, evicted, compacted,
-    clean_shutdown,
+    clean_shutdown, size_mismatches, foreign_files,
 });
 record!(core::DebugInfo => DebugInfo {
     config, policy, stats, metrics, journal_generation, journal_records, recovery,
@@ -94,6 +94,7 @@ record!(core::IntegrityReport => IntegrityReport {
 });
 record!(core::RepairReport => RepairReport {
     before, removed_corrupted, removed_missing, adopted, removed_unindexed, temps_removed,
+    left_alone,
 });
 record!(core::CleanupReport => CleanupReport { expired_removed, evicted, bytes_freed, compacted });
 

@@ -212,12 +212,13 @@ impl Cache {
 }
 
 impl GuestCache for Cache {
-    fn open(config: wit::Config) -> WitResult<CacheHandle> {
+    fn open(config: wit::Config, adopt_existing: bool) -> WitResult<CacheHandle> {
         let config = config_from_wit(config).map_err(ToWit::to_wit)?;
         let cache = ocicache_core::Cache::builder(imports::HostStorage, imports::HostClock)
             .config(config)
             .log(imports::HostLog)
             .hasher(imports::HostHasher)
+            .adopt_existing(adopt_existing)
             .open()
             .map_err(ToWit::to_wit)?;
         Ok(CacheHandle::new(Cache {

@@ -19,6 +19,8 @@ pub struct BlobWriter {
     expected_size: Option<u64>,
     hasher: Hasher,
     written: u64,
+    /// Bytes of the cap held for this writer (its announced size) until it commits or aborts.
+    reserved: u64,
 }
 
 impl BlobWriter {
@@ -64,10 +66,28 @@ impl Cache {
     /// Starts writing a blob. With `expected` the bytes must hash to it; without, the blob is
     /// stored under its SHA-256. With `size` the bytes must have exactly that length. A blob
     /// larger than the cap fails with `Full` before anything is written.
+    ///
+    /// An announced size counts against the cap from now until the writer commits or aborts:
+    /// room is made for it here (evicting as a put would), and other puts of this cache count
+    /// it, so that concurrent writers cannot together take usage past the cap. A size that
+    /// cannot fit beside the entries that cannot be evicted and the other writers' sizes fails
+    /// with `Full` before any byte is written.
     pub fn begin_blob(
         &mut self,
         expected: Option<&Digest>,
         size: Option<u64>,
+    ) -> Result<BlobWriter> {
+        self.begin_writer(expected, size, true)
+    }
+
+    /// [`Cache::begin_blob`]; `reserve: false` for bytes already in hand (a one-shot put), which
+    /// occupy no temp while a download streams: room is made at commit, after they verified,
+    /// so that bad input evicts nothing.
+    fn begin_writer(
+        &mut self,
+        expected: Option<&Digest>,
+        size: Option<u64>,
+        reserve: bool,
     ) -> Result<BlobWriter> {
         // Not timed: a put's latency is measured once, at commit.
         self.counted(|c| {
@@ -81,14 +101,34 @@ impl Cache {
                 });
             }
             let algorithm = expected.map_or(Algorithm::Sha256, Digest::algorithm);
+            // A live entry with the expected digest holds these bytes already: a re-put
+            // needs no room (as at commit).
+            let present = expected.is_some_and(|d| {
+                c.index
+                    .find(&Key::blob(d.clone()))
+                    .is_some_and(|id| !c.index.get(id).is_quarantined())
+            });
+            let reserved = if present || !reserve {
+                0
+            } else {
+                size.unwrap_or(0)
+            };
+            if reserved > 0 {
+                let removed = c.make_room(reserved)?;
+                if !removed.is_empty() {
+                    c.journal.append(c.storage.as_mut(), &removed)?;
+                }
+            }
             let temp = c.storage.create_temp(size)?;
             c.open_writers += 1;
+            c.reserved += reserved;
             Ok(BlobWriter {
                 temp: Some(temp),
                 expected: expected.cloned(),
                 expected_size: size,
                 hasher: Hasher::new(c.hasher.as_ref(), algorithm),
                 written: 0,
+                reserved,
             })
         })
     }
@@ -128,6 +168,7 @@ impl Cache {
     pub fn abort_blob(&mut self, writer: &mut BlobWriter) {
         if let Some(temp) = writer.temp.take() {
             self.open_writers = self.open_writers.saturating_sub(1);
+            self.reserved = self.reserved.saturating_sub(writer.reserved);
             let _ = self.storage.abort_temp(temp);
         }
     }
@@ -142,6 +183,8 @@ impl Cache {
                 ));
             };
             c.open_writers = c.open_writers.saturating_sub(1);
+            // Its own size is counted as the incoming entry from here on.
+            c.reserved = c.reserved.saturating_sub(writer.reserved);
             let fail = |c: &mut Cache, e: Error| {
                 let _ = c.storage.abort_temp(temp);
                 Err(e)
@@ -192,7 +235,7 @@ impl Cache {
 
     /// Stores a small blob in one call.
     pub fn put_blob(&mut self, expected: Option<&Digest>, bytes: &[u8]) -> Result<Digest> {
-        let mut w = self.begin_blob(expected, Some(bytes.len() as u64))?;
+        let mut w = self.begin_writer(expected, Some(bytes.len() as u64), false)?;
         self.write_blob(&mut w, bytes)?;
         self.commit_blob(w)
     }

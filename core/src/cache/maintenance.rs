@@ -48,8 +48,14 @@ impl Cache {
             }
         }
         let n = removed.len() as u64;
-        self.journal_best_effort(&removed);
-        result?;
+        if result.is_err() {
+            self.journal_best_effort(&removed);
+            result?;
+        }
+        // The removals are done when their records are durable, not before.
+        if !removed.is_empty() {
+            self.journal.append(self.storage.as_mut(), &removed)?;
+        }
         self.maybe_compact();
         Ok(n)
     }
@@ -63,15 +69,24 @@ impl Cache {
         if self.index.bytes() > self.config.high_bytes() {
             let removed = self.evict_until(self.config.low_bytes())?;
             evicted = removed.len() as u64;
-            self.journal_best_effort(&removed);
+            if !removed.is_empty() {
+                self.journal.append(self.storage.as_mut(), &removed)?;
+            }
         }
         self.flush()?;
-        self.compact()?;
+        // Everything above is durable: a failed compaction does not undo it, it is reported.
+        let compacted = match self.compact() {
+            Ok(()) => true,
+            Err(e) => {
+                self.warn("compaction failed", &[("error", &e.to_string())]);
+                false
+            }
+        };
         Ok(CleanupReport {
             expired_removed,
             evicted,
             bytes_freed: before - self.index.bytes(),
-            compacted: true,
+            compacted,
         })
     }
 

@@ -56,6 +56,8 @@ pub struct Cache {
     recovery: RecoveryReport,
     /// Blob writers begun and not yet committed or aborted: their temps are live.
     open_writers: u64,
+    /// Sizes announced by those writers: counted against the cap until they finish.
+    reserved: u64,
 }
 
 /// Assembles a [`Cache`] from its host parts.
@@ -126,6 +128,7 @@ impl CacheBuilder {
             last_compaction: None,
             recovery: RecoveryReport::default(),
             open_writers: 0,
+            reserved: 0,
             config: self.config,
             storage: self.storage,
             clock: self.clock,
@@ -381,8 +384,17 @@ impl Cache {
             let Some(id) = c.index.find(key) else {
                 return Ok(false);
             };
-            c.remove_entry(id)?;
+            let size = c.remove_entry(id)?;
             c.metrics.deleted();
+            c.log.log(
+                Level::Info,
+                "removed",
+                &[
+                    ("entry", &key.to_string()),
+                    ("bytes", &size.to_string()),
+                    ("reason", "explicit"),
+                ],
+            );
             Ok(true)
         })
     }
@@ -563,8 +575,9 @@ impl Cache {
             EvictionReason::Capacity => "capacity",
             EvictionReason::Expired => "expired",
         };
+        // At info: every eviction is visible to a host that shows the log (`ocicache -v`).
         self.log.log(
-            Level::Debug,
+            Level::Info,
             "evicted",
             &[
                 ("entry", &key.to_string()),
@@ -579,6 +592,8 @@ impl Cache {
     /// Fails with `Full`, evicting nothing, when even evicting every candidate would not fit it
     /// under the cap. Returns the removal records to journal with the caller's own record.
     fn make_room(&mut self, incoming: u64) -> Result<Vec<Record>> {
+        // Sizes announced by blob writers still streaming count as if stored.
+        let incoming = incoming.saturating_add(self.reserved);
         let cap = self.config.max_bytes;
         let used = self.index.bytes();
         if used.saturating_add(incoming) <= self.config.high_bytes() {

@@ -734,3 +734,52 @@ fn stray_entries_are_reported_and_do_not_block_opening() {
     assert_eq!(s.get("manifests/sha256/a b").unwrap(), b"y");
     assert_eq!(cache.get_blob(&kept).unwrap(), b"kept");
 }
+
+#[test]
+fn announced_sizes_of_concurrent_writers_count_against_the_cap() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let mut cache = open_with(&s, &c, small(100));
+    let mut first = cache.begin_blob(None, Some(60)).unwrap();
+    // A second writer cannot also fit: refused before it writes a byte.
+    let err = cache.begin_blob(None, Some(60)).err().expect("refused");
+    assert_eq!(err.kind(), ErrorKind::Full);
+    assert_eq!(s.temp_count(), 1, "no temp for the refused writer");
+    // A small one fits beside the first.
+    let mut small_one = cache.begin_blob(None, Some(40)).unwrap();
+    cache.write_blob(&mut small_one, &[2; 40]).unwrap();
+    cache.write_blob(&mut first, &[1; 60]).unwrap();
+    cache.commit_blob(first).unwrap();
+    cache.commit_blob(small_one).unwrap();
+    assert_eq!(cache.size(), 100, "never over the cap");
+    // Aborting gives the reservation back.
+    let mut aborted = cache.begin_blob(None, Some(100)).unwrap();
+    assert_eq!(cache.size(), 0, "room was made for it up front");
+    cache.abort_blob(&mut aborted);
+    let d = cache.put_blob(None, &[3; 100]).unwrap();
+    assert!(cache.has_blob(&d));
+}
+
+#[test]
+fn every_eviction_and_removal_is_logged_at_info() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let log = MemoryLog::default();
+    let mut cache = Cache::builder(s, c)
+        .config(small(100))
+        .log(log.clone())
+        .open()
+        .unwrap();
+    let a = cache.put_blob(None, &[1; 60]).unwrap();
+    let b = cache.put_blob(None, &[2; 60]).unwrap();
+    cache.delete(&Key::blob(b.clone())).unwrap();
+    let info: Vec<String> = log
+        .records()
+        .into_iter()
+        .filter(|(level, _)| *level == Level::Info)
+        .map(|(_, line)| line)
+        .collect();
+    let evicted = format!("evicted entry=blob {a} bytes=60 reason=capacity");
+    let removed = format!("removed entry=blob {b} bytes=60 reason=explicit");
+    assert!(info.contains(&evicted), "{info:?}");
+    assert!(info.contains(&removed), "{info:?}");
+    assert_eq!(cache.metrics().evictions_capacity, 1);
+}

@@ -84,7 +84,7 @@ plain!(MetricsSnapshot => core::MetricsSnapshot {
 plain!(RecoveryReport => core::RecoveryReport {
     snapshot_generation, snapshot_damaged, journal_records, torn_tail, stale_journals_removed,
     temps_removed, orphans_adopted, orphans_removed, missing_dropped, evicted, compacted,
-    clean_shutdown,
+    clean_shutdown, size_mismatches, foreign_files,
 });
 plain!(DebugInfo => core::DebugInfo {
     config, policy, stats, metrics, journal_generation, journal_records, recovery,
@@ -95,6 +95,7 @@ plain!(IntegrityReport => core::IntegrityReport {
 });
 plain!(RepairReport => core::RepairReport {
     before, removed_corrupted, removed_missing, adopted, removed_unindexed, temps_removed,
+    left_alone,
 });
 plain!(CleanupReport => core::CleanupReport { expired_removed, evicted, bytes_freed, compacted });
 plain!(Config => core::Config {

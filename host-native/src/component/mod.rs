@@ -53,6 +53,9 @@ pub struct ComponentOptions {
     pub memory_limit: usize,
     /// Whether the host hashes (native SHA-2) for the component; without, it uses its own.
     pub native_hashing: bool,
+    /// Whether opening may create a cache over a storage that holds files but no cache index
+    /// (the core's `CacheBuilder::adopt_existing`); without, such a storage is refused.
+    pub adopt_existing: bool,
 }
 
 impl Default for ComponentOptions {
@@ -60,6 +63,7 @@ impl Default for ComponentOptions {
         ComponentOptions {
             memory_limit: DEFAULT_MEMORY_LIMIT,
             native_hashing: true,
+            adopt_existing: false,
         }
     }
 }
@@ -138,6 +142,7 @@ pub struct ComponentCache {
     next_handle: u32,
     /// Which instance the streams belong to: a revived instance does not know the old ones.
     generation: u64,
+    adopt_existing: bool,
 }
 
 impl ComponentCache {
@@ -166,6 +171,7 @@ impl ComponentCache {
             streams: HashMap::new(),
             next_handle: 0,
             generation: 0,
+            adopt_existing: options.adopt_existing,
         };
         cache.revive()?;
         Ok(cache)
@@ -186,10 +192,11 @@ impl ComponentCache {
             }
         };
         let config = config_to_wit(&self.config);
-        let opened = exports
-            .ocicache_cache_cache()
-            .cache()
-            .call_open(&mut store, &config);
+        let opened = exports.ocicache_cache_cache().cache().call_open(
+            &mut store,
+            &config,
+            self.adopt_existing,
+        );
         match opened {
             Ok(Ok(cache)) => {
                 self.instance = Some(Instance {

@@ -24,11 +24,13 @@ impl NativeEngine {
         config: Config,
         clock: Box<dyn Clock>,
         log: Box<dyn LogSink>,
+        adopt_existing: bool,
     ) -> Result<NativeEngine> {
         let cache = ocicache_core::Cache::builder(storage, BoxedClock(clock))
             .config(config)
             .log(BoxedLog(log))
             .hasher(crate::ThreadedHasher::process_default())
+            .adopt_existing(adopt_existing)
             .open()?;
         Ok(NativeEngine {
             cache,

@@ -108,6 +108,10 @@ pub enum Command {
     Debug(DebugCmd),
     /// Print the effective settings.
     Config,
+    /// Create a cache in the directory even if it holds other files (other commands refuse
+    /// such a directory and leave it unchanged): blobs and manifests under blobs/ and
+    /// manifests/ whose bytes match their digest are adopted; every other file is left alone.
+    Init,
 }
 
 #[derive(Debug, Subcommand)]

@@ -67,7 +67,10 @@ fn open(cli: &Cli) -> Result<Cache, Failure> {
         args::EngineArg::Native => EngineKind::Native,
         args::EngineArg::Component => EngineKind::Component,
     };
-    let mut builder = Cache::builder(&dir).config(config).engine(engine);
+    let mut builder = Cache::builder(&dir)
+        .config(config)
+        .engine(engine)
+        .adopt_existing(matches!(cli.command, Command::Init));
     if cli.verbose {
         builder = builder.log(StderrLog);
     }
@@ -289,16 +292,14 @@ fn command(cli: &Cli, cache: &Cache) -> Result<Outcome, Failure> {
             Ok(Outcome::Ok)
         }
         Command::Gc => {
-            let expired = cache.clear_expired()?;
+            // One cleanup: it removes expired entries first, and its report counts them.
             let r = cache.cleanup()?;
             if cli.json {
-                print_json(&json!({ "expired_removed": expired, "cleanup": r }))?;
+                print_json(&r)?;
             } else {
                 println_out(&format!(
                     "expired removed {}, evicted {}, bytes freed {}",
-                    expired + r.expired_removed,
-                    r.evicted,
-                    r.bytes_freed
+                    r.expired_removed, r.evicted, r.bytes_freed
                 ))?;
             }
             Ok(Outcome::Ok)
@@ -323,6 +324,20 @@ fn command(cli: &Cli, cache: &Cache) -> Result<Outcome, Failure> {
                 println_out(&text)?;
             } else {
                 write_file_atomically(file, |f| f.write_all(text.as_bytes()))?;
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Init => {
+            let r = cache.recovery_report()?;
+            if cli.json {
+                print_json(&r)?;
+            } else {
+                println_out(&format!(
+                    "{}: adopted {}, left alone {}",
+                    cache.dir().display(),
+                    r.orphans_adopted,
+                    r.foreign_files
+                ))?;
             }
             Ok(Outcome::Ok)
         }
