@@ -1490,9 +1490,10 @@ fn compaction_window(crash: bool) {
         assert!(*trap.dead.lock().unwrap(), "the snapshot was committed");
         None
     } else {
+        // Cleanup's own records are durable: it may succeed, but not claim the compaction.
         assert!(
-            result.is_err(),
-            "a compaction that could not start its journal failed"
+            !matches!(&result, Ok(r) if r.compacted),
+            "a compaction that could not start its journal is reported done: {result:?}"
         );
         Some(a)
     };
