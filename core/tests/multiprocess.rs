@@ -522,23 +522,53 @@ impl Model {
 
     /// The tag after a successful put of `digest` at `now`.
     fn tag_after_put(&self, t: usize, digest: &Digest, now: u64) -> MTag {
-        let mut tag = self.tags.get(&t).cloned().unwrap_or(MTag {
-            digest: digest.clone(),
-            fresh_until: 0,
-            invalidated: false,
-            history: Vec::new(),
-        });
-        if tag.history.is_empty() || tag.digest != *digest {
-            tag.history.push(digest.clone());
-            if tag.history.len() > MAX_HISTORY {
-                tag.history.remove(0);
-            }
-        }
-        tag.digest = digest.clone();
-        tag.fresh_until = now + TAG_TTL;
-        tag.invalidated = false;
-        tag
+        put_on(self.tags.get(&t), digest, now)
     }
+
+    /// Puts tag `t` in doubt between its current state and what `after` makes of it — of
+    /// each state it may be in, if it is in doubt already.
+    fn doubt_tag_with(
+        &mut self,
+        t: usize,
+        after: impl Fn(Option<&MTag>) -> Option<MTag>,
+        needs_open: bool,
+    ) {
+        let bases: Vec<Option<MTag>> = match self.unsure_tags.get(&t) {
+            Some(u) => u.allowed.clone(),
+            None => vec![self.tags.get(&t).cloned()],
+        };
+        for base in bases {
+            self.doubt_tag(t, after(base.as_ref()), needs_open);
+        }
+    }
+}
+
+/// Tag `base` after a successful put of `digest` at `now`.
+fn put_on(base: Option<&MTag>, digest: &Digest, now: u64) -> MTag {
+    let mut tag = base.cloned().unwrap_or(MTag {
+        digest: digest.clone(),
+        fresh_until: 0,
+        invalidated: false,
+        history: Vec::new(),
+    });
+    if tag.history.is_empty() || tag.digest != *digest {
+        tag.history.push(digest.clone());
+        if tag.history.len() > MAX_HISTORY {
+            tag.history.remove(0);
+        }
+    }
+    tag.digest = digest.clone();
+    tag.fresh_until = now + TAG_TTL;
+    tag.invalidated = false;
+    tag
+}
+
+/// Tag `base` after an invalidation (`true`) or a removal (`false`).
+fn invalidated(base: Option<&MTag>, invalidate: bool) -> Option<MTag> {
+    base.filter(|_| invalidate).map(|m| MTag {
+        invalidated: true,
+        ..m.clone()
+    })
 }
 
 // ----- the world: processes over one storage -----
@@ -936,7 +966,11 @@ impl World {
                     }
                     Err(e) => {
                         assert!(is_storage(&e), "{who}: {e}");
-                        self.model.doubt_tag(t, Some(after), false);
+                        self.model.doubt_tag_with(
+                            t,
+                            |base| Some(put_on(base, &digest, now)),
+                            false,
+                        );
                         Err(())
                     }
                 }
@@ -979,7 +1013,11 @@ impl World {
                     Err(e) => {
                         assert!(is_storage(&e), "{who}: {e}");
                         if before.tags.contains_key(&t) || before.unsure_tags.contains_key(&t) {
-                            self.model.doubt_tag(t, after, false);
+                            self.model.doubt_tag_with(
+                                t,
+                                |base| invalidated(base, invalidate),
+                                false,
+                            );
                         }
                         Err(())
                     }
@@ -1108,20 +1146,16 @@ impl World {
                 }
             }
             Op::PutTag(t, k) => {
-                let after = before.tag_after_put(t, &self.pool.keys[k].digest, now);
-                self.model.doubt_tag(t, Some(after), true);
+                let digest = self.pool.keys[k].digest.clone();
+                self.model
+                    .doubt_tag_with(t, |base| Some(put_on(base, &digest, now)), true);
             }
-            Op::InvalidateTag(t) => {
-                if let Some(m) = before.tags.get(&t) {
-                    let after = MTag {
-                        invalidated: true,
-                        ..m.clone()
-                    };
-                    self.model.doubt_tag(t, Some(after), true);
-                }
-            }
-            Op::DeleteTag(t) if before.tags.contains_key(&t) => {
-                self.model.doubt_tag(t, None, true);
+            Op::InvalidateTag(t) | Op::DeleteTag(t)
+                if before.tags.contains_key(&t) || before.unsure_tags.contains_key(&t) =>
+            {
+                let invalidate = matches!(op, Op::InvalidateTag(_));
+                self.model
+                    .doubt_tag_with(t, |base| invalidated(base, invalidate), true);
             }
             _ => {}
         }
