@@ -251,6 +251,10 @@ export class Cache implements Disposable {
   unpin(kind: Kind, digest: string): number;
   deleteEntry(kind: Kind, digest: string): boolean;
   hasEntry(kind: Kind, digest: string): boolean;
+  /**
+   * Records that `reference` points to `digest`. Tag operations take a tag without a digest
+   * (`nginx:1`, not `nginx:1@sha256:…`, which is `invalid_reference`); `resolveTag` takes both.
+   */
   putTag(reference: string, digest: string): TagUpdate;
   getTag(reference: string): TagMapping;
   hasTag(reference: string): boolean;

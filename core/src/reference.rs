@@ -10,10 +10,18 @@
 //! ```
 //!
 //! The first path element is a domain when it contains `.` or `:`, is `localhost`, or has an
-//! upper-case letter. References without a domain belong to `docker.io`, where single-element
-//! paths live under `library/`; a reference with neither tag nor digest means `:latest`. The
-//! canonical text (its `Display` form) is the cache key, so distinct references never share
-//! an entry and equivalent spellings (`nginx`, `docker.io/library/nginx:latest`) always do.
+//! upper-case letter (Docker's rule: repositories are lower-case, so `X/y` names registry `X`).
+//! References without a domain belong to `docker.io`, where single-element paths live under
+//! `library/`; a reference with neither tag nor digest means `:latest`. The repository, once
+//! normalized, has at most 255 characters (Docker's limit, `library/` included).
+//!
+//! Registry names are compared without regard to case and printed in lower case, except one
+//! that is a domain only by its upper-case letters (`X`, `MyRegistry`): lower-cased it would
+//! read as a Docker Hub namespace, so it keeps the case it was written in.
+//!
+//! The canonical text (its `Display` form) is the cache key. It parses back to the same
+//! reference, so distinct references never share an entry, and equivalent spellings (`nginx`,
+//! `docker.io/library/nginx:latest`) always do.
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -24,8 +32,15 @@ use std::str::FromStr;
 pub const DEFAULT_REGISTRY: &str = "docker.io";
 /// The tag assumed when a reference names neither tag nor digest.
 pub const DEFAULT_TAG: &str = "latest";
-const MAX_NAME_LEN: usize = 255;
+/// Docker's limit on the normalized repository path.
+const MAX_REPOSITORY_LEN: usize = 255;
+/// A registry is a host name (at most 253 characters) with a port, or an IPv6 literal.
+const MAX_REGISTRY_LEN: usize = 255;
 const MAX_TAG_LEN: usize = 128;
+/// The longest text that can parse: registry, repository, tag and a SHA-512 digest. Bounds the
+/// work done on hostile input; canonical texts stay within it, so they always parse back.
+const MAX_INPUT_LEN: usize =
+    MAX_REGISTRY_LEN + 1 + MAX_REPOSITORY_LEN + 1 + MAX_TAG_LEN + 1 + 7 + 128;
 
 /// A parsed, normalized image reference.
 ///
@@ -51,7 +66,7 @@ impl Reference {
         if input.is_empty() {
             return Err(bad("empty reference"));
         }
-        if input.len() > MAX_NAME_LEN + 1 + MAX_TAG_LEN + 1 + 7 + 128 {
+        if input.len() > MAX_INPUT_LEN {
             return Err(bad("reference too long"));
         }
         let (rest, digest) = match input.split_once('@') {
@@ -73,11 +88,11 @@ impl Reference {
         if name.is_empty() {
             return Err(bad("empty name"));
         }
-        if name.len() > MAX_NAME_LEN {
-            return Err(bad("name longer than 255 characters"));
-        }
         let (registry, path) = match name.split_once('/') {
             Some((first, path)) if looks_like_domain(first) => {
+                if first.len() > MAX_REGISTRY_LEN {
+                    return Err(bad("registry longer than 255 characters"));
+                }
                 validate_domain(first).map_err(&bad)?;
                 (normalize_registry(first), path)
             }
@@ -91,6 +106,9 @@ impl Reference {
         } else {
             path.to_owned()
         };
+        if repository.len() > MAX_REPOSITORY_LEN {
+            return Err(bad("repository longer than 255 characters"));
+        }
         let tag = match (tag, &digest) {
             (Some(t), _) => Some(t.to_owned()),
             (None, None) => Some(DEFAULT_TAG.to_owned()),
@@ -124,7 +142,37 @@ impl Reference {
         self.digest.as_ref()
     }
 
-    /// The reference without its digest: what a tag mapping is keyed by.
+    /// The key of the tag mapping this reference names: its canonical text. A mapping is named
+    /// by a tag without a digest; a reference that pins a digest names content, not a mapping,
+    /// and taking its tag alone would silently drop the digest. Every tag mapping operation
+    /// checks this first; a host may call it to refuse such input before opening anything.
+    ///
+    /// ```
+    /// use ocicache_core::{ErrorKind, Reference};
+    /// let tagged: Reference = "nginx:1".parse().unwrap();
+    /// assert_eq!(tagged.tag_mapping_key().unwrap(), "docker.io/library/nginx:1");
+    /// let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    /// let pinned: Reference = format!("nginx:1@{d}").parse().unwrap();
+    /// assert_eq!(pinned.tag_mapping_key().unwrap_err().kind(), ErrorKind::InvalidReference);
+    /// ```
+    pub fn tag_mapping_key(&self) -> Result<String> {
+        if self.tag.is_none() {
+            return Err(Error::invalid_reference(
+                &self.to_string(),
+                "a tag is needed",
+            ));
+        }
+        if self.digest.is_some() {
+            return Err(Error::invalid_reference(
+                &self.to_string(),
+                "a tag mapping is named by its tag alone, without a digest",
+            ));
+        }
+        Ok(self.to_string())
+    }
+
+    /// The reference without its digest (`nginx:1@sha256:…` becomes `nginx:1`). Tag mappings
+    /// refuse references with a digest, so a caller that means the tag drops it explicitly.
     pub fn without_digest(&self) -> Reference {
         Reference {
             digest: None,
@@ -144,6 +192,9 @@ fn normalize_registry(domain: &str) -> String {
     let lower = domain.to_ascii_lowercase();
     match lower.as_str() {
         "index.docker.io" | "registry-1.docker.io" => DEFAULT_REGISTRY.to_owned(),
+        // A domain only by its upper-case letters: lower-cased, the canonical text would name
+        // a Docker Hub repository instead (`X/y` would print as `x/y`, which is `docker.io/x/y`).
+        _ if !looks_like_domain(&lower) => domain.to_owned(),
         _ => lower,
     }
 }
@@ -301,6 +352,9 @@ mod tests {
                 "registry.example.com:443/a/b:latest",
             ),
             ("[::1]:5000/app:x", "[::1]:5000/app:x"),
+            ("X/y:1", "X/y:1"),
+            ("MyRegistry/team/app", "MyRegistry/team/app:latest"),
+            ("x/y:1", "docker.io/x/y:1"),
             (
                 "127.0.0.1:5000/a__b/c-d--e.f:T_1.2-3",
                 "127.0.0.1:5000/a__b/c-d--e.f:T_1.2-3",

@@ -801,15 +801,17 @@ fn lesson_07_distinct_references_never_collide() {
     let mut expected = BTreeMap::new();
     for (i, r) in refs.iter().enumerate() {
         let reference = ref_(r);
-        // A reference that pins a digest may only be pointed at that digest.
-        let d = match reference.digest() {
-            Some(pinned) => pinned.clone(),
-            None => sha256(format!("manifest {i}").as_bytes()),
-        };
+        // A reference that pins a digest names no tag mapping: it is refused, even when put
+        // to its own digest, rather than silently keyed by its tag.
+        if let Some(pinned) = reference.digest() {
+            let err = cache.put_tag(&reference, pinned).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidReference, "{r}");
+            continue;
+        }
+        let d = sha256(format!("manifest {i}").as_bytes());
         cache.put_tag(&reference, &d).unwrap();
-        expected.insert(reference.without_digest().to_string(), d);
+        expected.insert(reference.to_string(), d);
     }
-    // The last one is keyed like the first (a digest does not name a tag mapping).
     assert_eq!(expected.len(), refs.len() - 1);
     let check = |cache: &mut Cache, expected: &BTreeMap<String, Digest>| {
         assert_eq!(cache.tags().len(), expected.len());
@@ -1059,12 +1061,9 @@ fn lesson_09_hostile_digests_and_references_never_reach_storage() {
         "example.com/a__b---c/d.e:V_1.-x",
         "sub.example.com:1/x/y/z:t@sha256:0000000000000000000000000000000000000000000000000000000000000000",
     ] {
-        let reference = ref_(r);
-        let d = reference
-            .digest()
-            .cloned()
-            .unwrap_or_else(|| sha256(r.as_bytes()));
-        cache.put_tag(&reference, &d).unwrap();
+        // A mapping is named by the reference without its digest.
+        let reference = ref_(r).without_digest();
+        cache.put_tag(&reference, &sha256(r.as_bytes())).unwrap();
     }
     for alg in Algorithm::ALL {
         let bytes = pattern(alg.digest_len() as u64, 100);

@@ -318,3 +318,112 @@ fn library_rejects_hostile_input_and_changes_nothing() {
     assert_eq!(Cache::open(&file).err().unwrap().kind(), ErrorKind::Storage);
     assert_eq!(std::fs::read(&file).unwrap(), b"precious");
 }
+
+/// `ocicache --engine ENGINE --dir DIR ARGS…`: exit code and trimmed stdout.
+fn run_engine(dir: &Path, engine: &str, args: &[&str]) -> (i32, String) {
+    let mut all = vec!["--engine", engine];
+    all.extend_from_slice(args);
+    let (code, out, err) = outcome(&run(dir, &all));
+    assert!(code == 0 || !err.is_empty(), "{args:?}: an error says why");
+    (code, out.trim().to_owned())
+}
+
+#[test]
+fn cli_reads_an_upper_case_first_component_as_a_registry_on_every_engine() {
+    // Docker reads `X/y:1` as registry `X`, repository `y`: another image than
+    // `docker.io/x/y:1`. The component engine (the default) overwrote that mapping, the native
+    // one printed `x/y:1`, which reads back as `docker.io/x/y:1`.
+    let root = tempfile::tempdir().unwrap();
+    for engine in ["component", "native"] {
+        let dir = root.path().join(engine);
+        let (upper, hub) = (sha256(b"registry X"), sha256(b"docker hub x/y"));
+        let (upper, hub) = (upper.to_string(), hub.to_string());
+        assert_eq!(
+            run_engine(&dir, engine, &["tag", "set", "docker.io/x/y:1", &hub]),
+            (0, "new".to_owned())
+        );
+        assert_eq!(
+            run_engine(&dir, engine, &["tag", "set", "X/y:1", &upper]),
+            (0, "new".to_owned()),
+            "{engine}: X/y:1 is not docker.io/x/y:1"
+        );
+        assert_eq!(
+            run_engine(&dir, engine, &["tag", "get", "X/y:1"]),
+            (0, upper.clone())
+        );
+        assert_eq!(
+            run_engine(&dir, engine, &["tag", "get", "x/y:1"]),
+            (0, hub.clone()),
+            "{engine}"
+        );
+        // Every printed reference leads back to its own mapping.
+        let (code, listing) = run_engine(&dir, engine, &["--json", "ls"]);
+        assert_eq!(code, 0);
+        let listing: serde_json::Value = serde_json::from_str(&listing).unwrap();
+        let printed: Vec<(String, String)> = listing["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let field = |k: &str| t[k].as_str().unwrap().to_owned();
+                (field("reference"), field("digest"))
+            })
+            .collect();
+        assert_eq!(
+            printed,
+            [
+                ("X/y:1".to_owned(), upper.clone()),
+                ("docker.io/x/y:1".to_owned(), hub.clone())
+            ],
+            "{engine}"
+        );
+        for (reference, digest) in printed {
+            assert_eq!(
+                run_engine(&dir, engine, &["tag", "get", &reference]),
+                (0, digest),
+                "{engine}: {reference}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cli_refuses_a_tag_set_whose_reference_pins_a_digest() {
+    // `tag set nginx:latest@sha256:… DIGEST` stored `nginx:latest`, silently dropping the
+    // pinned digest. It is refused now, whether the digests agree or not, and changes nothing.
+    let root = tempfile::tempdir().unwrap();
+    let (dir, good) = populated(root.path());
+    let other = sha256(b"other").to_string();
+    let good = good.to_string();
+    let before = tree(&dir);
+    for engine in ["component", "native"] {
+        for (pinned, digest) in [(&good, &good), (&good, &other), (&other, &good)] {
+            let reference = format!("nginx:latest@{pinned}");
+            expect_error(
+                &dir,
+                &["--engine", engine, "tag", "set", &reference, digest],
+                3,
+                "invalid_reference",
+            );
+        }
+        expect_error(
+            &dir,
+            &[
+                "--engine",
+                engine,
+                "tag",
+                "get",
+                &format!("nginx:1@{other}"),
+            ],
+            3,
+            "invalid_reference",
+        );
+        expect_error(
+            &dir,
+            &["--engine", engine, "tag", "get", "nginx:latest"],
+            1,
+            "not_found",
+        );
+    }
+    assert_eq!(tree(&dir), before, "nothing changed");
+}

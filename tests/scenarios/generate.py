@@ -900,6 +900,55 @@ def tags():
     s("stats", ok={"tags": len(refs)})
 
     (
+        S("tags/upper_case_first_component_is_a_registry", "As in Docker's grammar, a first component with an upper-case letter is a registry: X/y:1 is registry X, repository y, another image than docker.io/x/y:1 (which x/y:1 means). They never share a mapping, and each printed reference leads back to its own, after a reopen too.")
+        ("tag.put", reference="X/y:1", digest=d1, ok={"previous": None, "moved": False})
+        ("tag.put", reference="docker.io/x/y:1", digest=d2, ok={"previous": None, "moved": False})
+        ("tag.resolve", reference="X/y:1", ok={"state": "fresh", "digest": d1})
+        ("tag.resolve", reference="x/y:1", ok={"state": "fresh", "digest": d2})
+        ("tag.get", reference="X/y:1", ok={"reference": "X/y:1", "digest": d1})
+        ("tag.get", reference="x/y:1", ok={"reference": "docker.io/x/y:1", "digest": d2})
+        ("tag.list", ok=[{"reference": "X/y:1", "digest": d1}, {"reference": "docker.io/x/y:1", "digest": d2}])
+        ("tag.put", reference="x/y:1", digest=d3, ok={"previous": d2, "moved": True})
+        ("tag.resolve", reference="X/y:1", ok={"state": "fresh", "digest": d1})
+        ("tag.history", reference="X/y:1", ok=[{"digest": d1}])
+        ("cache.reopen")
+        ("tag.resolve", reference="X/y:1", ok={"state": "fresh", "digest": d1})
+        ("tag.resolve", reference="docker.io/x/y:1", ok={"state": "fresh", "digest": d3})
+        ("tag.list", ok=[{"reference": "X/y:1", "digest": d1}, {"reference": "docker.io/x/y:1", "digest": d3}])
+    )
+
+    printed = [
+        ("X/y:1", "X/y:1"),
+        ("x/y:1", "docker.io/x/y:1"),
+        ("MyRegistry/team/app", "MyRegistry/team/app:latest"),
+        ("myregistry/team/app", "docker.io/myregistry/team/app:latest"),
+        ("localhost/y:1", "localhost/y:1"),
+        ("LocalHost/y:2", "localhost/y:2"),
+        ("host:5000/y:1", "host:5000/y:1"),
+        ("HOST:5000/y:2", "host:5000/y:2"),
+        ("Registry.Example.COM/a:1", "registry.example.com/a:1"),
+        ("[::1]/y:1", "[::1]/y:1"),
+        ("Index.Docker.IO/y:1", "docker.io/library/y:1"),
+        ("x/" + "a" * 253 + ":1", "docker.io/x/" + "a" * 253 + ":1"),
+    ]
+    s = S("tags/printed_references_lead_back", "The reference a mapping prints (its canonical form) resolves back to that same mapping: for registries by case, localhost, ports, IPv6, Docker Hub's aliases and a repository at the 255-character limit; from the journal and from a snapshot.")
+    for r, _ in printed:
+        s("tag.put", reference=r, digest=sha256(f"digest of {r}"), ok={"previous": None, "moved": False})
+
+    def lead_back(s):
+        for r, canon in printed:
+            s("tag.resolve", reference=canon, ok={"state": "fresh", "digest": sha256(f"digest of {r}")})
+            s("tag.get", reference=canon, ok={"reference": canon, "digest": sha256(f"digest of {r}")})
+        s("tag.list", ok=[{"reference": canon, "digest": sha256(f"digest of {r}")} for r, canon in sorted(printed, key=lambda p: p[1])])
+
+    lead_back(s)
+    s("cache.reopen")
+    lead_back(s)
+    s("cleanup", ok={"compacted": True})
+    s("cache.reopen")
+    lead_back(s)
+
+    (
         S("tags/registries_ports_nested_paths", "Registries with ports, nested repositories and registry-name case normalize as the OCI grammar says.")
         ("tag.put", reference="localhost:5000/team/app/api:v1.2", digest=d1)
         ("tag.get", reference="localhost:5000/team/app/api:v1.2", ok={"reference": "localhost:5000/team/app/api:v1.2"})
@@ -1056,11 +1105,23 @@ def tags():
     )
 
     (
-        S("tags/put_with_a_contradicting_digest_is_refused", "A reference that pins a digest can only be put to that digest; a contradicting put changes nothing.")
+        S("tags/references_with_a_digest_name_no_mapping", "A reference that pins a digest names content, not a mapping: every mapping operation refuses it with invalid_reference (has answers false), even a put to the same digest, and changes nothing. Resolving it answers its digest.")
         ("tag.put", reference="app:1", digest=d1)
         ("tag.put", reference="app:1@" + d1, digest=d2, err="invalid_reference")
-        ("tag.put", reference="app:1@" + d1, digest=d1, ok={"previous": d1, "moved": False})
-        ("tag.history", reference="app:1", ok=[{"digest": d1}])
+        ("tag.put", reference="app:1@" + d1, digest=d1, err="invalid_reference")
+        ("tag.put", reference="app:2@" + d2, digest=d2, err="invalid_reference")
+        ("tag.get", reference="app:1@" + d2, err="invalid_reference")
+        ("tag.has", reference="app:1@" + d1, ok=False)
+        ("tag.history", reference="app:1@" + d1, err="invalid_reference")
+        ("tag.detect_movement", reference="app:1@" + d1, digest=d2, err="invalid_reference")
+        ("tag.resolve_failed", reference="app:1@" + d1, err="invalid_reference")
+        ("tag.invalidate", reference="app:1@" + d1, err="invalid_reference")
+        ("tag.delete", reference="app:1@" + d1, err="invalid_reference")
+        ("tag.resolve", reference="app:1@" + d2, ok={"state": "fresh", "digest": d2})
+        ("tag.resolve", reference="app:2", ok={"state": "unknown"})
+        ("tag.list", ok=[{"reference": "docker.io/library/app:1", "digest": d1, "invalidated": False, "history": [{"digest": d1}]}])
+        ("cache.reopen")
+        ("tag.list", ok=[{"reference": "docker.io/library/app:1", "digest": d1, "invalidated": False, "history": [{"digest": d1}]}])
     )
 
     (
@@ -1150,7 +1211,8 @@ def tags():
     s = S("tags/invalid_references", "Malformed references are refused with invalid_reference by every tag operation, and nothing is stored.")
     bad = ["", "Nginx", "nginx:", "nginx:-x", "a//b", "../etc/passwd", "a/./b", "/a", "a b", "a\u0000b",
            "nginx@sha256:abc", "host:99999/app", "-host.com/app", "app:" + "t" * 129, "a___b",
-           "a/" * 130 + "b:x", "nginx:1.0@" + sha256("x").upper(), "app:tag with space", "[::1/app"]
+           "a/" * 130 + "b:x", "nginx:1.0@" + sha256("x").upper(), "app:tag with space", "[::1/app",
+           "a" * 248, "x/" + "a" * 254 + ":1"]
     for r in bad:
         s("tag.put", reference=r, digest=d1, err="invalid_reference")
     for r in bad[:5]:

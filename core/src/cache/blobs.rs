@@ -114,10 +114,7 @@ impl Cache {
                 size.unwrap_or(0)
             };
             if reserved > 0 {
-                let removed = c.make_room(reserved)?;
-                if !removed.is_empty() {
-                    c.journal.append(c.storage.as_mut(), &removed)?;
-                }
+                c.make_room(reserved)?;
             }
             let temp = c.storage.create_temp(size)?;
             c.open_writers += 1;
@@ -219,16 +216,13 @@ impl Cache {
             if let Err(e) = c.content_changing() {
                 return fail(c, e.into());
             }
-            let (existing, removed) = match c.prepare_put(&key, writer.written) {
+            let existing = match c.prepare_put(&key, writer.written) {
                 Ok(r) => r,
                 Err(e) => return fail(c, e),
             };
-            if let Err(e) = c.storage.commit_temp(temp, &layout::entry_path(&key)) {
-                c.journal_best_effort(&removed);
-                return Err(e.into());
-            }
+            c.storage.commit_temp(temp, &layout::entry_path(&key))?;
             let entry = c.new_entry(key, writer.written);
-            c.index_committed(entry, Vec::new(), removed, existing)?;
+            c.index_committed(entry, Vec::new(), existing)?;
             Ok(actual)
         })
     }

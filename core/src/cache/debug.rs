@@ -250,7 +250,7 @@ impl Cache {
                 _ => None,
             };
             let adoption = match &key {
-                Some(key) => self.adopt(key)?,
+                Some(key) => self.adopt(key, true)?,
                 None => {
                     // Repair is asked for: a name the cache never writes, inside its own
                     // directories, goes.

@@ -53,16 +53,11 @@ impl Cache {
             let valid = manifest::validate(bytes, declared_media_type)?;
             let key = Key::manifest(digest.clone());
             c.content_changing()?;
-            let (existing, removed) = c.prepare_put(&key, bytes.len() as u64)?;
-            if let Err(e) =
-                storage::write_atomically(c.storage.as_mut(), &layout::entry_path(&key), bytes)
-            {
-                c.journal_best_effort(&removed);
-                return Err(e.into());
-            }
+            let existing = c.prepare_put(&key, bytes.len() as u64)?;
+            storage::write_atomically(c.storage.as_mut(), &layout::entry_path(&key), bytes)?;
             let mut entry = c.new_entry(key, bytes.len() as u64);
             entry.media_type = Some(valid.media_type);
-            c.index_committed(entry, valid.references, removed, existing)?;
+            c.index_committed(entry, valid.references, existing)?;
             Ok(valid.media_type)
         })
     }

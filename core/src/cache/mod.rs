@@ -520,13 +520,26 @@ impl Cache {
         // Best effort: without the marker, the next open may trust an index that lists the
         // entry unquarantined; its read then verifies the bytes again.
         let _ = self.content_changing();
-        let _ = self.storage.remove(&layout::entry_path(&key));
+        if let Err(e) = self.storage.remove(&layout::entry_path(&key)) {
+            // The record below still quarantines it, here and at every later open (which
+            // re-hashes the file and removes it), so the bytes are never served.
+            self.log.log(
+                Level::Error,
+                "could not remove corrupted bytes",
+                &[("entry", &key.to_string()), ("error", &e.to_string())],
+            );
+        }
         if let Err(e) = self.journal.append(
             self.storage.as_mut(),
             &[Record::Quarantine { key: key.clone() }],
         ) {
-            // Without the record the next open finds no file and drops the entry: still never served.
-            self.warn("could not journal quarantine", &[("error", &e.to_string())]);
+            // Without the record the next open finds no file (or re-hashes it) and drops the
+            // entry: still never served.
+            self.log.log(
+                Level::Error,
+                "could not journal quarantine",
+                &[("entry", &key.to_string()), ("error", &e.to_string())],
+            );
         }
         self.index.quarantine(id);
         self.metrics.corrupted();
@@ -588,16 +601,16 @@ impl Cache {
         Ok(Record::Remove { key })
     }
 
-    /// Makes room for `incoming` more bytes: evicts from the high watermark down to the low one.
-    /// Fails with `Full`, evicting nothing, when even evicting every candidate would not fit it
-    /// under the cap. Returns the removal records to journal with the caller's own record.
-    fn make_room(&mut self, incoming: u64) -> Result<Vec<Record>> {
+    /// Makes room for `incoming` more bytes: evicts from the high watermark down to the low one,
+    /// and journals the evictions. Fails with `Full`, evicting nothing, when even evicting every
+    /// candidate would not fit it under the cap.
+    fn make_room(&mut self, incoming: u64) -> Result<()> {
         // Sizes announced by blob writers still streaming count as if stored.
         let incoming = incoming.saturating_add(self.reserved);
         let cap = self.config.max_bytes;
         let used = self.index.bytes();
         if used.saturating_add(incoming) <= self.config.high_bytes() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         // Content referenced by an evictable manifest becomes a candidate once that manifest
         // goes, so only when the current candidates fall short is the exact (O(n)) bound needed.
@@ -625,7 +638,12 @@ impl Cache {
                 capacity: cap,
             });
         }
-        Ok(removed)
+        // The evictions are done: journal them now, on their own, so that whatever becomes of
+        // the caller's own write (it may still fail), every process agrees on what is stored.
+        if !removed.is_empty() {
+            self.journal.append(self.storage.as_mut(), &removed)?;
+        }
+        Ok(())
     }
 
     /// Evicts in policy order until usage is at most `limit` or nothing is evictable; returns
@@ -649,19 +667,26 @@ impl Cache {
     }
 
     /// Before committing `key`: a live entry with the same digest holds the same bytes, so it
-    /// needs no room; otherwise make room for `size`. Returns whether the entry existed and
-    /// the removal records to journal with the put.
-    fn prepare_put(&mut self, key: &Key, size: u64) -> Result<(bool, Vec<Record>)> {
+    /// needs no room; otherwise make room for `size`. Returns whether the entry existed.
+    fn prepare_put(&mut self, key: &Key, size: u64) -> Result<bool> {
         let existing = self
             .index
             .find(key)
             .is_some_and(|id| !self.index.get(id).is_quarantined());
-        let removed = if existing {
-            Vec::new()
-        } else {
-            self.make_room(size)?
-        };
-        Ok((existing, removed))
+        match self.index.find(key) {
+            // Usage can be over the cap without any put (files adopted at open, a lowered
+            // cap): a re-put brings it back under, evicting anything but the entry itself.
+            Some(id) if existing && self.index.bytes() > self.config.max_bytes => {
+                let pins = self.index.get(id).pins();
+                self.index.set_pins(id, pins.saturating_add(1));
+                let made = self.make_room(0);
+                self.index.set_pins(id, pins);
+                made?;
+            }
+            _ if existing => {}
+            _ => self.make_room(size)?,
+        }
+        Ok(existing)
     }
 
     fn journal_best_effort(&mut self, records: &[Record]) {
@@ -678,7 +703,6 @@ impl Cache {
         &mut self,
         new: NewEntry,
         references: Vec<Key>,
-        mut records: Vec<Record>,
         existed: bool,
     ) -> Result<()> {
         let key = new.key.clone();
@@ -689,11 +713,11 @@ impl Cache {
             .find(&key)
             .map_or(0, |id| self.index.get(id).pins());
         let new = NewEntry { pins, ..new };
-        records.push(Record::Put {
+        let record = Record::Put {
             entry: new.clone(),
             references: references.clone(),
-        });
-        if let Err(e) = self.journal.append(self.storage.as_mut(), &records) {
+        };
+        if let Err(e) = self.journal.append(self.storage.as_mut(), &[record]) {
             if !existed {
                 let _ = self.storage.remove(&layout::entry_path(&key));
             }

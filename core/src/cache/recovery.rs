@@ -171,7 +171,9 @@ impl Cache {
         // a drop without close) walks every stored file.
         report.clean_shutdown = closed_with == Some((self.index.len() as u64, self.index.bytes()));
         if !report.clean_shutdown {
-            self.reconcile(&mut report)?;
+            // Over files the cache did not write (created with `adopt_existing`), nothing is
+            // removed: a file whose bytes do not match its name is someone else's.
+            self.reconcile(&mut report, loaded.index_found)?;
         }
         if report.orphans_adopted + report.orphans_removed + report.missing_dropped > 0 {
             need_compact = true;
@@ -429,7 +431,7 @@ impl Cache {
     /// files named by a digest whose bytes do not match. Anything else in its directories (a
     /// name the core never writes, a directory or an unreadable file where a blob belongs) is
     /// reported and left alone, and does not stop the open.
-    fn reconcile(&mut self, report: &mut RecoveryReport) -> Result<()> {
+    fn reconcile(&mut self, report: &mut RecoveryReport, remove_invalid: bool) -> Result<()> {
         let mut seen = vec![false; self.index.id_bound()];
         let mark_seen = |cache: &Cache, seen: &mut Vec<bool>, key: &Key| {
             if let Some(id) = cache.index.find(key) {
@@ -487,7 +489,7 @@ impl Cache {
                                 ],
                             );
                         }
-                        match self.adopt(&key)? {
+                        match self.adopt(&key, remove_invalid)? {
                             Adoption::Adopted => {
                                 if indexed.is_none() {
                                     report.orphans_adopted += 1;
@@ -553,7 +555,7 @@ impl Cache {
     /// the file's); indexes it if its bytes match its name (and, for manifests, parse), removes
     /// it otherwise. A file that cannot be read (a directory where a blob belongs, a special
     /// file) is left alone. The caller persists the change.
-    pub(super) fn adopt(&mut self, key: &Key) -> Result<Adoption> {
+    pub(super) fn adopt(&mut self, key: &Key, remove_invalid: bool) -> Result<Adoption> {
         let path = layout::entry_path(key);
         let valid = match key.kind {
             Kind::Blob => match self.hash_stored(&path, key.digest.algorithm())? {
@@ -587,6 +589,11 @@ impl Cache {
             }
         };
         let Some((size, media_type, references)) = valid else {
+            if !remove_invalid {
+                return Ok(Adoption::LeftAlone(
+                    "its bytes do not match its name, and the cache did not write it".into(),
+                ));
+            }
             // Named by a digest its bytes do not match: what a crash or bit rot left of the
             // cache's own file, never served.
             if let Err(e) = self.storage.remove(&path) {

@@ -9,30 +9,14 @@ use crate::metrics::OpClass;
 use crate::reference::Reference;
 use crate::tags::{Resolution, TagHistoryEntry, TagMapping, TagUpdate};
 
-/// The key of a tag mapping: the canonical reference without digest; a tag is required.
-fn tag_key(reference: &Reference) -> Result<String> {
-    if reference.tag().is_none() {
-        return Err(Error::invalid_reference(
-            &reference.to_string(),
-            "a tag is needed",
-        ));
-    }
-    Ok(reference.without_digest().to_string())
-}
-
 impl Cache {
     /// Records that `reference` points to `digest` now — after a fetch or a revalidation by
     /// the host. Renews freshness, clears invalidation, and appends to the history when the
-    /// digest changed.
+    /// digest changed. Like every mapping operation it needs a reference with a tag and without
+    /// a digest (`nginx:1`, not `nginx:1@sha256:…`); anything else is `InvalidReference`.
     pub fn put_tag(&mut self, reference: &Reference, digest: &Digest) -> Result<TagUpdate> {
         self.timed(OpClass::Put, |c| {
-            let key = tag_key(reference)?;
-            if reference.digest().is_some_and(|pinned| pinned != digest) {
-                return Err(Error::invalid_reference(
-                    &reference.to_string(),
-                    format!("the reference pins another digest than {digest}"),
-                ));
-            }
+            let key = reference.tag_mapping_key()?;
             let at = c.now();
             let fresh_until = expiry(at, c.config.tag_ttl_ms);
             c.journal.append(
@@ -68,7 +52,7 @@ impl Cache {
     /// has passed (use [`Cache::resolve_tag`] to get stale digests for revalidation).
     pub fn get_tag(&mut self, reference: &Reference) -> Result<TagMapping> {
         self.timed(OpClass::Get, |c| {
-            let key = tag_key(reference)?;
+            let key = reference.tag_mapping_key()?;
             let now = c.now();
             let state = c
                 .tags
@@ -88,7 +72,8 @@ impl Cache {
     /// Whether a fresh, valid mapping exists.
     pub fn has_tag(&self, reference: &Reference) -> bool {
         let now = self.now();
-        tag_key(reference)
+        reference
+            .tag_mapping_key()
             .ok()
             .and_then(|k| self.tags.get(&k))
             .is_some_and(|t| !t.invalidated && !t.is_stale(now))
@@ -104,7 +89,7 @@ impl Cache {
                 c.metrics.hit(now);
                 return Ok(Resolution::Fresh(d.clone()));
             }
-            let key = tag_key(reference)?;
+            let key = reference.tag_mapping_key()?;
             let resolution = match c.tags.get_mut(&key) {
                 None => Resolution::Unknown,
                 Some(t) if t.invalidated => Resolution::Unknown,
@@ -134,7 +119,7 @@ impl Cache {
     /// The host could not reach the registry: returns the stale digest when `stale_if_error`
     /// allows and the mapping is not invalidated; otherwise the mapping's error.
     pub fn resolve_failed(&mut self, reference: &Reference) -> Result<Digest> {
-        let key = tag_key(reference)?;
+        let key = reference.tag_mapping_key()?;
         let state = self
             .tags
             .get(&key)
@@ -150,7 +135,7 @@ impl Cache {
 
     /// Whether the host's remote digest differs from the cached one (changes nothing).
     pub fn detect_movement(&self, reference: &Reference, remote: &Digest) -> Result<bool> {
-        let key = tag_key(reference)?;
+        let key = reference.tag_mapping_key()?;
         let state = self.tags.get(&key).ok_or(Error::NotFound(key))?;
         Ok(state.digest != *remote)
     }
@@ -158,7 +143,7 @@ impl Cache {
     /// Marks a mapping invalid until it is put again; `false` if there was none.
     pub fn invalidate_tag(&mut self, reference: &Reference) -> Result<bool> {
         self.timed(OpClass::Put, |c| {
-            let key = tag_key(reference)?;
+            let key = reference.tag_mapping_key()?;
             if c.tags.get(&key).is_none() {
                 return Ok(false);
             }
@@ -175,7 +160,7 @@ impl Cache {
     /// Removes a mapping and its history; `false` if there was none.
     pub fn delete_tag(&mut self, reference: &Reference) -> Result<bool> {
         self.timed(OpClass::Delete, |c| {
-            let key = tag_key(reference)?;
+            let key = reference.tag_mapping_key()?;
             if c.tags.get(&key).is_none() {
                 return Ok(false);
             }
@@ -192,7 +177,7 @@ impl Cache {
 
     /// The digests a tag pointed to, oldest first, the current one last.
     pub fn tag_history(&self, reference: &Reference) -> Result<Vec<TagHistoryEntry>> {
-        let key = tag_key(reference)?;
+        let key = reference.tag_mapping_key()?;
         let state = self.tags.get(&key).ok_or(Error::NotFound(key))?;
         Ok(state.history.iter().cloned().collect())
     }

@@ -692,6 +692,8 @@ fn a_storage_with_files_and_no_index_is_refused_unchanged() {
     let layer = b"a layer of someone else's image";
     s.put(&format!("blobs/sha256/{}", sha(layer).hex()), layer);
     s.put("blobs/sha256/README", b"not ours");
+    let liar = format!("blobs/sha256/{}", sha(b"what the name says").hex());
+    s.put(&liar, b"other bytes");
     let before = everything(&s);
     let err = Cache::builder(s.clone(), c.clone())
         .config(small(10))
@@ -713,8 +715,14 @@ fn a_storage_with_files_and_no_index_is_refused_unchanged() {
         .open()
         .unwrap();
     assert_eq!(cache.recovery_report().orphans_adopted, 1);
-    assert_eq!(cache.recovery_report().foreign_files, 1);
+    assert_eq!(cache.recovery_report().foreign_files, 2);
+    assert_eq!(cache.recovery_report().orphans_removed, 0);
     assert_eq!(s.get("blobs/sha256/README").unwrap(), b"not ours");
+    assert_eq!(
+        s.get(&liar).unwrap(),
+        b"other bytes",
+        "not removed: not ours"
+    );
     assert!(cache.has_blob(&sha(layer)));
 }
 
@@ -782,4 +790,22 @@ fn every_eviction_and_removal_is_logged_at_info() {
     assert!(info.contains(&evicted), "{info:?}");
     assert!(info.contains(&removed), "{info:?}");
     assert_eq!(cache.metrics().evictions_capacity, 1);
+}
+
+#[test]
+fn a_crash_after_another_process_closed_is_not_taken_for_a_clean_shutdown() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let a = open_with(&s, &c, Config::default());
+    let crashing = FailAppendOnce::crash_after(&s, "index/journal-", "blobs/");
+    let mut b = Cache::builder(crashing, c.clone()).open().unwrap();
+    // A closes cleanly while B is still open: the journal ends in `Closed`.
+    a.close().unwrap();
+    b.refresh().unwrap();
+    // B crashes between a blob's commit and its record.
+    b.put_blob(None, b"committed by b").unwrap_err();
+    drop(b);
+    let mut fresh = open_with(&s, &c, Config::default());
+    assert!(!fresh.recovery_report().clean_shutdown);
+    let report = fresh.check_integrity().unwrap();
+    assert!(report.healthy, "{report:?}");
 }

@@ -130,11 +130,17 @@ fn run(cli: &Cli) -> Result<Outcome, Failure> {
     precheck(cli)?;
     let cache = open(cli)?;
     let outcome = command(cli, &cache);
-    // Close even after a failed command: a clean shutdown makes the next open fast.
-    let closed = cache.close();
-    let outcome = outcome?;
-    closed?;
-    Ok(outcome)
+    // Close even after a failed command: a clean shutdown makes the next open fast. What the
+    // command did is durable already (an operation returns once its record is), so a close
+    // that fails (a full disk) loses only the clean-shutdown record and buffered access
+    // times: the next open walks the files instead. It is reported, and the command's own
+    // outcome stands.
+    if let Err(e) = cache.close() {
+        eprintln!(
+            "ocicache: warning: closing the cache: {e} (the next open will check every file)"
+        );
+    }
+    outcome
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<(), Failure> {
