@@ -30,8 +30,9 @@
 //! A process that dies during a step has its operation in flight whatever it returned: nobody
 //! sees a dead process's answers.
 //!
-//! Four properties share the harness, each stopping at its first failure so that each kind of
-//! fault finds its own bugs: no fault; a torn third writer; crashes; failing calls. Runs that
+//! Five properties share the harness, each stopping at its first failure so that each kind of
+//! fault finds its own bugs: no fault; a torn third writer; crashes; writers crashing between
+//! any two calls (compactions); failing calls. Runs that
 //! fail print the shrunk steps. `PROPTEST_CASES` overrides the case counts below and
 //! `PROPTEST_RNG_SEED` the fixed seed. After them: issue 9's scenarios one by one (items 1, 2,
 //! 3), cases the model test found on the way, and the basic sharing cases of the former
