@@ -1874,43 +1874,48 @@ fn item13_a_failed_delete_leaves_every_process_in_agreement() {
     }
 }
 
-/// Issue 9, item 13, across processes: a put that evicted to make room, and whose record
-/// (with the evictions') then failed, reports the failure; every process must still agree on
-/// what is stored, and none may list an entry whose file is gone.
+/// Issue 9, item 13, across processes: a put that evicts to make room fails at any storage
+/// call after its first (the eviction's removal, its record, the commit, the put's record);
+/// it reports the failure, every process must still agree on what is stored, and none may
+/// list an entry whose file is gone.
 #[test]
 fn item13_a_failed_put_that_evicted_leaves_every_process_in_agreement() {
-    let (shared, clock) = (MemoryStorage::new(), ManualClock::new(T0));
-    let config = Config {
-        max_bytes: 1_000,
-        ..Config::default()
-    };
-    let plug = Plug::new(&shared);
-    let mut a = plain_open(plug.clone(), &clock, &config);
-    let mut b = plain_open(shared.clone(), &clock, &config);
-    let old = a.put_blob(None, &pattern(1, 600)).unwrap();
-    b.refresh().unwrap();
-    // The put: create_temp, write_temp, the eviction's remove, commit_temp, then its append
-    // (the put's and the eviction's records) fails.
-    plug.arm(Some(Fault::FailAt {
-        n: 5,
-        error: StorageError::NoSpace,
-    }));
-    let put = a.put_blob(None, &pattern(2, 600));
-    plug.arm(None);
-    assert!(put.is_err(), "the record failed: {put:?}");
-    a.refresh().unwrap();
-    b.refresh().unwrap();
-    assert_eq!(
-        a.has_blob(&old),
-        b.has_blob(&old),
-        "A and B disagree about the blob A's failed put evicted"
-    );
-    for (who, cache) in [("A", &mut a), ("B", &mut b)] {
-        let report = cache.check_integrity().unwrap();
-        assert!(
-            report.missing.is_empty(),
-            "{who} lists a blob whose file is gone: {report:?}"
+    for n in 2..=8 {
+        let (shared, clock) = (MemoryStorage::new(), ManualClock::new(T0));
+        let config = Config {
+            max_bytes: 1_000,
+            ..Config::default()
+        };
+        let plug = Plug::new(&shared);
+        let mut a = plain_open(plug.clone(), &clock, &config);
+        let mut b = plain_open(shared.clone(), &clock, &config);
+        let old = a.put_blob(None, &pattern(1, 600)).unwrap();
+        b.refresh().unwrap();
+        plug.arm(Some(Fault::FailAt {
+            n,
+            error: StorageError::NoSpace,
+        }));
+        let put = a.put_blob(None, &pattern(2, 600));
+        let calls = plug.calls();
+        plug.arm(None);
+        if calls < n {
+            break; // every call of the put has failed once
+        }
+        assert!(put.is_err(), "call {n} failed: {put:?}");
+        a.refresh().unwrap();
+        b.refresh().unwrap();
+        assert_eq!(
+            a.has_blob(&old),
+            b.has_blob(&old),
+            "call {n} of the put failed: A and B disagree about the blob it evicted"
         );
+        for (who, cache) in [("A", &mut a), ("B", &mut b)] {
+            let report = cache.check_integrity().unwrap();
+            assert!(
+                report.missing.is_empty(),
+                "call {n} of the put failed: {who} lists a blob whose file is gone: {report:?}"
+            );
+        }
     }
 }
 

@@ -81,6 +81,11 @@ impl Plug {
         *self.current.lock().unwrap() = FaultyStorage::new(self.shared.clone(), fault);
     }
 
+    /// Calls made since the fault was armed.
+    pub fn calls(&self) -> u64 {
+        self.current.lock().unwrap().calls()
+    }
+
     /// Whether the process died (at the fault armed last).
     pub fn crashed(&self) -> bool {
         self.current.lock().unwrap().crashed()
