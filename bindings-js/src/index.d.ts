@@ -197,6 +197,7 @@ export interface RepairReport {
 export interface CleanupReport { expired_removed: number; evicted: number; bytes_freed: number; compacted: boolean; }
 export interface RecoveryReport {
   snapshot_generation: number | null; snapshot_damaged: boolean; journal_records: number; torn_tail: boolean;
+  journal_damaged_regions: number; journal_damaged_bytes: number;
   stale_journals_removed: number; temps_removed: number; orphans_adopted: number; orphans_removed: number;
   missing_dropped: number; evicted: number; compacted: boolean; clean_shutdown: boolean;
   /** Index rows whose size was not their file's: re-hashed, then adopted or removed. */

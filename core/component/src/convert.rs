@@ -81,9 +81,10 @@ record!(core::MetricsSnapshot => MetricsSnapshot {
     peak_entries_stored, peak_hit_rate,
 });
 record!(core::RecoveryReport => RecoveryReport {
-    snapshot_generation, snapshot_damaged, journal_records, torn_tail, stale_journals_removed,
-    temps_removed, orphans_adopted, orphans_removed, missing_dropped, evicted, compacted,
-    clean_shutdown, size_mismatches, foreign_files,
+    snapshot_generation, snapshot_damaged, journal_records, torn_tail, journal_damaged_regions,
+    journal_damaged_bytes, stale_journals_removed, temps_removed, orphans_adopted,
+    orphans_removed, missing_dropped, evicted, compacted, clean_shutdown, size_mismatches,
+    foreign_files,
 });
 record!(core::DebugInfo => DebugInfo {
     config, policy, stats, metrics, journal_generation, journal_records, recovery,

@@ -335,7 +335,9 @@ impl Cache {
     /// Reads a whole (small) blob, verified before it is returned.
     pub fn get_blob(&mut self, digest: &Digest) -> Result<Vec<u8>> {
         let mut reader = self.open_blob(digest)?;
-        let mut out = Vec::with_capacity(usize::try_from(reader.size()).unwrap_or(0));
+        // The recorded size only hints the capacity (capped); memory grows with bytes read.
+        let hint = reader.size().min(64 << 20);
+        let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
         let mut buf = vec![0u8; 1 << 16];
         let result = loop {
             match self.read_blob(&mut reader, &mut buf) {

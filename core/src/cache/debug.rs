@@ -27,7 +27,9 @@ pub struct IntegrityReport {
     pub checked: u64,
     /// Entries whose bytes matched.
     pub valid: u64,
-    /// Entries whose bytes do not hash to their digest or have the wrong size.
+    /// Entries whose bytes do not hash to their digest or have the wrong size, and damage
+    /// found in the middle of a journal when it was read (`index/journal-<g>`: records were
+    /// lost), listed until [`Cache::repair`] rewrites the index.
     pub corrupted: Vec<IntegrityIssue>,
     /// Entries whose file is gone.
     pub missing: Vec<IntegrityIssue>,
@@ -173,6 +175,8 @@ impl Cache {
                 }
             }
         }
+        // Damage found in the index files: records were lost, whatever the files hold now.
+        report.corrupted.extend(self.index_damage.iter().cloned());
         report.healthy = report.corrupted.is_empty()
             && report.missing.is_empty()
             && report.quarantined.is_empty()
@@ -264,7 +268,9 @@ impl Cache {
                 super::recovery::Adoption::LeftAlone(_) => report.left_alone += 1,
             }
         }
-        if report.adopted > 0 {
+        // Damage in the index files is repaired by rewriting them: a fresh snapshot (below).
+        let index_damage = !std::mem::take(&mut self.index_damage).is_empty();
+        if report.adopted > 0 || index_damage {
             // Adopted content counts against the cap like anything put: as at open, evict
             // down to the low watermark if it took usage over the cap.
             if self.index.bytes() > self.config.max_bytes {

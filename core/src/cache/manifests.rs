@@ -68,21 +68,38 @@ impl Cache {
             let key = Key::manifest(digest.clone());
             let id = c.lookup_for_read(&key)?;
             let path = layout::entry_path(&key);
-            let bytes = match storage::read_all(c.storage.as_mut(), &path) {
-                Ok(b) => b,
+            // Sizes are compared, and bounded by the configured limit, before anything is read:
+            // neither the file's size nor the index's is trusted with memory.
+            let expected_size = c.index.get(id).size();
+            let stored_size = match c.storage.size(&path)? {
+                Some(s) => s,
+                None => return Err(c.quarantine(id, "file missing".into())),
+            };
+            if stored_size != expected_size {
+                return Err(c.quarantine(
+                    id,
+                    format!("{stored_size} bytes stored, {expected_size} expected"),
+                ));
+            }
+            let limit = c.config.max_manifest_bytes;
+            if expected_size > limit {
+                // Stored under a larger limit, or a damaged index: refused, not removed.
+                return Err(Error::TooLarge {
+                    size: expected_size,
+                    limit,
+                });
+            }
+            let bytes = match storage::read_exact(c.storage.as_mut(), &path, expected_size) {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    return Err(c.quarantine(id, "fewer bytes stored than expected".into()));
+                }
                 Err(crate::StorageError::NotFound(_)) => {
                     return Err(c.quarantine(id, "file missing".into()));
                 }
                 Err(e) => return Err(e.into()),
             };
             c.metrics.retrieved(bytes.len() as u64);
-            let expected_size = c.index.get(id).size();
-            if bytes.len() as u64 != expected_size {
-                return Err(c.quarantine(
-                    id,
-                    format!("{} bytes stored, {expected_size} expected", bytes.len()),
-                ));
-            }
             if c.config.verify_reads {
                 let actual = digest_of(c.hasher.as_ref(), digest.algorithm(), &bytes)?;
                 if actual != *digest {

@@ -54,6 +54,9 @@ pub struct Cache {
     metrics: Metrics,
     last_compaction: Option<Millis>,
     recovery: RecoveryReport,
+    /// Damage found in the index files when they were read: reported by the integrity check
+    /// until [`Cache::repair`] rewrites the index.
+    index_damage: Vec<IntegrityIssue>,
     /// Blob writers begun and not yet committed or aborted: their temps are live.
     open_writers: u64,
     /// Sizes announced by those writers: counted against the cap until they finish.
@@ -127,6 +130,7 @@ impl CacheBuilder {
             metrics: Metrics::new(now),
             last_compaction: None,
             recovery: RecoveryReport::default(),
+            index_damage: Vec::new(),
             open_writers: 0,
             reserved: 0,
             config: self.config,
@@ -614,8 +618,12 @@ impl Cache {
         }
         // Content referenced by an evictable manifest becomes a candidate once that manifest
         // goes, so only when the current candidates fall short is the exact (O(n)) bound needed.
-        if (used - self.index.candidate_bytes()).saturating_add(incoming) > cap {
-            let floor = used - self.index.eventually_evictable_bytes();
+        if used
+            .saturating_sub(self.index.candidate_bytes())
+            .saturating_add(incoming)
+            > cap
+        {
+            let floor = used.saturating_sub(self.index.eventually_evictable_bytes());
             if floor.saturating_add(incoming) > cap {
                 return Err(Error::Full {
                     needed: incoming,
@@ -631,7 +639,10 @@ impl Cache {
         if self.index.bytes().saturating_add(incoming) > cap {
             // Reached when the policy declined candidates the bound counted (e.g. expired-only).
             self.journal_best_effort(&removed);
-            let floor = self.index.bytes() - self.index.candidate_bytes();
+            let floor = self
+                .index
+                .bytes()
+                .saturating_sub(self.index.candidate_bytes());
             return Err(Error::Full {
                 needed: incoming,
                 available: cap.saturating_sub(floor),

@@ -1,6 +1,6 @@
 //! Opening: replay snapshot + journal, drop a torn tail, reconcile with the stored files.
 
-use super::Cache;
+use super::{Cache, IntegrityIssue};
 use crate::config::Config;
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, Result};
@@ -24,8 +24,14 @@ pub struct RecoveryReport {
     pub snapshot_damaged: bool,
     /// Journal records replayed.
     pub journal_records: u64,
-    /// The journal ended in a torn or damaged record, which was dropped.
+    /// The journal ended in a torn record (a crash during an append), which was dropped.
     pub torn_tail: bool,
+    /// Damaged regions of the journal that valid records follow: corruption, not a crash (a
+    /// crash only tears the end). Their records are lost; the records after them were kept.
+    /// Also counts damage at the end that was too large to check for records after it.
+    pub journal_damaged_regions: u64,
+    /// Bytes of those damaged regions, skipped.
+    pub journal_damaged_bytes: u64,
     /// Journals of other generations removed (left by an interrupted compaction).
     pub stale_journals_removed: u64,
     /// Temp objects of earlier runs removed.
@@ -220,13 +226,21 @@ impl Cache {
         // 1. The snapshot, loaded in bulk: the ordered sets are built once, in one sorted pass.
         self.index.begin_bulk();
         // Every entry takes at least one `Put` frame of MIN_PUT_FRAME bytes, so the snapshot's
-        // size bounds the entry count: reserving it spares the index repeated rehashing.
-        if let Some(size) = self.storage.size(layout::SNAPSHOT)? {
-            let most = size / journal::MIN_PUT_FRAME;
-            self.index.reserve(usize::try_from(most).unwrap_or(0));
-        }
+        // size bounds the entry count; reserving for it spares the index repeated rehashing.
+        // But that size is a stored claim (a damaged file may report 200 GiB), so the
+        // reservation only ever runs a bounded factor ahead of the entries actually read.
+        let claimed = self
+            .storage
+            .size(layout::SNAPSHOT)?
+            .map_or(0, |size| size / journal::MIN_PUT_FRAME);
+        let claimed = usize::try_from(claimed).unwrap_or(usize::MAX);
+        let mut reserved = 0usize;
         let (index, tags, config) = (&mut self.index, &mut self.tags, &self.config);
         let snapshot = journal::read_snapshot(self.storage.as_mut(), |r| {
+            if index.len() >= reserved && reserved < claimed {
+                reserved = claimed.min(index.len().saturating_mul(8).max(4096));
+                index.reserve(reserved - index.len());
+            }
             apply_record(index, tags, config, r)
         });
         let snapshot_generation = match snapshot {
@@ -236,8 +250,9 @@ impl Cache {
                 return Err(e.into());
             }
             Err(journal::SnapshotDamage::Invalid(reason)) => {
+                // A snapshot is replaced atomically: a crash never damages it.
                 self.log.log(
-                    Level::Warn,
+                    Level::Error,
                     "snapshot damaged; rebuilding the index",
                     &[("reason", &reason)],
                 );
@@ -282,14 +297,17 @@ impl Cache {
             let mut header_ok = None;
             let mut read = 0u64;
             let closed = &mut closed_with;
-            let (end, valid_len) = journal::read_records_from(
-                self.storage.as_mut(),
-                &layout::journal_path(g),
-                0,
-                |r| {
+            let replay =
+                journal::read_journal(self.storage.as_mut(), &layout::journal_path(g), 0, |r| {
                     read += 1;
                     match (&r, header_ok) {
                         (Record::Header { generation: h, .. }, None) => header_ok = Some(*h == g),
+                        (_, None) => {
+                            // The header was lost to damage (reported below): the file's name
+                            // still says which generation its records belong to.
+                            header_ok = Some(true);
+                            apply_record(index, tags, config, r);
+                        }
                         (Record::Closed { entries, bytes }, Some(true)) => {
                             *closed = Some((*entries, *bytes));
                         }
@@ -299,24 +317,52 @@ impl Cache {
                         }
                         _ => header_ok = Some(false),
                     }
-                },
-            )?;
+                })?;
             report.journal_records += read;
             if g == generation {
                 records = read;
-                len = valid_len;
+                len = replay.valid_len;
             } else {
                 closed_with = None;
             }
-            if end == FrameEnd::Torn || header_ok != Some(true) {
+            if !replay.damaged.is_empty() {
+                // What the damaged records did is missing from the index: the files are
+                // reconciled (no clean-shutdown shortcut). The journal is kept as it is (a
+                // fresh snapshot would erase the evidence); `verify` reports it until `repair`.
                 closed_with = None;
-                report.torn_tail = true;
-                need_compact = true;
+                let path = layout::journal_path(g);
+                let ranges: Vec<String> = replay
+                    .damaged
+                    .iter()
+                    .map(|r| format!("{}..{}", r.start, r.end))
+                    .collect();
+                let bytes: u64 = replay.damaged.iter().map(|r| r.end - r.start).sum();
+                report.journal_damaged_regions += replay.damaged.len() as u64;
+                report.journal_damaged_bytes += bytes;
                 self.log.log(
-                    Level::Warn,
-                    "journal tail torn; dropped",
-                    &[("generation", &g.to_string())],
+                    Level::Error,
+                    "journal damaged: the records in the damaged bytes are lost, the valid ones after them kept",
+                    &[("path", &path), ("bytes", &ranges.join(","))],
                 );
+                self.note_index_damage(
+                    &path,
+                    format!(
+                        "damaged bytes {} skipped: their records are lost",
+                        ranges.join(", ")
+                    ),
+                );
+            }
+            if replay.end == FrameEnd::Torn || header_ok != Some(true) {
+                closed_with = None;
+                need_compact = true;
+                if !replay.gave_up {
+                    report.torn_tail = true;
+                    self.log.log(
+                        Level::Warn,
+                        "journal tail torn; dropped",
+                        &[("generation", &g.to_string())],
+                    );
+                }
             }
         }
         self.journal = Journal::new(generation, records, len);
@@ -410,6 +456,17 @@ impl Cache {
         }
         self.after_refresh();
         Ok(true)
+    }
+
+    /// Remembers damage found in an index file, for the integrity check.
+    fn note_index_damage(&mut self, path: &str, detail: String) {
+        let issue = IntegrityIssue {
+            what: path.to_owned(),
+            detail,
+        };
+        if !self.index_damage.contains(&issue) {
+            self.index_damage.push(issue);
+        }
     }
 
     fn after_refresh(&mut self) {
@@ -563,17 +620,20 @@ impl Cache {
                 Err(e) => return Ok(Adoption::LeftAlone(e.to_string())),
             },
             Kind::Manifest => {
+                // Never more than the limit is read, whatever size the file reports.
                 let size = match self.storage.size(&path) {
                     Ok(size) => size.unwrap_or(0),
                     Err(e) => return Ok(Adoption::LeftAlone(e.to_string())),
                 };
-                if size > self.config.max_manifest_bytes {
+                let bytes = if size > self.config.max_manifest_bytes {
                     None
                 } else {
-                    let bytes = match storage::read_all(self.storage.as_mut(), &path) {
+                    match storage::read_exact(self.storage.as_mut(), &path, size) {
                         Ok(bytes) => bytes,
                         Err(e) => return Ok(Adoption::LeftAlone(e.to_string())),
-                    };
+                    }
+                };
+                if let Some(bytes) = bytes {
                     let digest = crate::hashing::digest_of(
                         self.hasher.as_ref(),
                         key.digest.algorithm(),
@@ -585,6 +645,8 @@ impl Cache {
                         }
                         _ => None,
                     }
+                } else {
+                    None
                 }
             }
         };

@@ -809,3 +809,101 @@ fn a_crash_after_another_process_closed_is_not_taken_for_a_clean_shutdown() {
     let report = fresh.check_integrity().unwrap();
     assert!(report.healthy, "{report:?}");
 }
+
+#[test]
+fn damage_in_the_middle_of_the_journal_keeps_the_records_after_it() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let mut cache = open_with(&s, &c, Config::default());
+    let a = cache.put_blob(None, b"a").unwrap();
+    let journal = layout::journal_path(0);
+    let tags: Vec<Reference> = ["app:1", "app:2", "app:3"]
+        .iter()
+        .map(|t| t.parse().unwrap())
+        .collect();
+    let mut ends = Vec::new();
+    for t in &tags {
+        cache.put_tag(t, &a).unwrap();
+        ends.push(s.get(&journal).unwrap().len());
+    }
+    let b = cache.put_blob(None, b"b").unwrap();
+    cache.close().unwrap();
+    // Bit rot inside the record of the second tag: the records before and after it are whole.
+    s.corrupt(&journal, (ends[0] + ends[1]) / 2);
+    let log = MemoryLog::default();
+    let mut cache = Cache::builder(s.clone(), c.clone())
+        .log(log.clone())
+        .open()
+        .unwrap();
+    assert_eq!(
+        cache.resolve_tag(&tags[0]).unwrap(),
+        Resolution::Fresh(a.clone())
+    );
+    assert_eq!(
+        cache.resolve_tag(&tags[1]).unwrap(),
+        Resolution::Unknown,
+        "the damaged record is lost"
+    );
+    assert_eq!(
+        cache.resolve_tag(&tags[2]).unwrap(),
+        Resolution::Fresh(a.clone()),
+        "a record after the damage is kept"
+    );
+    assert!(cache.has_blob(&b), "so is the blob put after it");
+    assert!(!cache.check_integrity().unwrap().healthy);
+}
+
+#[test]
+fn damage_in_the_middle_of_the_journal_is_reported_until_repair() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let mut cache = open_with(&s, &c, Config::default());
+    let a = cache.put_blob(None, b"a").unwrap();
+    let journal = layout::journal_path(0);
+    let before = s.get(&journal).unwrap().len();
+    cache.put_tag(&"app:1".parse().unwrap(), &a).unwrap();
+    let after = s.get(&journal).unwrap().len();
+    cache.put_tag(&"app:2".parse().unwrap(), &a).unwrap();
+    drop(cache);
+    s.corrupt(&journal, before + 10);
+    let log = MemoryLog::default();
+    let mut cache = Cache::builder(s.clone(), c.clone())
+        .log(log.clone())
+        .open()
+        .unwrap();
+    let report = cache.recovery_report().clone();
+    assert_eq!(
+        (
+            report.journal_damaged_regions,
+            report.journal_damaged_bytes,
+            report.torn_tail
+        ),
+        (1, (after - before) as u64, false),
+        "{report:?}"
+    );
+    assert!(
+        log.records()
+            .iter()
+            .any(|(level, m)| *level == Level::Error && m.starts_with("journal damaged")),
+        "logged as an error"
+    );
+    let check = cache.check_integrity().unwrap();
+    assert!(!check.healthy);
+    assert_eq!(check.corrupted.len(), 1);
+    assert_eq!(check.corrupted[0].what, journal);
+    // Until repaired, every open reports it again (the damaged journal is kept as evidence).
+    drop(cache);
+    let mut cache = open_with(&s, &c, Config::default());
+    assert_eq!(cache.recovery_report().journal_damaged_regions, 1);
+    assert!(!cache.check_integrity().unwrap().healthy);
+    let repaired = cache.repair().unwrap();
+    assert_eq!(repaired.before.corrupted.len(), 1);
+    assert!(cache.check_integrity().unwrap().healthy);
+    assert_eq!(
+        cache.resolve_tag(&"app:2".parse().unwrap()).unwrap(),
+        Resolution::Fresh(a.clone())
+    );
+    drop(cache);
+    let mut cache = open_with(&s, &c, Config::default());
+    assert_eq!(cache.recovery_report().journal_damaged_regions, 0);
+    assert!(cache.check_integrity().unwrap().healthy);
+    assert!(cache.has_blob(&a));
+}

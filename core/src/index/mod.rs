@@ -207,15 +207,15 @@ impl Index {
             .filter(|(_, e)| e.pins > 0 || e.readers > 0 || e.quarantined)
             .map(|(id, _)| id)
             .collect();
-        let mut protected_bytes = 0;
+        let mut protected_bytes = 0u64;
         while let Some(id) = stack.pop() {
             if std::mem::replace(&mut protected[id.0 as usize], true) {
                 continue;
             }
-            protected_bytes += self.get(id).size;
+            protected_bytes = protected_bytes.wrapping_add(self.get(id).size);
             stack.extend(self.references(id).iter().filter_map(|k| self.find(k)));
         }
-        self.bytes - protected_bytes
+        self.bytes.wrapping_sub(protected_bytes)
     }
 
     /// All entries, in slab order.
@@ -288,7 +288,9 @@ impl Index {
             }
         };
         let fingerprint = entry.fingerprint();
-        self.bytes += entry.size;
+        // Wrapping: sizes come from stored records, and a forged one must not panic before
+        // opening checks it against the file (add and subtract still cancel exactly).
+        self.bytes = self.bytes.wrapping_add(entry.size);
         match entry.kind {
             Kind::Manifest => self.counts.manifests += 1,
             Kind::Blob => self.counts.blobs += 1,
@@ -339,7 +341,7 @@ impl Index {
             found.remove();
         }
         self.free.push(id.0);
-        self.bytes -= entry.size;
+        self.bytes = self.bytes.wrapping_sub(entry.size);
         match entry.kind {
             Kind::Manifest => self.counts.manifests -= 1,
             Kind::Blob => self.counts.blobs -= 1,
@@ -441,7 +443,7 @@ impl Index {
         let e = self.slots[id.0 as usize].as_mut().expect("live entry id");
         f(e);
         let (new_expires, new_size) = (e.expires, e.size);
-        self.bytes = self.bytes - old.size + new_size;
+        self.bytes = self.bytes.wrapping_sub(old.size).wrapping_add(new_size);
         if self.bulk {
             return;
         }
@@ -456,11 +458,14 @@ impl Index {
         let e = self.slots[id.0 as usize].as_ref().expect("live entry id");
         match (old.is_candidate(), e.is_candidate()) {
             (true, true) => {
-                self.candidate_bytes = self.candidate_bytes - old.size + e.size;
+                self.candidate_bytes = self
+                    .candidate_bytes
+                    .wrapping_sub(old.size)
+                    .wrapping_add(e.size);
                 self.policy.update(id, &old, e);
             }
             (true, false) => {
-                self.candidate_bytes -= old.size;
+                self.candidate_bytes = self.candidate_bytes.wrapping_sub(old.size);
                 self.policy.remove(id, &old);
             }
             (false, true) => self.enter_policy(id),
@@ -473,7 +478,7 @@ impl Index {
             return;
         }
         let e = self.slots[id.0 as usize].as_ref().expect("live entry id");
-        self.candidate_bytes += e.size;
+        self.candidate_bytes = self.candidate_bytes.wrapping_add(e.size);
         self.policy.insert(id, e);
     }
 
@@ -482,7 +487,7 @@ impl Index {
             return;
         }
         let e = self.slots[id.0 as usize].as_ref().expect("live entry id");
-        self.candidate_bytes -= e.size;
+        self.candidate_bytes = self.candidate_bytes.wrapping_sub(e.size);
         self.policy.remove(id, e);
     }
 

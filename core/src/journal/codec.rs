@@ -67,6 +67,16 @@ impl<'a> Decoder<'a> {
             self.take(8)?.try_into().map_err(|_| Malformed)?,
         ))
     }
+    /// A count of items that follow, each at least `min_item` bytes long: refused when the
+    /// bytes left could not hold that many, so that no stored count sizes an allocation beyond
+    /// the bytes actually read.
+    pub(crate) fn count(&mut self, min_item: usize) -> Result<usize, Malformed> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min_item) > self.buf.len() {
+            return Err(Malformed);
+        }
+        Ok(n)
+    }
     pub(crate) fn str(&mut self) -> Result<String, Malformed> {
         let n = self.u32()? as usize;
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| Malformed)

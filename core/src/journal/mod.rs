@@ -5,7 +5,8 @@ mod codec;
 mod record;
 mod snapshot;
 
-pub(crate) use record::{FORMAT_VERSION, FrameEnd, FrameParser, MIN_PUT_FRAME, Record};
+use record::FrameParser;
+pub(crate) use record::{FORMAT_VERSION, FrameEnd, MIN_PUT_FRAME, Record};
 pub(crate) use snapshot::{SnapshotDamage, read_snapshot, write_snapshot};
 
 use crate::layout;
@@ -16,47 +17,103 @@ const READ_CHUNK: usize = 1 << 20;
 /// Touch records kept in memory before they are written out.
 const MAX_BUFFERED_TOUCHES: usize = 4096;
 
-/// Streams the records of `path` to `each`; returns how the file ended.
+/// What reading a journal found.
+#[derive(Debug)]
+pub(crate) struct Replay {
+    /// `Torn` when the file does not end with a whole valid frame: the bytes after `valid_len`
+    /// must be cut before anything is appended.
+    pub(crate) end: FrameEnd,
+    /// Offset just past the last whole, valid frame.
+    pub(crate) valid_len: u64,
+    /// Damaged byte ranges that were skipped because valid frames follow them: corruption,
+    /// not a crash (their records are lost; the records after them were read). When
+    /// resynchronisation gave up, the last range runs to the end of the file.
+    pub(crate) damaged: Vec<std::ops::Range<u64>>,
+    /// Resynchronisation gave up on the damage at the end (see `damaged`): the tail was not a
+    /// plain torn append.
+    pub(crate) gave_up: bool,
+}
+
+/// Streams the records of `path` to `each`, stopping at the first damaged frame (snapshots:
+/// any damage invalidates the whole file); returns how the file ended.
 pub(crate) fn read_records(
     storage: &mut dyn Storage,
     path: &str,
     each: impl FnMut(Record),
 ) -> Result<FrameEnd, StorageError> {
-    read_records_from(storage, path, 0, each).map(|(end, _)| end)
+    read_frames(storage, path, 0, FrameParser::default(), each).map(|r| r.end)
 }
 
-/// Streams the records of `path` that start at byte `start` (a frame boundary) to `each`;
-/// returns how the file ended and the offset just past the last whole, valid frame.
+/// Streams the journal records of `path` that start at byte `start` (a frame boundary) to
+/// `each`, skipping damaged regions that valid frames follow; returns how the file ended and
+/// the offset just past the last whole, valid frame.
 pub(crate) fn read_records_from(
     storage: &mut dyn Storage,
     path: &str,
     start: u64,
-    mut each: impl FnMut(Record),
+    each: impl FnMut(Record),
 ) -> Result<(FrameEnd, u64), StorageError> {
-    let mut parser = FrameParser::default();
+    read_journal(storage, path, start, each).map(|r| (r.end, r.valid_len))
+}
+
+/// Like [`read_records_from`], reporting the damage skipped as well.
+pub(crate) fn read_journal(
+    storage: &mut dyn Storage,
+    path: &str,
+    start: u64,
+    each: impl FnMut(Record),
+) -> Result<Replay, StorageError> {
+    read_frames(storage, path, start, FrameParser::resyncing(), each)
+}
+
+fn read_frames(
+    storage: &mut dyn Storage,
+    path: &str,
+    start: u64,
+    mut parser: FrameParser,
+    mut each: impl FnMut(Record),
+) -> Result<Replay, StorageError> {
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut offset = start;
-    loop {
+    let stopped = loop {
         let n = storage.read_at(path, offset, &mut chunk)?;
         if n == 0 {
-            break;
+            parser.end_input();
+        } else {
+            offset += n as u64;
+            parser.feed(&chunk[..n]);
         }
-        offset += n as u64;
-        parser.feed(&chunk[..n]);
-        loop {
+        let stopped = loop {
             match parser.next() {
                 Ok(Some(r)) => each(r),
-                Ok(None) => break,
-                Err(end) => return Ok((end, start + parser.consumed() as u64)),
+                Ok(None) => break false,
+                Err(_) => break true,
             }
+        };
+        if stopped || n == 0 {
+            break stopped;
         }
-    }
-    let end = if parser.has_leftover() {
-        FrameEnd::Torn
-    } else {
-        FrameEnd::Clean
     };
-    Ok((end, start + parser.consumed() as u64))
+    let mut damaged: Vec<_> = parser
+        .damaged()
+        .iter()
+        .map(|r| start + r.start..start + r.end)
+        .collect();
+    let gave_up = parser.gave_up();
+    if let Some(from) = gave_up {
+        let size = storage.size(path)?.unwrap_or(offset).max(offset);
+        damaged.push(start + from..size);
+    }
+    Ok(Replay {
+        end: if stopped {
+            FrameEnd::Torn
+        } else {
+            FrameEnd::Clean
+        },
+        valid_len: start + parser.consumed(),
+        damaged,
+        gave_up: gave_up.is_some(),
+    })
 }
 
 /// The writer side of the journal of one generation.
@@ -197,23 +254,37 @@ impl Journal {
     /// no record) or the torn append of a process that died, never records it has not replayed.
     fn cut_damaged_tail(&mut self, storage: &mut dyn Storage) -> Result<(), StorageError> {
         let path = layout::journal_path(self.generation);
-        let data = match crate::storage::read_all(storage, &path) {
-            Ok(data) => data,
-            Err(StorageError::NotFound(_)) => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        let keep = usize::try_from(self.len).unwrap_or(usize::MAX);
-        if data.len() < keep || valid_prefix(&data[..keep]) != keep {
+        let size = storage.size(&path)?.unwrap_or(0);
+        if size < self.len {
             // Not the file this process followed: another one cut or compacted it.
             return Err(StorageError::Io(format!(
                 "{path} changed under this process; refresh first"
             )));
         }
-        if keep == 0 {
+        if self.len == 0 {
             storage.remove(&path)?;
-        } else if keep < data.len() {
+        } else if self.len < size {
+            // Streamed in pieces: the file's size is a stored claim, never an allocation.
             let temp = storage.create_temp(Some(self.len))?;
-            if let Err(e) = storage.write_temp(temp, &data[..keep]) {
+            let copied = (|| {
+                let mut buf = vec![0u8; READ_CHUNK];
+                let mut offset = 0u64;
+                while offset < self.len {
+                    let want = usize::try_from(self.len - offset)
+                        .unwrap_or(usize::MAX)
+                        .min(buf.len());
+                    let n = storage.read_at(&path, offset, &mut buf[..want])?;
+                    if n == 0 {
+                        return Err(StorageError::Io(format!(
+                            "{path} changed under this process; refresh first"
+                        )));
+                    }
+                    storage.write_temp(temp, &buf[..n])?;
+                    offset += n as u64;
+                }
+                Ok(())
+            })();
+            if let Err(e) = copied {
                 let _ = storage.abort_temp(temp);
                 return Err(e);
             }
@@ -250,14 +321,6 @@ impl Journal {
         self.buffered.clear();
         self.buffered_count = 0;
     }
-}
-
-/// Length of the longest prefix of `data` made of whole frames that replay accepts.
-fn valid_prefix(data: &[u8]) -> usize {
-    let mut parser = FrameParser::default();
-    parser.feed(data);
-    while let Ok(Some(_)) = parser.next() {}
-    parser.consumed()
 }
 
 #[cfg(test)]

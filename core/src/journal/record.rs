@@ -10,6 +10,7 @@ use crate::key::Key;
 use crate::manifest::MediaType;
 use crate::tags::{TagHistoryEntry, TagState};
 use std::collections::VecDeque;
+use std::ops::Range;
 
 /// Format version written in every header.
 pub const FORMAT_VERSION: u32 = 1;
@@ -21,6 +22,12 @@ pub const MAX_RECORD: usize = 64 << 20;
 pub const MIN_PUT_FRAME: u64 = (FRAME_HEADER + 1 + 2 + 32 + 8 * 4 + 4 * 2 + 2 + 4) as u64;
 /// Frame header size.
 pub const FRAME_HEADER: usize = 8;
+/// The highest record type byte (`Closed`).
+const MAX_RECORD_TYPE: u8 = 12;
+/// The smallest encoded digest (algorithm byte and a SHA-256).
+const MIN_DIGEST: usize = 1 + 32;
+/// The smallest encoded key (kind byte and the smallest digest).
+const MIN_KEY: usize = 1 + MIN_DIGEST;
 
 /// One change to the index, or (in snapshots) one piece of its state.
 #[derive(Debug, Clone)]
@@ -215,10 +222,7 @@ impl Record {
                     c => Some(MediaType::from_code(c).ok_or(Malformed)?),
                 };
                 let quarantined = d.u8()? != 0;
-                let n = d.u32()? as usize;
-                if n > body.len() {
-                    return Err(Malformed);
-                }
+                let n = d.count(MIN_KEY)?;
                 let mut references = Vec::with_capacity(n);
                 for _ in 0..n {
                     references.push(d.key()?);
@@ -270,10 +274,7 @@ impl Record {
                 let validated = d.u64()?;
                 let fresh_until = d.u64()?;
                 let invalidated = d.u8()? != 0;
-                let n = d.u32()? as usize;
-                if n > body.len() {
-                    return Err(Malformed);
-                }
+                let n = d.count(MIN_DIGEST + 8)?;
                 let mut history = VecDeque::with_capacity(n);
                 for _ in 0..n {
                     history.push_back(TagHistoryEntry {
@@ -310,13 +311,54 @@ impl Record {
     }
 }
 
+/// How far resynchronisation scans past the start of a damaged region for the next valid frame
+/// before it takes the rest of the file for damaged.
+const RESYNC_SCAN: u64 = MAX_RECORD as u64;
+/// Bytes of candidate frames (decoded and checksummed) one resynchronisation may examine
+/// before it gives up the same way: it bounds the work a crafted file can cause.
+const RESYNC_WORK: u64 = 1 << 30;
+
 /// Splits frames off a byte stream that arrives in chunks.
+///
+/// A damaged frame (length out of range, checksum mismatch, body that does not decode, or cut
+/// off by the end of the input) stops a plain parser: that is how a snapshot is read, where any
+/// damage makes the whole file invalid. A parser made with [`FrameParser::resyncing`] (journals)
+/// instead scans forward, byte by byte, for the next position where a valid frame starts, and
+/// goes on from there; the bytes skipped are reported as a damaged range. Damage that reaches
+/// the end of the input with no valid frame after it is a torn tail (a crash mid-append).
+///
+/// Why a resynchronisation point is not found by chance: a candidate must have a length in
+/// range that fits the input, a body that decodes completely (a known record type whose fields
+/// use exactly its length, which alone rejects almost every position of damaged or random
+/// bytes), a matching CRC-32 (one in 2^32 by chance), must not be a `Header` (only a file's
+/// first frame is one), and must be followed consistently: by the end of the input, or by a
+/// frame header whose length is in range (the next frame may itself be damaged). A chance match
+/// is thus as unlikely as a CRC-32 collision on a body that also decodes exactly, and a candidate
+/// followed by garbage is still refused. The one record this can lose is a valid one wedged
+/// between damaged bytes and a frame whose length field is damaged too.
 #[derive(Default)]
 pub(crate) struct FrameParser {
     buf: Vec<u8>,
+    /// Position in `buf` of the next byte to examine.
     start: usize,
     /// Bytes dropped from the front of `buf` by earlier feeds.
     consumed_before: usize,
+    /// Offset (from the first byte fed) just past the last valid frame.
+    valid_end: u64,
+    /// Whether to resynchronise after damage, rather than stop.
+    resync: bool,
+    /// No more input will come.
+    eof: bool,
+    /// Parsing has stopped for good (damage without resynchronisation, or a torn tail).
+    stopped: bool,
+    /// Where the damaged region being skipped began.
+    damaged_from: Option<u64>,
+    /// Candidate bytes examined since then.
+    work: u64,
+    /// Damaged regions skipped so far, each followed by a valid frame.
+    damaged: Vec<Range<u64>>,
+    /// Resynchronisation gave up (its bounds were exceeded) at this offset.
+    gave_up: Option<u64>,
 }
 
 /// Why frame parsing stopped.
@@ -324,11 +366,74 @@ pub(crate) struct FrameParser {
 pub(crate) enum FrameEnd {
     /// All input consumed on a frame boundary.
     Clean,
-    /// Input ended inside a frame, or a frame failed its checksum: a torn or damaged tail.
+    /// Input ended inside a frame, or damaged bytes reach the end: a torn or damaged tail, to
+    /// be cut before anything is appended.
     Torn,
 }
 
+/// What the bytes at one position hold.
+enum Check {
+    /// A whole valid frame of this many bytes.
+    Valid(Record, usize),
+    /// Not decidable until more input arrives.
+    NeedMore,
+    /// Not a valid frame.
+    Invalid,
+}
+
+/// Checks for a whole valid frame at the start of `avail` (the end of the input when `eof`).
+fn check(avail: &[u8], eof: bool) -> Check {
+    let undecided = if eof { Check::Invalid } else { Check::NeedMore };
+    if avail.len() < FRAME_HEADER {
+        return undecided;
+    }
+    let len = u32::from_le_bytes(avail[0..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(avail[4..8].try_into().expect("4 bytes"));
+    if len == 0 || len > MAX_RECORD {
+        return Check::Invalid;
+    }
+    // An unknown record type is refused before waiting for the rest of a (claimed) body.
+    if avail
+        .get(FRAME_HEADER)
+        .is_some_and(|t| !(1..=MAX_RECORD_TYPE).contains(t))
+    {
+        return Check::Invalid;
+    }
+    if avail.len() < FRAME_HEADER + len {
+        return undecided;
+    }
+    let body = &avail[FRAME_HEADER..FRAME_HEADER + len];
+    // Decoding first rejects damaged bytes cheaply (it fails at the first impossible field);
+    // the checksum, which reads every byte, only runs on bodies that decode.
+    let Ok(record) = Record::decode_body(body) else {
+        return Check::Invalid;
+    };
+    if crc32fast::hash(body) != crc {
+        return Check::Invalid;
+    }
+    Check::Valid(record, FRAME_HEADER + len)
+}
+
+/// Whether `after` (what follows a candidate frame) continues it consistently: the end of the
+/// input, or the header of a frame with a length in range (which may itself be damaged or cut
+/// off by the end: a record between two damaged ones is still kept). `None`: more input needed.
+fn follows(after: &[u8], eof: bool) -> Option<bool> {
+    if after.len() < FRAME_HEADER {
+        return if eof { Some(true) } else { None };
+    }
+    let len = u32::from_le_bytes(after[0..4].try_into().expect("4 bytes")) as usize;
+    Some(len != 0 && len <= MAX_RECORD)
+}
+
 impl FrameParser {
+    /// A parser that resynchronises after damage (for journals).
+    pub(crate) fn resyncing() -> FrameParser {
+        FrameParser {
+            resync: true,
+            ..FrameParser::default()
+        }
+    }
+
     /// Adds input.
     pub(crate) fn feed(&mut self, data: &[u8]) {
         if self.start > 0 && (self.start == self.buf.len() || self.start > (1 << 20)) {
@@ -339,37 +444,96 @@ impl FrameParser {
         self.buf.extend_from_slice(data);
     }
 
-    /// The next complete, checksummed record; `Ok(None)` when more input is needed;
-    /// `Err(FrameEnd::Torn)` on a damaged frame.
+    /// Marks the end of the input: what remains undecided is decided now.
+    pub(crate) fn end_input(&mut self) {
+        self.eof = true;
+    }
+
+    /// Offset of the next byte to examine.
+    fn position(&self) -> u64 {
+        (self.consumed_before + self.start) as u64
+    }
+
+    /// The next complete, valid record; `Ok(None)` when more input is needed (or, after
+    /// [`FrameParser::end_input`], at a clean end); `Err(FrameEnd::Torn)` when parsing stopped
+    /// at damage that it did not (or could not) resynchronise past.
     pub(crate) fn next(&mut self) -> Result<Option<Record>, FrameEnd> {
-        let avail = &self.buf[self.start..];
-        if avail.len() < FRAME_HEADER {
-            return Ok(None);
-        }
-        let len = u32::from_le_bytes(avail[0..4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(avail[4..8].try_into().expect("4 bytes"));
-        if len == 0 || len > MAX_RECORD {
+        if self.stopped {
             return Err(FrameEnd::Torn);
         }
-        if avail.len() < FRAME_HEADER + len {
-            return Ok(None);
+        loop {
+            let avail = &self.buf[self.start..];
+            let Some(from) = self.damaged_from else {
+                if avail.is_empty() {
+                    return Ok(None);
+                }
+                match check(avail, self.eof) {
+                    Check::Valid(record, len) => {
+                        self.start += len;
+                        self.valid_end = self.position();
+                        return Ok(Some(record));
+                    }
+                    Check::NeedMore => return Ok(None),
+                    Check::Invalid if !self.resync => {
+                        self.stopped = true;
+                        return Err(FrameEnd::Torn);
+                    }
+                    Check::Invalid => {
+                        self.damaged_from = Some(self.position());
+                        self.work = 0;
+                        self.start += 1;
+                        continue;
+                    }
+                }
+            };
+            if avail.is_empty() {
+                if self.eof {
+                    // Damage that reaches the end: a torn tail.
+                    self.stopped = true;
+                    return Err(FrameEnd::Torn);
+                }
+                return Ok(None);
+            }
+            if self.position() - from > RESYNC_SCAN || self.work > RESYNC_WORK {
+                self.gave_up = Some(from);
+                self.stopped = true;
+                return Err(FrameEnd::Torn);
+            }
+            let eof = self.eof;
+            match check(avail, eof) {
+                Check::NeedMore => return Ok(None),
+                Check::Invalid | Check::Valid(Record::Header { .. }, _) => self.start += 1,
+                Check::Valid(record, len) => {
+                    self.work += len as u64;
+                    match follows(&avail[len..], eof) {
+                        None => return Ok(None),
+                        Some(false) => self.start += 1,
+                        Some(true) => {
+                            self.damaged.push(from..self.position());
+                            self.damaged_from = None;
+                            self.start += len;
+                            self.valid_end = self.position();
+                            return Ok(Some(record));
+                        }
+                    }
+                }
+            }
         }
-        let body = &avail[FRAME_HEADER..FRAME_HEADER + len];
-        if crc32fast::hash(body) != crc {
-            return Err(FrameEnd::Torn);
-        }
-        let record = Record::decode_body(body).map_err(|_| FrameEnd::Torn)?;
-        self.start += FRAME_HEADER + len;
-        Ok(Some(record))
     }
 
-    /// Bytes of input consumed by whole, valid frames so far (total, across feeds).
-    pub(crate) fn consumed(&self) -> usize {
-        self.consumed_before + self.start
+    /// Offset just past the last whole, valid frame (from the first byte fed).
+    pub(crate) fn consumed(&self) -> u64 {
+        self.valid_end
     }
 
-    /// Whether unconsumed bytes remain (at end of input: a torn tail).
-    pub(crate) fn has_leftover(&self) -> bool {
-        self.start < self.buf.len()
+    /// The damaged ranges skipped so far, each followed by a valid frame.
+    pub(crate) fn damaged(&self) -> &[Range<u64>] {
+        &self.damaged
+    }
+
+    /// Where a damaged region began that resynchronisation gave up on (its bounds exceeded):
+    /// from there on nothing was checked.
+    pub(crate) fn gave_up(&self) -> Option<u64> {
+        self.gave_up
     }
 }

@@ -68,23 +68,25 @@ pub trait Storage: Send {
     fn clear_temps(&mut self) -> Result<u64, StorageError>;
 }
 
-/// Reads a whole object (for small ones: manifests, snapshots are read in chunks instead).
-pub(crate) fn read_all(storage: &mut dyn Storage, path: &str) -> Result<Vec<u8>, StorageError> {
-    let size = storage
-        .size(path)?
-        .ok_or_else(|| StorageError::NotFound(path.to_owned()))?;
+/// Reads the first `len` bytes of an object; `Ok(None)` if it is shorter. The caller bounds
+/// `len` by something other than stored bytes (a configured limit), so that no size a damaged
+/// or hostile directory reports or records sizes an allocation.
+pub(crate) fn read_exact(
+    storage: &mut dyn Storage,
+    path: &str,
+    len: u64,
+) -> Result<Option<Vec<u8>>, StorageError> {
     let mut out =
-        vec![0; usize::try_from(size).map_err(|_| StorageError::Io("object too large".into()))?];
+        vec![0; usize::try_from(len).map_err(|_| StorageError::Io("object too large".into()))?];
     let mut filled = 0;
     while filled < out.len() {
         let n = storage.read_at(path, filled as u64, &mut out[filled..])?;
         if n == 0 {
-            out.truncate(filled);
-            break;
+            return Ok(None);
         }
         filled += n;
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Writes `data` to `path` through a temp object: all or nothing.

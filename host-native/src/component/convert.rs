@@ -82,9 +82,10 @@ plain!(MetricsSnapshot => core::MetricsSnapshot {
     peak_entries_stored, peak_hit_rate,
 });
 plain!(RecoveryReport => core::RecoveryReport {
-    snapshot_generation, snapshot_damaged, journal_records, torn_tail, stale_journals_removed,
-    temps_removed, orphans_adopted, orphans_removed, missing_dropped, evicted, compacted,
-    clean_shutdown, size_mismatches, foreign_files,
+    snapshot_generation, snapshot_damaged, journal_records, torn_tail, journal_damaged_regions,
+    journal_damaged_bytes, stale_journals_removed, temps_removed, orphans_adopted,
+    orphans_removed, missing_dropped, evicted, compacted, clean_shutdown, size_mismatches,
+    foreign_files,
 });
 plain!(DebugInfo => core::DebugInfo {
     config, policy, stats, metrics, journal_generation, journal_records, recovery,
