@@ -19,6 +19,8 @@ struct CoreSubject {
     storage: MemoryStorage,
     clock: ManualClock,
     cache: Option<Cache>,
+    /// Runner self-test: closing fails (as a close whose records cannot be written would).
+    close_fails: bool,
 }
 
 impl CoreSubject {
@@ -27,6 +29,7 @@ impl CoreSubject {
             storage: MemoryStorage::new(),
             clock: ManualClock::new(start_ms),
             cache: None,
+            close_fails: false,
         }
     }
 
@@ -63,6 +66,11 @@ impl Subject for CoreSubject {
             }
             if flush {
                 cache.close()?;
+                if self.close_fails {
+                    return Err(ocicache_core::Error::Storage(
+                        ocicache_core::StorageError::Io("injected close failure".into()),
+                    ));
+                }
             }
         }
         Ok(())
@@ -314,4 +322,21 @@ fn a_wrong_expectation_fails_the_scenario() {
             .unwrap_err()
             .contains("unknown op")
     );
+}
+
+/// A scenario whose final close fails fails too: a close is an operation like any other.
+#[test]
+fn a_failing_final_close_fails_the_scenario() {
+    let scenario = json!({
+        "name": "self/close",
+        "description": "runner self-test",
+        "steps": [{"op": "blob.put", "args": {"data": "x"}}]
+    });
+    assert_eq!(play("self/close", &scenario, CoreSubject::new), Ok(1));
+    let failing = |start| CoreSubject {
+        close_fails: true,
+        ..CoreSubject::new(start)
+    };
+    let err = play("self/close", &scenario, failing).unwrap_err();
+    assert!(err.contains("closing") && err.contains("storage"), "{err}");
 }

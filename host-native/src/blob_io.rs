@@ -79,7 +79,9 @@ impl BlobWriter {
 
     fn abort_now(&mut self) {
         if let Some(h) = self.handle.take() {
-            let _ = self.shared.unlocked(|e| {
+            // If the lock cannot be taken, the temp stays until the cache closes (and is
+            // cleared by the next open): nothing is visible either way.
+            let _ = self.shared.locked(|e| {
                 e.abort_blob(h);
                 Ok(())
             });
@@ -98,7 +100,7 @@ impl io::Write for BlobWriter {
             return Ok(0);
         }
         self.shared
-            .unlocked(|e| e.write_blob(h, buf))
+            .locked(|e| e.write_blob(h, buf))
             .map_err(to_io_error)?;
         self.written += buf.len() as u64;
         Ok(buf.len())
@@ -160,15 +162,12 @@ impl io::Read for BlobReader {
             return Ok(0);
         }
         let h = self.handle;
-        // The read that reaches the end verifies, and may quarantine the entry (an index
-        // change): that one runs under the file lock; the others need only the mutex.
-        let last = self.size - self.position.min(self.size) <= buf.len() as u64;
-        let result = if last {
-            self.shared.locked(|e| e.read_blob(h, buf))
-        } else {
-            self.shared.unlocked(|e| e.read_blob(h, buf))
-        };
-        let n = result.map_err(to_io_error)?;
+        // Any chunk may quarantine the entry (the last one on a digest mismatch, any one that
+        // finds the file cut short): each runs under the directory lock.
+        let n = self
+            .shared
+            .locked(|e| e.read_blob(h, buf))
+            .map_err(to_io_error)?;
         self.position += n as u64;
         Ok(n)
     }
@@ -177,7 +176,7 @@ impl io::Read for BlobReader {
 impl Drop for BlobReader {
     fn drop(&mut self) {
         let h = self.handle;
-        let _ = self.shared.unlocked(|e| {
+        let _ = self.shared.locked(|e| {
             e.close_blob(h);
             Ok(())
         });

@@ -255,3 +255,77 @@ fn a_large_blob_hashed_on_a_thread_with_early_writeback_is_stored_intact() {
         assert!(cache.delete_blob(&want).unwrap());
     }
 }
+
+#[test]
+fn a_short_file_found_mid_stream_is_recorded_under_the_directory_lock() {
+    // A reads a blob in chunks; meanwhile B (another instance on the directory, as another
+    // process would be) records a tag, and the blob file is cut short. A's next chunk (not the
+    // last) finds the file short and quarantines the blob, a journal append: it must first
+    // catch up with B under the directory lock, or A's view of the journal goes wrong and what
+    // B appended is lost to A, and to everyone once A compacts.
+    for engine in [EngineKind::Native, EngineKind::Component] {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            Cache::builder(dir.path())
+                .engine(engine)
+                .clock(ManualClock::new(1_700_000_000_000))
+                .open()
+                .unwrap()
+        };
+        let (a, b) = (open(), open());
+        let data: Vec<u8> = (0..256u32 << 10).map(|i| (i * 13 % 251) as u8).collect();
+        let digest = a.put_blob(None, &data).unwrap();
+        let mut reader = a.blob_reader(&digest).unwrap();
+        let mut buf = vec![0u8; 64 << 10];
+        assert_eq!(reader.read(&mut buf).unwrap(), 64 << 10);
+
+        let tag: Reference = "example.com/app:1".parse().unwrap();
+        b.put_tag(&tag, &digest).unwrap();
+        let file = dir.path().join(format!("blobs/sha256/{}", digest.hex()));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(64 << 10)
+            .unwrap();
+
+        let err = reader.read(&mut buf).unwrap_err();
+        assert_eq!(
+            crate::error_of(&err).map(Error::kind),
+            Some(ErrorKind::Corrupted),
+            "{engine:?}: {err}"
+        );
+        drop(reader);
+        assert_eq!(
+            a.get_tag(&tag).unwrap().digest,
+            digest,
+            "{engine:?}: A sees B's tag"
+        );
+        a.cleanup().unwrap();
+        assert_eq!(
+            b.get_tag(&tag).unwrap().digest,
+            digest,
+            "{engine:?}: after A compacted"
+        );
+        assert!(
+            !b.has_blob(&digest).unwrap(),
+            "{engine:?}: B sees the quarantine"
+        );
+        a.close().unwrap();
+        b.close().unwrap();
+
+        let c = open();
+        assert_eq!(
+            c.get_tag(&tag).unwrap().digest,
+            digest,
+            "{engine:?}: after reopening"
+        );
+        assert!(!c.recovery_report().unwrap().torn_tail, "{engine:?}");
+        let report = c.check_integrity().unwrap();
+        assert_eq!(report.quarantined.len(), 1, "{engine:?}: {report:?}");
+        assert!(
+            report.corrupted.is_empty() && report.missing.is_empty(),
+            "{engine:?}"
+        );
+    }
+}

@@ -148,6 +148,15 @@ fn read_only_commands_never_evict_and_gc_logs_every_eviction() {
     let (code, out, err) = outcome(&run(&dir, &["blob", "put", file.to_str().unwrap()]));
     assert_eq!(code, 0, "{err}");
     let digest = out.trim().to_owned();
+    // A command that only reads writes nothing (not even a clean-shutdown record).
+    let before = bytes_of(&dir);
+    for args in [["ls"], ["stats"], ["verify"], ["config"]] {
+        for engine in ["component", "native"] {
+            let (code, _, err) = outcome(&run(&dir, &[&["--engine", engine][..], &args].concat()));
+            assert_eq!(code, 0, "{args:?}: {err}");
+            assert_eq!(bytes_of(&dir), before, "{engine} {args:?} wrote");
+        }
+    }
     for args in [
         vec!["--max-bytes", "10", "config"],
         vec!["--max-bytes", "10", "ls"],

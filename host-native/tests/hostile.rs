@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{outcome, pattern, run, sha256, tree};
+use common::{State, outcome, pattern, run, sha256, tree};
 use ocicache::{Cache, Digest, ErrorKind, Key, ManualClock, Reference};
 use std::path::Path;
 
@@ -154,7 +154,8 @@ fn cli_rejects_hostile_manifests_and_changes_nothing() {
     let too_large = write("too-large", &vec![b' '; (4 << 20) + 1]);
     let valid_file = write("valid", valid.as_bytes());
     let other = sha256(b"something else").to_string();
-    let before = tree(&dir);
+    // These are refused by the core, in a process that opens and closes the cache.
+    let before = State::of(&dir);
     expect_error(&dir, &["manifest", "put", &not_json], 3, "invalid_manifest");
     expect_error(&dir, &["manifest", "put", &binary], 3, "invalid_manifest");
     expect_error(
@@ -184,7 +185,7 @@ fn cli_rejects_hostile_manifests_and_changes_nothing() {
     );
     expect_error(&dir, &["manifest", "get", &other], 1, "not_found");
     expect_error(&dir, &["blob", "put", "/nonexistent/file"], 9, "io");
-    assert_eq!(tree(&dir), before, "nothing changed");
+    before.assert_unchanged(&dir, "refused manifests");
     // And the valid one is accepted, so the refusals above were about the input.
     let (code, out, err) = outcome(&run(&dir, &["manifest", "put", &valid_file]));
     assert_eq!(code, 0, "{err}");
@@ -317,6 +318,181 @@ fn library_rejects_hostile_input_and_changes_nothing() {
     std::fs::write(&file, b"precious").unwrap();
     assert_eq!(Cache::open(&file).err().unwrap().kind(), ErrorKind::Storage);
     assert_eq!(std::fs::read(&file).unwrap(), b"precious");
+}
+
+#[test]
+fn refused_tag_arguments_create_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cache");
+    let digest = sha256(b"x").to_string();
+    let other = sha256(b"y").to_string();
+    let by_digest = format!("app@{digest}");
+    let pins_other = format!("app:1@{other}");
+    for args in [
+        vec!["tag", "set", &by_digest, &digest],
+        vec!["tag", "set", &pins_other, &digest],
+        vec!["tag", "get", &by_digest],
+        vec!["tag", "history", &by_digest],
+        vec!["tag", "rm", &by_digest],
+    ] {
+        expect_error(&dir, &args, 3, "invalid_reference");
+        assert!(!dir.exists(), "{args:?} created {}", dir.display());
+    }
+    // The same arguments are refused the same way on an existing cache, which they leave as
+    // it was.
+    let (dir, good) = populated(root.path());
+    let good = good.to_string();
+    let before = tree(&dir);
+    let pins_other = format!("nginx:1@{other}");
+    for args in [
+        vec!["tag", "set", &by_digest, &good],
+        vec!["tag", "set", &pins_other, &good],
+        vec!["tag", "get", &by_digest],
+        vec!["tag", "history", &by_digest],
+        vec!["tag", "rm", &by_digest],
+    ] {
+        expect_error(&dir, &args, 3, "invalid_reference");
+    }
+    assert_eq!(tree(&dir), before, "nothing changed");
+}
+
+#[test]
+fn blob_put_of_a_procfs_file_stores_what_it_reads() {
+    // procfs reports a size of 0 for files that are not empty: not an announced size.
+    let expected = std::fs::read("/proc/version").unwrap();
+    assert!(!expected.is_empty());
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cache");
+    let (code, out, err) = outcome(&run(&dir, &["blob", "put", "/proc/version"]));
+    assert_eq!(code, 0, "stdout {out:?} stderr {err:?}");
+    let digest = sha256(&expected).to_string();
+    assert_eq!(out.trim(), digest);
+    let (code, out, err) = outcome(&run(&dir, &["blob", "get", &digest]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.as_bytes(), expected);
+}
+
+/// Runs `ocicache --dir DIR ARGS…`, killed if it has not finished after a generous bound
+/// (a hang then fails the test instead of blocking it forever).
+fn run_bounded(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut child = std::process::Command::new(common::bin())
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut hung = true;
+    for _ in 0..600 {
+        if child.try_wait().unwrap().is_some() {
+            hung = false;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if hung {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!hung, "ocicache {args:?} hung and was killed");
+    outcome(&out)
+}
+
+#[test]
+fn a_fifo_as_config_json_is_a_clear_error() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, _) = populated(root.path());
+    let fifo = dir.join("config.json");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let before = tree(&dir);
+    for args in [vec!["ls"], vec!["config"], vec!["verify"]] {
+        let (code, out, err) = run_bounded(&dir, &args);
+        assert_eq!(code, 8, "{args:?}: stdout {out:?} stderr {err:?}");
+        assert!(
+            err.starts_with("ocicache: invalid_config: ") && err.contains("not a regular file"),
+            "{err:?}"
+        );
+    }
+    assert_eq!(tree(&dir), before, "nothing changed");
+}
+
+#[test]
+fn a_symlink_in_a_content_directory_is_reported_and_repaired_never_followed() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, good) = populated(root.path());
+    // Outside the cache: bytes that match a digest name, and an unrelated file.
+    let outside = root.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let bytes = pattern(9, 3000);
+    let named = sha256(&bytes);
+    std::fs::write(outside.join("matching"), &bytes).unwrap();
+    std::fs::write(outside.join("precious"), b"precious").unwrap();
+    let blobs = dir.join("blobs/sha256");
+    let by_digest = blobs.join(named.hex());
+    let stray = blobs.join("stray-link");
+    std::os::unix::fs::symlink(outside.join("matching"), &by_digest).unwrap();
+    std::os::unix::fs::symlink(outside.join("precious"), &stray).unwrap();
+
+    let (code, out, err) = outcome(&run(&dir, &["verify"]));
+    assert_eq!(code, 1, "stdout {out:?} stderr {err:?}");
+    assert!(out.contains("UNHEALTHY"), "{out}");
+    for link in [
+        format!("blobs/sha256/{}", named.hex()),
+        "blobs/sha256/stray-link".into(),
+    ] {
+        assert!(
+            out.contains(&format!("unindexed: {link}: ")),
+            "{link} in {out}"
+        );
+    }
+    // Not served: the link is not a stored blob.
+    expect_error(&dir, &["blob", "get", &named.to_string()], 1, "not_found");
+
+    let (code, out, err) = outcome(&run(&dir, &["repair"]));
+    assert_eq!(code, 0, "stdout {out:?} stderr {err:?}");
+    assert!(out.contains("adopted 0, removed unindexed 2"), "{out}");
+    assert!(std::fs::symlink_metadata(&by_digest).is_err());
+    assert!(std::fs::symlink_metadata(&stray).is_err());
+    assert_eq!(std::fs::read(outside.join("matching")).unwrap(), bytes);
+    assert_eq!(
+        std::fs::read(outside.join("precious")).unwrap(),
+        b"precious"
+    );
+    let (code, out, _) = outcome(&run(&dir, &["verify"]));
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        run(&dir, &["blob", "has", &good.to_string()]).status.code(),
+        Some(0)
+    );
+}
+
+/// The check the CLI tests above rely on: a clean close is bookkeeping, anything else that a
+/// command appends is a change.
+#[test]
+fn the_unchanged_check_catches_a_stray_journal_record() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, _) = populated(root.path());
+    let before = State::of(&dir);
+    assert_eq!(run(&dir, &["ls"]).status.code(), Some(0));
+    before.assert_unchanged(&dir, "ls");
+    // A TagRemove frame (type 9) appended behind the check's back.
+    let body = [9u8, 0, 0, 0, 0];
+    let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+    frame.extend_from_slice(&[0; 4]);
+    frame.extend_from_slice(&body);
+    let mut journal = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("index/journal-0"))
+        .unwrap();
+    std::io::Write::write_all(&mut journal, &frame).unwrap();
+    let caught = std::panic::catch_unwind(|| before.assert_unchanged(&dir, "planted"));
+    assert!(caught.is_err(), "a stray record is a change");
 }
 
 /// `ocicache --engine ENGINE --dir DIR ARGS…`: exit code and trimmed stdout.

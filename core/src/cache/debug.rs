@@ -35,7 +35,8 @@ pub struct IntegrityReport {
     pub missing: Vec<IntegrityIssue>,
     /// Entries already quarantined.
     pub quarantined: Vec<IntegrityIssue>,
-    /// Files in the cache directories that the index does not list.
+    /// Files in the content directories that the index does not list, and entries there that
+    /// are not regular files (symbolic links, special files).
     pub unindexed: Vec<IntegrityIssue>,
     /// Whether nothing is wrong.
     pub healthy: bool,
@@ -163,12 +164,22 @@ impl Cache {
                 let mut names = self.storage.list(&dir)?;
                 names.sort_unstable();
                 for name in names {
+                    let path = format!("{dir}/{name}");
+                    // A symbolic link or special file is never content, whatever its name:
+                    // reported even where an entry's file belongs (that entry is missing too).
+                    if self.storage.size(&path)?.is_none() {
+                        report.unindexed.push(IntegrityIssue {
+                            what: path,
+                            detail: "not a regular file".into(),
+                        });
+                        continue;
+                    }
                     let indexed = layout::parse_entry_name(algorithm, &name)
                         .and_then(|digest| self.index.find(&Key { kind, digest }))
                         .is_some_and(|id| !self.index.get(id).is_quarantined());
                     if !indexed {
                         report.unindexed.push(IntegrityIssue {
-                            what: format!("{dir}/{name}"),
+                            what: path,
                             detail: "not in the index".into(),
                         });
                     }
@@ -199,9 +210,10 @@ impl Cache {
     }
 
     /// Acts on what [`Cache::check_integrity`] finds: removes corrupted, quarantined and
-    /// missing entries (so they can be fetched again), adopts unindexed files whose bytes
-    /// match their name and removes the others (evicting down to the low watermark if adopted
-    /// content took usage over the cap), and clears leftover temps when no blob writer is open.
+    /// missing entries (so they can be fetched again), adopts unindexed regular files whose
+    /// bytes match their name and removes the other unindexed entries (a symbolic link or
+    /// special file itself, never its target), evicting down to the low watermark if adopted
+    /// content took usage over the cap, and clears leftover temps when no blob writer is open.
     /// Valid entries are untouched.
     pub fn repair(&mut self) -> Result<RepairReport> {
         let before = self.check_integrity()?;
@@ -253,14 +265,17 @@ impl Cache {
                 }
                 _ => None,
             };
+            // Only a regular file can be adopted. Repair is asked for: a name the cache never
+            // writes, or anything that is not a regular file, goes (the entry itself, never what
+            // a link points to).
+            let regular = self.storage.size(&issue.what)?.is_some();
             let adoption = match &key {
-                Some(key) => self.adopt(key, true)?,
-                None => {
-                    // Repair is asked for: a name the cache never writes, inside its own
-                    // directories, goes.
-                    self.storage.remove(&issue.what)?;
-                    super::recovery::Adoption::Removed
-                }
+                Some(key) if regular => self.adopt(key, true)?,
+                // A directory (say) cannot be removed as an object: it is left and reported.
+                _ => match self.storage.remove(&issue.what) {
+                    Ok(()) => super::recovery::Adoption::Removed,
+                    Err(e) => super::recovery::Adoption::LeftAlone(e.to_string()),
+                },
             };
             match adoption {
                 super::recovery::Adoption::Adopted => report.adopted += 1,
@@ -271,15 +286,16 @@ impl Cache {
         // Damage in the index files is repaired by rewriting them: a fresh snapshot (below).
         let index_damage = !std::mem::take(&mut self.index_damage).is_empty();
         if report.adopted > 0 || index_damage {
-            // Adopted content counts against the cap like anything put: as at open, evict
-            // down to the low watermark if it took usage over the cap.
+            // Adopted content counts against the cap like anything put: evict down to the low
+            // watermark if it took usage over the cap (repair writes; opening never evicts).
             if self.index.bytes() > self.config.max_bytes {
                 self.evict_until(self.config.low_bytes())?;
             }
             // Adopted entries (and evictions) are captured by a snapshot rather than records.
             self.compact()?;
-        } else {
-            self.journal_best_effort(&records);
+        } else if !records.is_empty() {
+            // The repair is done when its records are durable.
+            self.journal.append(self.storage.as_mut(), &records)?;
         }
         report.before = before;
         Ok(report)

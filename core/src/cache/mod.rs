@@ -411,6 +411,11 @@ impl Cache {
     /// Flushes and closes, recording a clean shutdown: the next open trusts the index instead
     /// of walking every stored file (a crash or a drop without `close` makes it walk them).
     pub fn close(mut self) -> Result<()> {
+        if self.journal.closed_and_quiet() {
+            // Nothing happened since the last clean close (a run that only listed, say): the
+            // journal already says so, and a run that only reads writes nothing.
+            return Ok(());
+        }
         let closed = Record::Closed {
             entries: self.index.len() as u64,
             bytes: self.index.bytes(),

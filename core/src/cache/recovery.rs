@@ -270,12 +270,25 @@ impl Cache {
         // 2. The journal of the snapshot's generation. Without a valid snapshot, every journal
         //    in generation order: a compaction creates the next generation's journal before it
         //    commits its snapshot, so the records of the older ones may be live.
-        let mut journals: Vec<u64> = self
-            .storage
-            .list(layout::INDEX_DIR)?
-            .iter()
-            .filter_map(|n| layout::parse_journal_name(n))
-            .collect();
+        let mut journals: Vec<u64> = Vec::new();
+        for name in self.storage.list(layout::INDEX_DIR)? {
+            let Some(g) = layout::parse_journal_name(&name) else {
+                continue;
+            };
+            // Hosts list entries that are not objects (a symlink, a directory): such a name is
+            // not a journal the cache wrote. It is left alone and reported.
+            let path = layout::journal_path(g);
+            if self.storage.size(&path)?.is_none() {
+                report.foreign_files += 1;
+                self.log.log(
+                    Level::Warn,
+                    "file the cache did not write left in place",
+                    &[("path", &path), ("reason", "not a regular file")],
+                );
+                continue;
+            }
+            journals.push(g);
+        }
         journals.sort_unstable();
         let replay: Vec<u64> = match snapshot_generation {
             Some(g) => journals.iter().copied().filter(|j| *j == g).collect(),

@@ -151,6 +151,11 @@ impl Journal {
         }
     }
 
+    /// The file ends in `Closed` and nothing is buffered: closing again would record nothing new.
+    pub(crate) fn closed_and_quiet(&self) -> bool {
+        self.ends_closed && self.buffered_count == 0
+    }
+
     /// Takes note of what the file's last record is, as replay or a refresh just read it.
     pub(crate) fn set_ends_closed(&mut self, closed: bool) {
         self.ends_closed = closed;

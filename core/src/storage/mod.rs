@@ -10,7 +10,9 @@
 //!   the directory). An aborted or abandoned temp never appears under a final path.
 //! - [`Storage::append`] is a durable append (the journal).
 //! - [`Storage::clear_temps`] removes temps left by a crashed earlier run.
-//! - Everything else is plain: ranged reads, size, listing a directory, idempotent remove.
+//! - [`Storage::remove`] is durable too: once it returns, the object stays gone after a power
+//!   loss (native: unlink, then fsync the directory), so a `Remove` record cannot outlive it.
+//! - Everything else is plain: ranged reads, size, listing a directory.
 
 mod faulty;
 mod memory;
@@ -61,8 +63,10 @@ pub trait Storage: Send {
     /// The size of `path`, or `None` if it does not exist.
     fn size(&mut self, path: &str) -> Result<Option<u64>, StorageError>;
     /// The names (not paths) of the objects directly inside `dir`; empty if `dir` does not exist.
+    /// A host may also name entries that are not objects (a symbolic link, a special file):
+    /// [`Storage::size`] says `None` for them, and the integrity check reports them.
     fn list(&mut self, dir: &str) -> Result<Vec<String>, StorageError>;
-    /// Removes `path`; removing a missing path is not an error.
+    /// Removes `path` durably; removing a missing path is not an error.
     fn remove(&mut self, path: &str) -> Result<(), StorageError>;
     /// Removes temp objects left over by earlier runs; returns how many.
     fn clear_temps(&mut self) -> Result<u64, StorageError>;

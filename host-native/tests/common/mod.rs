@@ -50,9 +50,9 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Every path under `root` with what identifies its state: directories as `dir`, content and
-/// other files by their SHA-256, journals and the snapshot by name only (opening and closing
-/// appends bookkeeping records there; their effect is what the other files show).
+/// Every path under `root` with what identifies its state: directories as `dir`, symbolic
+/// links by their target, every other file by the SHA-256 of its bytes, the index included (a
+/// stray journal record changes the tree).
 pub fn tree(root: &Path) -> Vec<(String, String)> {
     fn walk(root: &Path, at: &Path, out: &mut Vec<(String, String)>) {
         let Ok(rd) = std::fs::read_dir(at) else {
@@ -67,11 +67,14 @@ pub fn tree(root: &Path) -> Vec<(String, String)> {
             if t.is_dir() {
                 out.push((rel, "dir".into()));
                 walk(root, &p, out);
-            } else if rel.starts_with("index/") {
-                out.push((rel, "index".into()));
-            } else {
-                let bytes = std::fs::read(&p).unwrap_or_default();
+            } else if t.is_symlink() {
+                let target = std::fs::read_link(&p).unwrap();
+                out.push((rel, format!("symlink to {}", target.display())));
+            } else if t.is_file() {
+                let bytes = std::fs::read(&p).unwrap();
                 out.push((rel, sha256(&bytes).to_string()));
+            } else {
+                out.push((rel, "special file".into()));
             }
         }
     }
@@ -88,4 +91,71 @@ pub fn temps(root: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A cache directory's state, to show that a refused command changed nothing when the command
+/// ran in a process of its own: such a process opens and closes the cache, and its clean close
+/// appends a `Closed` record (`docs/FORMAT.md`), which changes no entry and no tag.
+pub struct State {
+    tree: Vec<(String, String)>,
+    journals: Vec<(String, Vec<u8>)>,
+}
+
+/// Record type of `Closed` (`docs/FORMAT.md`, Records).
+const CLOSED: u8 = 12;
+
+impl State {
+    /// The state of the directory `root` now.
+    pub fn of(root: &Path) -> State {
+        let journals = std::fs::read_dir(root.join("index"))
+            .map(|rd| {
+                let mut j: Vec<_> = rd
+                    .map(|e| e.unwrap())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("journal-"))
+                    .map(|e| {
+                        let name = format!("index/{}", e.file_name().to_string_lossy());
+                        (name, std::fs::read(e.path()).unwrap())
+                    })
+                    .collect();
+                j.sort();
+                j
+            })
+            .unwrap_or_default();
+        State {
+            tree: tree(root),
+            journals,
+        }
+    }
+
+    /// Panics unless `root` holds the same files with the same bytes as when this state was
+    /// taken, except that a journal may have grown by whole `Closed` records.
+    pub fn assert_unchanged(&self, root: &Path, what: &str) {
+        let now = State::of(root);
+        let is_journal = |p: &String| self.journals.iter().any(|(j, _)| j == p);
+        let strip = |t: &[(String, String)]| -> Vec<(String, String)> {
+            t.iter().filter(|(p, _)| !is_journal(p)).cloned().collect()
+        };
+        assert_eq!(strip(&now.tree), strip(&self.tree), "{what}: files changed");
+        let names = |s: &State| {
+            s.journals
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&now), names(self), "{what}: journals changed");
+        for ((name, before), (_, after)) in self.journals.iter().zip(&now.journals) {
+            assert!(after.starts_with(before), "{what}: {name} was rewritten");
+            let mut tail = &after[before.len()..];
+            while !tail.is_empty() {
+                assert!(tail.len() >= 9, "{what}: {name} ends in a partial frame");
+                let len = u32::from_le_bytes(tail[..4].try_into().unwrap()) as usize;
+                assert!(
+                    tail[8] == CLOSED && tail.len() >= 8 + len,
+                    "{what}: {name} got a record of type {} (only Closed is bookkeeping)",
+                    tail[8]
+                );
+                tail = &tail[8 + len..];
+            }
+        }
+    }
 }

@@ -817,7 +817,11 @@ pub fn play<S: Subject>(
             Some(other) => return Err(fail(format!("bad expect {other}"))),
         }
     }
-    let _ = runner.close(true);
+    // Closing is an operation like any other: a scenario whose final close fails fails.
+    runner.close(true).map_err(|f| match f {
+        Fail::Code(c) => format!("closing the cache at the end failed: {c}"),
+        Fail::Harness(m) => format!("closing the cache at the end: {m}"),
+    })?;
     Ok(steps.len())
 }
 

@@ -83,9 +83,11 @@ pub enum Command {
         #[arg(long)]
         prometheus: bool,
     },
-    /// Re-hash everything and report problems (exit 1 when unhealthy).
+    /// Re-hash everything and report problems, symbolic links and special files among the
+    /// stored files included (exit 1 when unhealthy).
     Verify,
-    /// Remove corrupted and missing entries, adopt or remove stray files.
+    /// Remove corrupted and missing entries, adopt or remove stray files (a symbolic link
+    /// itself, never its target).
     Repair,
     /// Remove expired entries and evict down to the cap's low watermark.
     Gc,

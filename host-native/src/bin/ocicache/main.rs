@@ -10,7 +10,7 @@ use args::{BlobCmd, Cli, Command, DebugCmd, KindArg, ManifestCmd, TagCmd};
 use exit::{Failure, Outcome};
 use ocicache::ocicache_core::hashing::digest_of;
 use ocicache::ocicache_core::{Algorithm, BuiltinHasher};
-use ocicache::{Cache, Config, Digest, EngineKind, Error, Key, Reference};
+use ocicache::{Cache, Config, Digest, EngineKind, Error, ErrorKind, Key, ManualClock, Reference};
 use serde_json::{Value, json};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IsTerminal, Read, Write};
@@ -123,7 +123,40 @@ fn precheck(cli: &Cli) -> Result<(), Failure> {
     for r in references {
         parse_reference(r)?;
     }
+    if let Command::Tag(cmd) = &cli.command {
+        precheck_tag(cmd)?;
+    }
     Ok(())
+}
+
+/// Refuses the tag arguments the core refuses whatever a cache holds (a reference without a
+/// tag, one that pins another digest than the one given), before anything is opened. The core
+/// itself is asked, on an empty cache in memory, so the rules stay the core's alone.
+fn precheck_tag(cmd: &TagCmd) -> Result<(), Failure> {
+    use ocicache::ocicache_core::storage::MemoryStorage;
+    let mut core =
+        ocicache::ocicache_core::Cache::builder(MemoryStorage::new(), ManualClock::new(0))
+            .open()?;
+    let answer = match cmd {
+        TagCmd::Set { reference, digest } => core
+            .put_tag(&parse_reference(reference)?, &parse_digest(digest)?)
+            .map(drop),
+        TagCmd::Get { reference } => core.get_tag(&parse_reference(reference)?).map(drop),
+        TagCmd::History { reference } => core.tag_history(&parse_reference(reference)?).map(drop),
+        TagCmd::Rm { reference } => core.delete_tag(&parse_reference(reference)?).map(drop),
+    };
+    match answer {
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::InvalidReference | ErrorKind::InvalidDigest | ErrorKind::InvalidArgument
+            ) =>
+        {
+            Err(e.into())
+        }
+        // Anything else (`not_found` here) depends on what the real cache holds.
+        _ => Ok(()),
+    }
 }
 
 fn run(cli: &Cli) -> Result<Outcome, Failure> {
@@ -383,7 +416,9 @@ fn blob(cli: &Cli, cache: &Cache, cmd: &BlobCmd) -> Result<Outcome, Failure> {
                     .metadata()
                     .map_err(|e| Failure::io(format!("{}: {e}", file.display())))?;
                 // A regular file's length is announced: the cache checks it (and the cap) early.
-                let size = meta.is_file().then_some(meta.len());
+                // A length of 0 is no announcement: procfs and sysfs report 0 for files that
+                // are not empty (`/proc/version`); an empty file stores the same either way.
+                let size = (meta.is_file() && meta.len() > 0).then_some(meta.len());
                 (Box::new(f), size)
             };
             let mut writer = cache.blob_writer(expected.as_ref(), size)?;

@@ -224,11 +224,11 @@ fn size_list_and_remove() {
 }
 
 #[test]
-fn list_skips_names_and_kinds_the_core_cannot_address() {
+fn list_skips_names_the_core_cannot_address() {
     let (dir, mut fs) = storage();
     put(&mut fs, "blobs/ok", b"x").unwrap();
     fs::write(dir.path().join("blobs/with space"), b"x").unwrap();
-    symlink("/etc/passwd", dir.path().join("blobs/link")).unwrap();
+    fs::write(dir.path().join("blobs/é"), b"x").unwrap();
     assert_eq!(fs.list("blobs").unwrap(), ["ok"]);
 }
 
@@ -362,4 +362,231 @@ fn a_full_device_is_no_space() {
         .arg(mnt.path())
         .status();
     assert_eq!(result, Err(StorageError::NoSpace));
+}
+
+/// Swaps `dir/blobs/sha256` for a symbolic link to `outside` (keeping the real directory as
+/// `blobs/sha256.moved`), as a hostile process racing with us would.
+fn swap_for_a_symlink(root: &Path, outside: &Path) {
+    let real = root.join("blobs/sha256");
+    fs::rename(&real, root.join("blobs/sha256.moved")).unwrap();
+    symlink(outside, &real).unwrap();
+}
+
+/// Undoes [`swap_for_a_symlink`].
+fn unswap(root: &Path) {
+    fs::remove_file(root.join("blobs/sha256")).unwrap();
+    fs::rename(root.join("blobs/sha256.moved"), root.join("blobs/sha256")).unwrap();
+}
+
+#[test]
+fn a_directory_swapped_for_a_symlink_is_never_followed() {
+    let (dir, mut fs) = storage();
+    let root = dir.path();
+    let outside = tempfile::tempdir().unwrap();
+    // Outside, files under the names the operations below use.
+    for name in ["x", "new", "journal", "outside-marker"] {
+        fs::write(outside.path().join(name), b"outside").unwrap();
+    }
+    let before_outside = tree(outside.path());
+    put(&mut fs, "blobs/sha256/x", b"inside").unwrap();
+
+    // Between two operations: the next one is refused.
+    swap_for_a_symlink(root, outside.path());
+    for r in [
+        fs.read_at("blobs/sha256/x", 0, &mut [0; 8]).map(drop),
+        fs.size("blobs/sha256/x").map(drop),
+        fs.list("blobs/sha256").map(drop),
+        fs.remove("blobs/sha256/x"),
+        fs.append("blobs/sha256/journal", b"record"),
+        put(&mut fs, "blobs/sha256/new", b"mine"),
+    ] {
+        assert!(matches!(r, Err(StorageError::InvalidPath(_))), "{r:?}");
+    }
+    unswap(root);
+    assert_eq!(tree(outside.path()), before_outside);
+
+    // Within one operation, between its checks and its use: it acts on the directory it
+    // checked (now `blobs/sha256.moved`, still inside the root), or fails; never outside.
+    type Op = Box<dyn Fn(&mut FsStorage) -> Result<Vec<u8>, StorageError>>;
+    let ops: Vec<(&str, Op)> = vec![
+        (
+            "read_at",
+            Box::new(|fs| {
+                let mut buf = [0u8; 16];
+                let n = fs.read_at("blobs/sha256/x", 0, &mut buf)?;
+                Ok(buf[..n].to_vec())
+            }),
+        ),
+        (
+            "size",
+            Box::new(|fs| Ok(format!("{:?}", fs.size("blobs/sha256/x")?).into_bytes())),
+        ),
+        (
+            "list",
+            Box::new(|fs| Ok(fs.list("blobs/sha256")?.join(",").into_bytes())),
+        ),
+        (
+            "remove",
+            Box::new(|fs| fs.remove("blobs/sha256/x").map(|()| Vec::new())),
+        ),
+        (
+            "append",
+            Box::new(|fs| {
+                fs.append("blobs/sha256/journal", b"record")
+                    .map(|()| Vec::new())
+            }),
+        ),
+        (
+            "commit",
+            Box::new(|fs| put(fs, "blobs/sha256/new", b"mine").map(|()| Vec::new())),
+        ),
+    ];
+    for (name, op) in ops {
+        put(&mut fs, "blobs/sha256/x", b"inside").unwrap();
+        let (root_path, outside_path) = (root.to_path_buf(), outside.path().to_path_buf());
+        BETWEEN_CHECK_AND_USE.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move || {
+                swap_for_a_symlink(&root_path, &outside_path)
+            }))
+        });
+        let result = op(&mut fs);
+        let swapped = BETWEEN_CHECK_AND_USE
+            .with(|h| h.borrow_mut().take())
+            .is_none();
+        assert!(swapped, "{name}: the swap ran");
+        assert_eq!(
+            tree(outside.path()),
+            before_outside,
+            "{name}: nothing outside changed"
+        );
+        match result {
+            Ok(seen) => {
+                let seen = String::from_utf8_lossy(&seen).into_owned();
+                assert!(
+                    !seen.contains("outside") && !seen.contains("Some(7)"),
+                    "{name}: read outside: {seen}"
+                );
+            }
+            Err(e) => assert!(matches!(e, StorageError::InvalidPath(_)), "{name}: {e:?}"),
+        }
+        unswap(root);
+        let _ = fs::remove_file(root.join("blobs/sha256/journal"));
+        let _ = fs::remove_file(root.join("blobs/sha256/new"));
+    }
+}
+
+#[test]
+fn a_removal_is_durable() {
+    let (_dir, mut fs) = storage();
+    put(&mut fs, "blobs/sha256/aa", b"bytes").unwrap();
+    SYNCED_DIRS.with(|s| s.borrow_mut().clear());
+    fs.remove("blobs/sha256/aa").unwrap();
+    let synced = SYNCED_DIRS.with(|s| s.borrow().clone());
+    assert!(
+        synced.iter().any(|d| d.ends_with("blobs/sha256")),
+        "the directory that held the file was fsynced: {synced:?}"
+    );
+    // Removing what is not there syncs nothing and is not an error.
+    SYNCED_DIRS.with(|s| s.borrow_mut().clear());
+    fs.remove("blobs/sha256/aa").unwrap();
+    fs.remove("nothing/here").unwrap();
+    assert!(SYNCED_DIRS.with(|s| s.borrow().is_empty()));
+}
+
+/// Bytes allocated on the device for the only temp in `root/tmp`, and its length.
+fn temp_allocation(root: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let entry = fs::read_dir(root.join(TEMP_DIR))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let m = entry.metadata().unwrap();
+    (m.blocks() * 512, m.len())
+}
+
+#[test]
+fn an_announced_size_is_reserved_on_the_device() {
+    let (dir, mut fs) = storage();
+    let t = fs.create_temp(Some(4 << 20)).unwrap();
+    let (allocated, len) = temp_allocation(dir.path());
+    assert_eq!(len, 0, "nothing written yet");
+    assert!(allocated >= 4 << 20, "{allocated} bytes allocated");
+    // A hint, not a limit: more may be written, and what was not used is given back.
+    fs.write_temp(t, &[1u8; 1000]).unwrap();
+    fs.commit_temp(t, "blobs/small").unwrap();
+    let m = fs::metadata(dir.path().join("blobs/small")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(m.len(), 1000);
+    assert!(
+        m.blocks() * 512 < 1 << 20,
+        "{} bytes kept",
+        m.blocks() * 512
+    );
+    let t = fs.create_temp(Some(10)).unwrap();
+    fs.write_temp(t, &[2u8; 100_000]).unwrap();
+    fs.commit_temp(t, "blobs/large").unwrap();
+    assert_eq!(fs.size("blobs/large").unwrap(), Some(100_000));
+}
+
+/// Where the machine allows it (root): an announced size larger than the free space of a tiny
+/// tmpfs fails at once, before a byte is streamed, and leaves no temp.
+#[test]
+fn an_announced_size_beyond_the_free_space_is_no_space_at_once() {
+    let mnt = tempfile::tempdir().unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(mnt.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    }
+    let result = (|| {
+        let mut fs = FsStorage::open(mnt.path())?;
+        let big = fs.create_temp(Some(1 << 20)).map(drop);
+        let left = temps_on_disk(mnt.path());
+        // What fits is reserved and written.
+        let t = fs.create_temp(Some(64 << 10))?;
+        fs.write_temp(t, &[3u8; 64 << 10])?;
+        fs.commit_temp(t, "blobs/fits")?;
+        Ok::<_, StorageError>((big, left))
+    })();
+    let _ = std::process::Command::new("umount")
+        .arg(mnt.path())
+        .status();
+    assert_eq!(result, Ok((Err(StorageError::NoSpace), 0)));
+}
+
+#[test]
+fn special_files_are_listed_absent_and_never_opened_blocking() {
+    let (dir, mut fs) = storage();
+    put(&mut fs, "blobs/sha256/ok", b"x").unwrap();
+    let blobs = dir.path().join("blobs/sha256");
+    symlink("/etc/passwd", blobs.join("link")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(blobs.join("fifo"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Listed, so that the integrity check can report them; but not content.
+    assert_eq!(fs.list("blobs/sha256").unwrap(), ["fifo", "link", "ok"]);
+    for name in ["fifo", "link"] {
+        let path = format!("blobs/sha256/{name}");
+        assert_eq!(fs.size(&path).unwrap(), None, "{name}");
+        assert!(
+            matches!(
+                fs.read_at(&path, 0, &mut [0; 4]),
+                Err(StorageError::NotFound(_))
+            ),
+            "{name}"
+        );
+        assert!(fs.append(&path, b"x").is_err(), "{name}");
+    }
+    // Removing one removes the entry itself.
+    fs.remove("blobs/sha256/link").unwrap();
+    fs.remove("blobs/sha256/fifo").unwrap();
+    assert_eq!(fs.list("blobs/sha256").unwrap(), ["ok"]);
+    assert!(fs::metadata("/etc/passwd").is_ok());
 }
