@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 cargo build --release -p ocicache --quiet
-ocicache() { target/release/ocicache "$@"; }
+# Where cargo put it: $CARGO_TARGET_DIR when set (relative to the repo root), else target/.
+BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/ocicache"
+ocicache() { "$BIN" "$@"; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -29,4 +29,6 @@ cargo test --workspace --locked
 # hostile input, storage failures, interop with the CLI just built), the same scenarios in headless
 # Chromium on OPFS, and an npm pack + install smoke test. Installs what it needs.
 step "npm package (bindings-js/scripts/test.sh)"
-OCICACHE_BIN="$PWD/target/debug/ocicache" bash bindings-js/scripts/test.sh
+# The CLI is where cargo put it: $CARGO_TARGET_DIR when set (relative to the repo root), else target/.
+TARGET_DIR="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
+OCICACHE_BIN="$TARGET_DIR/debug/ocicache" bash bindings-js/scripts/test.sh

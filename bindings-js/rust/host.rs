@@ -169,7 +169,9 @@ fn storage_error(e: JsValue, op: &str, path: &str) -> StorageError {
         | (_, Some("ENOSPC" | "EDQUOT"), _)
         | (_, _, Some("QuotaExceededError")) => StorageError::NoSpace,
         (Some("invalid_path"), _, _) | (_, Some("EINVALIDPATH"), _) => {
-            StorageError::InvalidPath(path.to_owned())
+            // The storage's own words say why (`…: a directory component is a symbolic link`).
+            let why = message.strip_prefix("invalid path: ").unwrap_or(&message);
+            StorageError::InvalidPath(if why.is_empty() { path } else { why }.to_owned())
         }
         _ => StorageError::Io(format!("{what}: {message}")),
     }

@@ -156,18 +156,25 @@ pub struct WasmCache {
 
 #[wasm_bindgen]
 impl WasmCache {
-    /// Opens a cache: validates `config_json` (a subset of `Config`; anything that does not
-    /// deserialize is `invalid_config`), replays the index and reconciles it with storage.
-    /// `hasher` and `log` may be `undefined`.
+    /// Opens a cache: reads the directory's `config.json` from `config_file` (its bytes, or
+    /// `undefined` if there is none; parsed by [`Config::from_file_bytes`], as the native host
+    /// does), puts the settings of `config_json` (a subset of `Config`, passed in code) over
+    /// it, validates the result (anything that does not deserialize or validate is
+    /// `invalid_config`), replays the index and reconciles it with storage. `hasher` and `log`
+    /// may be `undefined`.
     pub fn open(
         storage: JsValue,
         clock: JsValue,
         config_json: &str,
+        config_file: Option<Vec<u8>>,
         hasher: JsValue,
         log: JsValue,
     ) -> JsResult<WasmCache> {
-        let config: Config = serde_json::from_str(config_json)
-            .map_err(|e| to_js(Error::InvalidConfig(e.to_string())))?;
+        let file = match config_file {
+            Some(bytes) => Config::from_file_bytes(&bytes).map_err(to_js)?,
+            None => Config::default(),
+        };
+        let config = file.with_overrides_json(config_json).map_err(to_js)?;
         let mut builder =
             Cache::builder(JsStorage::new(storage), JsClock::new(clock)).config(config);
         if hasher.is_object() {

@@ -12,5 +12,8 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WB_VERSION"
   cargo install wasm-bindgen-cli --version "$WB_VERSION"
 fi
 cargo build --release --locked --target wasm32-unknown-unknown -p ocicache-js
-wasm-bindgen target/wasm32-unknown-unknown/release/ocicache_js.wasm \
+# Where cargo put it: $CARGO_TARGET_DIR when set (a relative one is taken from the repo root, as
+# cargo does when run here), else target/.
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+wasm-bindgen "$TARGET_DIR/wasm32-unknown-unknown/release/ocicache_js.wasm" \
   --target web --out-dir bindings-js/dist --out-name ocicache_js

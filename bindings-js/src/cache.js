@@ -185,8 +185,11 @@ export class Cache {
   #storage;
 
   /**
-   * Opens a cache. `storage` is required; `clock` defaults to the system clock, `config` to the
-   * core defaults, `hasher` to the built-in SHA-2 and `log` to nothing.
+   * Opens a cache. `storage` is required; `clock` defaults to the system clock, `hasher` to the
+   * built-in SHA-2 and `log` to nothing. The settings are the core defaults, then those of the
+   * directory's `config.json` if the storage has one (`storage.readConfigFile()`, as FsStorage
+   * does: every host reads that file the same way), then `config`: a setting passed here
+   * overrides the file's for this cache only, and the file is not changed.
    */
   static open(options) {
     const { storage, clock = systemClock, config = {}, hasher, log } = optionsArg(options);
@@ -215,7 +218,12 @@ export class Cache {
     } catch (e) {
       throw new InvalidConfigError(`config must be a plain JSON object: ${e.message}`);
     }
-    const engine = WasmCache.open(storage, clock, configJson, hasher ?? undefined, log ?? undefined);
+    // The directory's own settings (config.json), for storages over a directory that has one.
+    const configFile = typeof storage.readConfigFile === 'function' ? storage.readConfigFile() ?? undefined : undefined;
+    if (configFile !== undefined && !(configFile instanceof Uint8Array)) {
+      throw new InvalidArgumentError('options.storage.readConfigFile must return a Uint8Array or null');
+    }
+    const engine = WasmCache.open(storage, clock, configJson, configFile, hasher ?? undefined, log ?? undefined);
     const cache = new this(engine, storage);
     return cache;
   }

@@ -1,15 +1,25 @@
 // Durable storage over a directory, with node:fs: temps are written in `tmp/`, committed with
-// fsync + rename + fsync of the directory; appends are fsynced. Byte-compatible with the
-// native host's directories (docs/FORMAT.md), including the `tmp/` temp area. While open it
-// claims the directory with `<root>/node.lock` (src/dir-lock.js): one Node cache per directory.
+// fsync + rename + fsync of the directory; appends are fsynced, and so is the directory after a
+// removal. Byte-compatible with the native host's directories (docs/FORMAT.md), including the
+// `tmp/` temp area, and confined by the native host's rules (host-native/src/storage/fs.rs):
+// the path grammar of paths.js, no directory component that is a symbolic link (checked with
+// lstat, component by component), and final files opened with O_NOFOLLOW, so no symlink below
+// the root is ever followed. While open it claims the directory with `<root>/node.lock`
+// (src/dir-lock.js): one Node cache per directory, never at the same time as a native operation.
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { checkPath } from './paths.js';
-import { acquire, release, LOCK_FILE } from './dir-lock.js';
+import { checkPath, isValidComponent, TEMP_DIR } from './paths.js';
+import { acquire, release, readHostFile, LOCK_FILE } from './dir-lock.js';
 import { BackgroundFlusher } from './background-flusher.js';
+import { storageFailure, InvalidConfigError } from './errors.js';
 
-const TEMP_DIR = 'tmp';
+/** The directory's settings file, read at open by every host (core: `Config::from_file_bytes`). */
+export const CONFIG_FILE = 'config.json';
+/** The core's limit on its size (`MAX_CONFIG_FILE_BYTES`); one byte more is read to detect it. */
+const MAX_CONFIG_FILE_BYTES = 1 << 20;
+
+const { O_RDONLY, O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = fs.constants;
 // A temp is flushed in the background every this many bytes, so a large put's commit does not
 // wait for all of its bytes to reach the disk at once. Smaller temps never involve the thread.
 const FLUSH_EVERY = 16 << 20;
@@ -18,12 +28,28 @@ const MAX_READ_FDS = 64;
 let tempCounter = 0;
 
 function fsyncDir(dir) {
-  const fd = fs.openSync(dir, 'r');
+  const fd = fs.openSync(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
   try {
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** `fs.openSync` that never follows a symlink at `full` (ELOOP becomes an `invalid_path` failure). */
+function openNoFollow(full, flags, rel, mode) {
+  try {
+    return fs.openSync(full, flags | O_NOFOLLOW, mode);
+  } catch (e) {
+    if (e.code === 'ELOOP') throw symlinkFailure(rel, 'is a symbolic link', e);
+    throw e;
+  }
+}
+
+function symlinkFailure(rel, what, cause) {
+  const e = storageFailure('invalid_path', `${rel}: ${what}`);
+  if (cause) e.cause = cause;
+  return e;
 }
 
 function writeAll(fd, data, position) {
@@ -52,11 +78,27 @@ export class FsStorage {
    * FsStorage of this one) has open throws a DirectoryInUseError. `{ lock: false }` skips the
    * claim; the caller then guarantees that nobody else uses the directory meanwhile.
    */
-  constructor(root, { lock = true } = {}) {
+  constructor(root, { lock = true, waitMs } = {}) {
     this.root = path.resolve(root);
     this.#tmp = path.join(this.root, TEMP_DIR);
-    fs.mkdirSync(this.#tmp, { recursive: true });
-    if (lock) this.#lock = acquire(this.root);
+    fs.mkdirSync(this.root, { recursive: true });
+    this.#ensureDirs(TEMP_DIR);
+    if (lock) this.#lock = acquire(this.root, { waitMs });
+  }
+
+  /**
+   * The bytes of the directory's `config.json`, or null if it has none: what `Cache.open`
+   * reads the directory's settings from (the core parses them, as for the native host). Opened
+   * with O_NOFOLLOW | O_NONBLOCK: a symlink, FIFO or directory under that name is an
+   * InvalidConfigError at once.
+   */
+  readConfigFile() {
+    const bytes = readHostFile(
+      path.join(this.root, CONFIG_FILE),
+      MAX_CONFIG_FILE_BYTES + 1,
+      (_file, what) => new InvalidConfigError(`${CONFIG_FILE}: is ${what}, not a regular file`),
+    );
+    return bytes === null ? null : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
   }
 
   /** Whether this storage holds the directory's `node.lock`. */
@@ -64,9 +106,19 @@ export class FsStorage {
     return this.#lock !== null;
   }
 
+  /**
+   * The absolute path of a core path: checked (paths.js), with every directory component below
+   * the root a real directory (or missing), never a symlink.
+   */
   #resolve(p) {
-    checkPath(p);
-    return path.join(this.root, ...p.split('/'));
+    const parts = checkPath(p);
+    let at = this.root;
+    for (let i = 0; i < parts.length - 1; i++) {
+      at = path.join(at, parts[i]);
+      const st = fs.lstatSync(at, { throwIfNoEntry: false });
+      if (st?.isSymbolicLink()) throw symlinkFailure(p, 'a directory component is a symbolic link');
+    }
+    return path.join(at, parts[parts.length - 1]);
   }
 
   /** For the inspection helpers: confined, but may name the host's own files (`tmp/…`). */
@@ -77,18 +129,34 @@ export class FsStorage {
     return path.join(this.root, ...p.split('/'));
   }
 
-  /** Creates the parent directories of `full`, fsyncing each directory that gained one. */
-  #ensureParent(full) {
-    const parent = path.dirname(full);
-    if (fs.existsSync(parent)) return;
-    this.#ensureParent(parent);
-    try {
-      fs.mkdirSync(parent);
-    } catch (e) {
-      if (e.code !== 'EEXIST') throw e;
-      return;
+  /**
+   * Creates the missing directories of `dir` (relative to the root, `/`-separated), fsyncing
+   * the parent of each new one. A component that is a symlink is refused (`invalid_path`), one
+   * that is another kind of file is an I/O error.
+   */
+  #ensureDirs(dir) {
+    let at = this.root;
+    for (const part of dir.split('/').filter((c) => c !== '')) {
+      const parent = at;
+      at = path.join(at, part);
+      const st = fs.lstatSync(at, { throwIfNoEntry: false });
+      if (st?.isDirectory()) continue;
+      if (st?.isSymbolicLink()) throw symlinkFailure(dir, 'a directory component is a symbolic link');
+      if (st) throw Object.assign(new Error(`${at}: not a directory`), { code: 'ENOTDIR' });
+      try {
+        fs.mkdirSync(at);
+      } catch (e) {
+        if (e.code === 'EEXIST') continue;
+        throw e;
+      }
+      fsyncDir(parent);
     }
-    fsyncDir(path.dirname(parent));
+  }
+
+  /** Creates the parent directories of the core path `p` (see #ensureDirs). */
+  #ensureParent(p) {
+    const i = p.lastIndexOf('/');
+    if (i > 0) this.#ensureDirs(p.slice(0, i));
   }
 
   #forget(p) {
@@ -110,13 +178,14 @@ export class FsStorage {
       const name = `${process.pid}-${tempCounter++}-${randomBytes(4).toString('hex')}.tmp`;
       const full = path.join(this.#tmp, name);
       try {
+        // O_EXCL: never through a symlink planted under this name.
         const fd = fs.openSync(full, 'wx');
         const id = ++this.#nextTemp;
         this.#temps.set(id, { fd, full, pos: 0, flushed: 0 });
         return id;
       } catch (e) {
         if (attempt >= 16) throw e;
-        if (e.code === 'ENOENT') fs.mkdirSync(this.#tmp, { recursive: true });
+        if (e.code === 'ENOENT') this.#ensureDirs(TEMP_DIR);
         else if (e.code !== 'EEXIST') throw e;
       }
     }
@@ -152,7 +221,7 @@ export class FsStorage {
       const full = this.#resolve(p);
       fs.fsyncSync(t.fd);
       this.#closeTemp(t); // throws, before the rename, if a background flush of it failed
-      this.#ensureParent(full);
+      this.#ensureParent(p);
       this.#forget(p);
       fs.renameSync(t.full, full);
       fsyncDir(path.dirname(full));
@@ -193,9 +262,15 @@ export class FsStorage {
     let fd = this.#appendFds.get(p);
     if (fd === undefined) {
       const full = this.#resolve(p);
-      this.#ensureParent(full);
-      const existed = fs.existsSync(full);
-      fd = fs.openSync(full, 'a');
+      this.#ensureParent(p);
+      const existed = fs.lstatSync(full, { throwIfNoEntry: false }) !== undefined;
+      fd = openNoFollow(full, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, p, 0o666);
+      try {
+        if (!fs.fstatSync(fd).isFile()) throw storageFailure('io', `${p}: not a regular file`);
+      } catch (e) {
+        fs.closeSync(fd);
+        throw e;
+      }
       this.#appendFds.set(p, fd);
       if (!existed) fsyncDir(path.dirname(full));
     }
@@ -206,7 +281,14 @@ export class FsStorage {
   readAt(p, offset, buf) {
     let fd = this.#readFds.get(p);
     if (fd === undefined) {
-      fd = fs.openSync(this.#resolve(p), 'r');
+      // O_NONBLOCK: a FIFO planted under this name must not hang the open; it is refused below.
+      fd = openNoFollow(this.#resolve(p), O_RDONLY | O_NONBLOCK, p);
+      try {
+        if (!fs.fstatSync(fd).isFile()) throw storageFailure('io', `${p}: not a regular file`);
+      } catch (e) {
+        fs.closeSync(fd);
+        throw e;
+      }
       if (this.#readFds.size >= MAX_READ_FDS) {
         const [oldest, oldFd] = this.#readFds.entries().next().value;
         this.#readFds.delete(oldest);
@@ -218,28 +300,47 @@ export class FsStorage {
   }
 
   size(p) {
-    const st = fs.statSync(this.#resolve(p), { throwIfNoEntry: false });
+    // Only regular files count: a symlink (not followed) or a directory is not one of ours.
+    const st = fs.lstatSync(this.#resolve(p), { throwIfNoEntry: false });
     return st && st.isFile() ? st.size : null;
   }
 
+  /**
+   * The files and directories directly inside `dir` whose names the core could address, as the
+   * native host lists them: a symlink, a special file or a name outside the path grammar
+   * (`a b`) is not ours, cannot be reached through this storage, and is left out rather than
+   * failing the listing.
+   */
   list(dir) {
-    const parts = dir.replace(/\/+$/, '');
+    const d = dir.replace(/\/+$/, '');
+    const full = this.#resolve(d);
+    const st = fs.lstatSync(full, { throwIfNoEntry: false });
+    if (st?.isSymbolicLink()) throw symlinkFailure(d, 'is a symbolic link');
+    if (!st?.isDirectory()) return [];
+    let entries;
     try {
-      return fs.readdirSync(this.#resolve(parts)).sort();
+      entries = fs.readdirSync(full, { withFileTypes: true });
     } catch (e) {
       if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return [];
       throw e;
     }
+    return entries
+      .filter((e) => (e.isFile() || e.isDirectory()) && isValidComponent(e.name))
+      .map((e) => e.name)
+      .sort();
   }
 
+  /** Removes `p` (a symlink itself, never its target), then fsyncs its directory: durable. */
   remove(p) {
     const full = this.#resolve(p);
     this.#forget(p);
     try {
       fs.unlinkSync(full);
     } catch (e) {
-      if (e.code !== 'ENOENT') throw e;
+      if (e.code === 'ENOENT') return;
+      throw e;
     }
+    fsyncDir(path.dirname(full));
   }
 
   clearTemps() {
@@ -298,7 +399,7 @@ export class FsStorage {
   /** Writes `p` directly (in place if it exists), bypassing temps. */
   put(p, data) {
     const full = this.#resolveLoose(p);
-    this.#ensureParent(full);
+    this.#ensureParent(p);
     fs.writeFileSync(full, data);
   }
   /** Flips every bit of the byte at `offset`; false if there is no such byte. */

@@ -33,7 +33,8 @@ export class StorageError extends OcicacheError {
 }
 /**
  * The cache directory is open elsewhere, and a directory serves one cache at a time: another
- * Node process or thread (or another FsStorage here) holds `<root>/node.lock`, or another
+ * Node process or thread (or another FsStorage here) holds `<root>/node.lock`, a native process
+ * (the `ocicache` CLI, a Rust program) has it open (`<root>/native/`, after `waitMs`), or another
  * browser tab or worker holds the Web Lock `ocicache:<directory>`. Nothing was opened or changed.
  */
 export class DirectoryInUseError extends StorageError {
@@ -43,6 +44,8 @@ export class DirectoryInUseError extends StorageError {
     directory: string;
     /** Node: the lock file. */
     lockFile?: string;
+    /** Node: the native processes that have the directory open (their markers). */
+    native?: Array<{ file: string; pid: number | null; hostname?: string }>;
     /** Node: who holds it (null if its lock file is being written). */
     holder?: { pid: number; hostname: string; started: number; since: string; token: string } | null;
     /** Browser: the Web Lock's name. */
@@ -72,6 +75,11 @@ export interface Storage {
   list(dir: string): string[];
   remove(path: string): void;
   clearTemps(): number;
+  /**
+   * Optional: the bytes of the directory's `config.json`, or null if it has none. When present,
+   * `Cache.open` takes the directory's settings from it (parsed by the core, as every host does).
+   */
+  readConfigFile?(): Uint8Array | null;
 }
 /** Inspection helpers offered by the package's storages (tests, debugging). */
 export interface InspectableStorage extends Storage {
@@ -92,19 +100,30 @@ export class MemoryStorage implements InspectableStorage {
   paths(): string[]; tempCount(): number;
 }
 /**
- * Durable node:fs storage over a directory (byte-compatible with the native CLI's).
+ * Durable node:fs storage over a directory (byte-compatible with the native CLI's), confined
+ * by the native host's rules: its path grammar and reserved names, and no symlink below the
+ * root ever followed (a symlinked directory component is an `invalid_path` StorageError, files
+ * are opened with O_NOFOLLOW). `list` leaves out what the cache cannot address (symlinks,
+ * special files, names such as `a b`) instead of failing; `remove` fsyncs the directory.
  *
  * It claims the directory until `close()` by creating `<root>/node.lock` (pid, host name,
  * token): a directory another Node process or thread, or another FsStorage of this process,
  * has open throws a DirectoryInUseError. A lock whose process is gone (pid dead on this host, or
- * this pid with another start time) is taken over. `{ lock: false }` skips the claim; the caller
- * then guarantees that nothing else uses the directory. The native `ocicache` CLI honours
- * `node.lock` (it refuses to operate while a live Node cache holds the directory); Node cannot
- * honour the CLI's per-operation lock, so open the directory only when no CLI command runs.
+ * this pid with another start time) is taken over. While a native process has the directory
+ * open (its marker in `<root>/native/`), the constructor waits for it to close, up to `waitMs`
+ * (default 10 000; 0: no wait), then throws a DirectoryInUseError; the native `ocicache` CLI
+ * and Rust crate, in return, refuse to operate while a live Node cache holds the directory.
+ * `{ lock: false }` skips the claim and the wait; the caller then guarantees that nothing else
+ * uses the directory. A `node.lock` that is not a regular file (a FIFO, a symlink) is refused.
  */
 export class FsStorage extends MemoryStorage {
-  constructor(root: string, options?: { lock?: boolean });
+  constructor(root: string, options?: { lock?: boolean; waitMs?: number });
   readonly root: string;
+  /**
+   * The bytes of `<root>/config.json`, or null: `Cache.open` reads the directory's settings
+   * from it. A symlink, FIFO or directory there is an InvalidConfigError.
+   */
+  readConfigFile(): Uint8Array | null;
   /** Whether this storage holds `<root>/node.lock`. */
   readonly locked: boolean;
   /** Closes every file descriptor and releases the directory (idempotent). */
@@ -159,6 +178,12 @@ export interface Config {
   tag_ttl_ms: number; sliding_ttl: boolean; max_tag_history: number; max_manifest_bytes: number;
   stale_if_error: boolean; verify_reads: boolean; eviction: Policy; compaction_min_records: number;
 }
+/**
+ * `config`: settings passed in code. They override, for this cache only, those of the
+ * directory's `config.json` (read when the storage has `readConfigFile`, as FsStorage does;
+ * the same keys, checks and errors as the native host), which override the defaults. The file
+ * is never changed.
+ */
 export interface OpenOptions {
   storage: Storage; clock?: Clock; config?: Partial<Config>; hasher?: Hasher | null; log?: LogFn;
 }
@@ -286,9 +311,11 @@ export class Cache implements Disposable {
   [Symbol.dispose](): void;
 }
 /**
- * Opens (creating if needed) a cache directory on the filesystem (Node), claiming it until
- * `close()` (see FsStorage): throws a DirectoryInUseError if another Node process or thread has
- * it open. One directory must not be used by two Node processes at once, nor by Node and the
- * native CLI at once (the CLI refuses to operate while the claim is held).
+ * Opens (creating if needed) a cache directory on the filesystem (Node), with the settings of
+ * its `config.json` under those of `options.config`, claiming it until `close()` (see
+ * FsStorage): throws a DirectoryInUseError if another Node process or thread has it open, or if
+ * a native process still has it open after `options.waitMs` (default 10 000). One directory is
+ * used by one Node cache, or by native processes, at a time: the CLI refuses to operate while
+ * the claim is held.
  */
-export function openCache(dir: string, options?: Omit<OpenOptions, 'storage'>): Cache;
+export function openCache(dir: string, options?: Omit<OpenOptions, 'storage'> & { waitMs?: number }): Cache;

@@ -57,13 +57,16 @@ export class Cache extends BaseCache {
 }
 
 /**
- * Opens (creating if needed) the cache directory `dir` on the filesystem. The directory is
- * claimed (`dir/node.lock`) until `close()`: if another Node process or thread has it open,
- * this throws a DirectoryInUseError (a StorageError). The native CLI refuses to operate while the
+ * Opens (creating if needed) the cache directory `dir` on the filesystem, with the settings of
+ * its `config.json` (if any) under those of `options.config`. The directory is claimed
+ * (`dir/node.lock`) until `close()`: if another Node process or thread has it open, this throws
+ * a DirectoryInUseError (a StorageError). While a native process (the `ocicache` CLI, a Rust
+ * program) has it open, this waits for it to close, up to `options.waitMs` (default 10 s; 0:
+ * no wait), then throws a DirectoryInUseError. The native host refuses to operate while the
  * claim is held.
  */
 export function openCache(dir, options = {}) {
-  const storage = new FsStorage(dir);
+  const storage = new FsStorage(dir, { waitMs: options?.waitMs });
   storage.ownedByCache = true;
   try {
     return Cache.open({ ...options, storage });

@@ -1,12 +1,22 @@
-// The path rule every JS storage applies (the same as the native host's): relative,
-// `/`-separated components of [A-Za-z0-9._-], no empty, `.` or `..` component, bounded length,
-// and not one of the host's own names at the top (`tmp`, `lock`, `config.json`).
+// The path rule every JS storage applies, the same as the native host's
+// (host-native/src/storage/fs.rs `check_path`): relative, `/`-separated components of
+// [A-Za-z0-9._-], no empty, `.` or `..` component, at most 512 bytes (components at most 255),
+// not under `tmp/` (the temp area) and not exactly one of the host's own files at the top
+// (`lock`, `config.json`). FsStorage adds the native host's symlink rules on top (no symlink is
+// ever followed below the root).
 import { storageFailure } from './errors.js';
 
 export const MAX_PATH_LEN = 512;
 export const MAX_COMPONENT_LEN = 255;
-export const RESERVED_TOP_LEVEL = Object.freeze(['tmp', 'lock', 'config.json']);
+export const TEMP_DIR = 'tmp';
+export const RESERVED_TOP_LEVEL = Object.freeze([TEMP_DIR, 'lock', 'config.json']);
 const COMPONENT = /^[A-Za-z0-9._-]+$/;
+
+/** Whether `name` is a valid path component (a name the storage can address). */
+export function isValidComponent(name) {
+  return typeof name === 'string' && name.length > 0 && name.length <= MAX_COMPONENT_LEN
+    && name !== '.' && name !== '..' && COMPONENT.test(name);
+}
 
 /** Throws an `invalid_path` storage failure unless `path` is a confined relative path. */
 export function checkPath(path) {
@@ -15,11 +25,9 @@ export function checkPath(path) {
   }
   const parts = path.split('/');
   for (const p of parts) {
-    if (p === '.' || p === '..' || p.length > MAX_COMPONENT_LEN || !COMPONENT.test(p)) {
-      throw storageFailure('invalid_path', `invalid path: ${path.slice(0, 80)}`);
-    }
+    if (!isValidComponent(p)) throw storageFailure('invalid_path', `invalid path: ${path.slice(0, 80)}`);
   }
-  if (RESERVED_TOP_LEVEL.includes(parts[0])) {
+  if (RESERVED_TOP_LEVEL.includes(parts[0]) && (parts[0] === TEMP_DIR || parts.length === 1)) {
     throw storageFailure('invalid_path', `reserved path: ${path.slice(0, 80)}`);
   }
   return parts;

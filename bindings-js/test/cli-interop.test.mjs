@@ -1,6 +1,7 @@
 // A cache directory written by the Node host opens with the native `ocicache` CLI with every
 // entry intact and `verify` healthy, and one written by the CLI opens in Node the same way.
-// The CLI comes from $OCICACHE_BIN or target/debug/ocicache (built from host-native/); without
+// The CLI comes from $OCICACHE_BIN or $CARGO_TARGET_DIR/debug/ocicache (target/ when unset, a
+// relative one taken from the repo root as cargo does; built from host-native/); without
 // it the test skips and says why.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { openCache } from '../src/node.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = process.env.OCICACHE_BIN || path.join(REPO, 'target/debug/ocicache');
+const BIN = process.env.OCICACHE_BIN
+  || path.join(path.resolve(REPO, process.env.CARGO_TARGET_DIR || 'target'), 'debug/ocicache');
 const skip = fs.existsSync(BIN) ? false : `the ocicache CLI is not built (${BIN}); set OCICACHE_BIN or build host-native`;
 if (skip) console.log(`# SKIP CLI interop: ${skip}`);
 // In CI nothing may skip: a missing prerequisite is a failure there.

@@ -77,6 +77,45 @@ test('the player fails a wrong expectation and names the step', async () => {
   );
 });
 
+test('the player fails a scenario whose final close fails', async () => {
+  const scenario = {
+    name: 'self/close',
+    description: 'runner self-test',
+    steps: [{ op: 'blob.put', args: { data: 'x' } }],
+  };
+  let settled = 0;
+  let broken = false;
+  const env = {
+    Cache,
+    ManualClock,
+    newStorage: () => {
+      const inner = new MemoryStorage();
+      return new Proxy(inner, {
+        get(target, prop) {
+          const v = Reflect.get(target, prop, target);
+          if (typeof v !== 'function') return v;
+          if (prop === 'append') {
+            return (...args) => {
+              if (broken) throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
+              return v.apply(target, args);
+            };
+          }
+          return v.bind(target);
+        },
+      });
+    },
+    // Settled after the open and after each step: break appends once the last step is done.
+    settle: () => {
+      settled += 1;
+      if (settled === 1 + scenario.steps.length) broken = true;
+    },
+  };
+  await assert.rejects(play('self/close', scenario, env), /closing the cache after the last step failed: storage/);
+  settled = 0;
+  broken = false;
+  assert.equal(await play('self/close', scenario, { ...env, settle: undefined }), 1, 'and passes when close succeeds');
+});
+
 test('matching rules', () => {
   const ok = (e, a) => mismatch(e, a) === null;
   assert.ok(ok({ a: 1 }, { a: 1, b: 2 }));

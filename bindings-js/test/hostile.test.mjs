@@ -20,12 +20,12 @@ function fresh() {
   return { storage, cache };
 }
 
-/** Everything observable: entries, tags, stored bytes, temps. */
+/** Everything observable: entries, tags, the bytes of every stored file (the index too), temps. */
 function snapshot({ storage, cache }) {
   return JSON.stringify({
     contents: cache.contents(),
     tags: cache.tags(),
-    files: storage.paths().filter((p) => !p.startsWith('index/')).map((p) => [p, [...storage.get(p)]]),
+    files: storage.paths().map((p) => [p, Buffer.from(storage.get(p)).toString('base64')]),
     temps: storage.tempCount(),
     size: cache.size(),
   });

@@ -91,7 +91,68 @@ impl Default for Config {
     }
 }
 
+/// The name of a cache directory's configuration file, read by every host at open.
+pub const CONFIG_FILE: &str = "config.json";
+/// Largest configuration file accepted, in bytes.
+pub const MAX_CONFIG_FILE_BYTES: usize = 1 << 20;
+
 impl Config {
+    /// Parses a cache directory's [`CONFIG_FILE`] from its bytes: the JSON of a `Config`, any
+    /// subset of its fields, no other key. Every host reads the file through this function, so
+    /// that one directory has the same settings and the same errors everywhere. Fails with
+    /// `InvalidConfig` (naming the file) for more than [`MAX_CONFIG_FILE_BYTES`] bytes or JSON
+    /// that does not deserialize; the settings are checked by [`Config::validate`] at open,
+    /// after the caller's own settings are applied.
+    ///
+    /// ```
+    /// use ocicache_core::{Config, ErrorKind};
+    /// let cfg = Config::from_file_bytes(br#"{"max_bytes": 1048576}"#)?;
+    /// assert_eq!(cfg.max_bytes, 1 << 20);
+    /// assert_eq!(cfg.max_tag_history, Config::default().max_tag_history);
+    /// let e = Config::from_file_bytes(br#"{"max_byte": 1}"#).unwrap_err();
+    /// assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+    /// assert!(e.to_string().contains("config.json"));
+    /// # Ok::<(), ocicache_core::Error>(())
+    /// ```
+    pub fn from_file_bytes(bytes: &[u8]) -> Result<Config> {
+        if bytes.len() > MAX_CONFIG_FILE_BYTES {
+            return Err(Error::InvalidConfig(format!(
+                "{CONFIG_FILE} is larger than {MAX_CONFIG_FILE_BYTES} bytes"
+            )));
+        }
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::InvalidConfig(format!("{CONFIG_FILE}: {e}")))
+    }
+
+    /// This configuration with the settings of `overrides` (a JSON object with any subset of
+    /// the fields, as [`Config`] deserializes) put in place of its own; the others stay. How a
+    /// host applies the settings its caller passes in code over the directory's file: for that
+    /// process only, the file is not changed.
+    ///
+    /// ```
+    /// use ocicache_core::Config;
+    /// let file = Config::from_file_bytes(br#"{"max_bytes": 1048576, "tag_ttl_ms": 7}"#)?;
+    /// let cfg = file.with_overrides_json(r#"{"max_bytes": 2048}"#)?;
+    /// assert_eq!((cfg.max_bytes, cfg.tag_ttl_ms), (2048, 7));
+    /// # Ok::<(), ocicache_core::Error>(())
+    /// ```
+    pub fn with_overrides_json(&self, overrides: &str) -> Result<Config> {
+        let invalid = |e: serde_json::Error| Error::InvalidConfig(e.to_string());
+        let serde_json::Value::Object(overrides) =
+            serde_json::from_str::<serde_json::Value>(overrides).map_err(invalid)?
+        else {
+            return Err(Error::InvalidConfig(
+                "the settings must be a JSON object".into(),
+            ));
+        };
+        let serde_json::Value::Object(mut merged) = serde_json::to_value(self).map_err(invalid)?
+        else {
+            return Err(Error::InvalidConfig("a Config is a JSON object".into()));
+        };
+        merged.extend(overrides);
+        serde_json::from_value(serde_json::Value::Object(merged)).map_err(invalid)
+    }
+
     /// Checks every setting; the error names the first bad one.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::InvalidConfig(m.to_owned()));

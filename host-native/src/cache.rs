@@ -4,7 +4,7 @@ use crate::blob_io::{BlobReader, BlobWriter};
 use crate::clock::SystemClock;
 use crate::engine::Engine;
 use crate::engine::native::NativeEngine;
-use crate::lock::{DirLock, io_to_storage};
+use crate::lock::{Announced, DirLock, io_to_storage};
 use crate::storage::FsStorage;
 use ocicache_core::{
     CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, Error, IntegrityReport, Key,
@@ -17,9 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The configuration file read from the cache directory when no configuration is given.
-pub const CONFIG_FILE: &str = "config.json";
-/// Largest configuration file accepted.
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
+pub use ocicache_core::CONFIG_FILE;
+use ocicache_core::MAX_CONFIG_FILE_BYTES;
 
 /// Which engine runs the core.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -55,8 +54,10 @@ pub struct CacheBuilder {
 }
 
 impl CacheBuilder {
-    /// The configuration. Without it, `config.json` in the cache directory is used if present
-    /// (the core's `Config` in its serde form; any subset of fields), else the defaults.
+    /// The configuration, in place of the directory's for this process only (`config.json`
+    /// is not changed). Without it, `config.json` in the cache directory is used if present
+    /// (the core's `Config` in its serde form; any subset of fields; see [`load_config`]),
+    /// else the defaults.
     pub fn config(mut self, config: Config) -> Self {
         self.config = Some(config);
         self
@@ -108,6 +109,10 @@ impl CacheBuilder {
         let storage = FsStorage::open(&self.dir)?;
         let root = storage.root().to_path_buf();
         let lock = DirLock::open(&root)?;
+        // From here until close, Node stays out (it waits for this marker to go); announced
+        // before the first look at the index, so that a Node opener and this one never both
+        // go on.
+        let announced = lock.announce()?;
         let engine: Box<dyn Engine> = {
             let _held = lock.acquire()?;
             match self.engine {
@@ -136,6 +141,7 @@ impl CacheBuilder {
                 inner: Mutex::new(Inner {
                     engine: Some(engine),
                     lock,
+                    announced: Some(announced),
                 }),
             }),
         })
@@ -143,8 +149,10 @@ impl CacheBuilder {
 }
 
 /// Reads `config.json` from a cache directory: `Ok(None)` if there is none, `InvalidConfig`
-/// if it is not a valid configuration or not a regular file (a FIFO there fails at once; a
-/// symbolic link is not followed).
+/// if it is not a valid configuration or not a regular file. The bytes are parsed by the core
+/// ([`Config::from_file_bytes`]), as every host does, so the keys, checks and errors are the
+/// same everywhere. The file is opened with `O_NOFOLLOW | O_NONBLOCK`: a symlink or a FIFO
+/// under that name is refused at once, never followed or waited on.
 ///
 /// ```
 /// let dir = tempfile::tempdir()?;
@@ -165,31 +173,35 @@ pub fn load_config(dir: &Path) -> Result<Option<Config>> {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
         // `dir` itself is a file: there is no config in it (opening reports the real problem).
         Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(not_a_regular_file("a symbolic link"));
+        }
         Err(e) => return Err(io_to_storage(e, &path)),
     };
-    let regular = file
+    let kind = file
         .metadata()
         .map_err(|e| io_to_storage(e, &path))?
-        .is_file();
-    if !regular {
-        return Err(Error::InvalidConfig(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
+        .file_type();
+    if !kind.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        return Err(not_a_regular_file(if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_dir() {
+            "a directory"
+        } else {
+            "a special file"
+        }));
     }
-    let mut text = Vec::new();
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut text)
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| io_to_storage(e, &path))?;
-    if text.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(Error::InvalidConfig(format!(
-            "{} is larger than {MAX_CONFIG_BYTES} bytes",
-            path.display()
-        )));
-    }
-    let config: Config = serde_json::from_slice(&text)
-        .map_err(|e| Error::InvalidConfig(format!("{}: {e}", path.display())))?;
-    Ok(Some(config))
+    Config::from_file_bytes(&bytes).map(Some)
+}
+
+/// The error for a `config.json` that is not a regular file (the Node host words it the same).
+fn not_a_regular_file(what: &str) -> Error {
+    Error::InvalidConfig(format!("{CONFIG_FILE}: is {what}, not a regular file"))
 }
 
 /// An OCI artifact cache in a directory: manifests, blobs and tag mappings, durable, verified,
@@ -235,6 +247,9 @@ struct Inner {
     /// `None` once closed or abandoned.
     engine: Option<Box<dyn Engine>>,
     lock: DirLock,
+    /// This process's marker in `native/`, from open until the engine (with its open temps) is
+    /// gone: a Node process does not open the directory meanwhile.
+    announced: Option<Announced>,
 }
 
 fn closed() -> Error {
@@ -246,32 +261,39 @@ impl Shared {
     /// processes: the only way to reach the engine, so that no journal append can skip either.
     pub(crate) fn locked<T>(&self, op: impl FnOnce(&mut dyn Engine) -> Result<T>) -> Result<T> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let Inner { engine, lock } = &mut *inner;
+        let Inner { engine, lock, .. } = &mut *inner;
         let engine = engine.as_deref_mut().ok_or_else(closed)?;
         let _held = lock.acquire()?;
         engine.refresh()?;
         op(engine)
     }
 
-    /// Takes the engine out (closing or abandoning the cache).
-    fn take(&self) -> Option<Box<dyn Engine>> {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .engine
-            .take()
+    /// Abandons the engine (as a crash would), then withdraws this process's marker.
+    fn abandon(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        drop(inner.engine.take());
+        inner.announced = None;
     }
 
     fn close(&self) -> Result<()> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let Inner { engine, lock } = &mut *inner;
-        let Some(engine) = engine.take() else {
+        let Inner {
+            engine,
+            lock,
+            announced,
+        } = &mut *inner;
+        let Some(mut engine) = engine.take() else {
             return Ok(());
         };
-        let _held = lock.acquire()?;
-        let mut engine = engine;
-        engine.refresh()?;
-        engine.close()
+        // The engine is consumed (closed, or dropped on failure) inside.
+        let result = (move || {
+            let _held = lock.acquire()?;
+            engine.refresh()?;
+            engine.close()
+        })();
+        // The engine, and with it every temp it had open, is gone: Node may come in.
+        *announced = None;
+        result
     }
 }
 
@@ -534,6 +556,6 @@ impl Cache {
     /// (buffered access records are lost; the next open reconciles with the stored files).
     /// For tests of crash recovery.
     pub fn abandon(self) {
-        drop(self.shared.take());
+        self.shared.abandon();
     }
 }

@@ -2,7 +2,7 @@
 //! never later evict or remove) files that the cache did not write.
 
 use crate::cache::CONFIG_FILE;
-use crate::lock::{LOCK_FILE, NODE_LOCK_FILE};
+use crate::lock::{LOCK_FILE, NATIVE_DIR, NODE_LOCK_FILE};
 use crate::storage::TEMP_DIR;
 use ocicache_core::{Error, Result};
 use std::fs;
@@ -10,7 +10,7 @@ use std::io;
 use std::path::Path;
 
 /// Names of the host's own, kept beside the core's directories.
-const HOST_NAMES: [&str; 4] = [TEMP_DIR, LOCK_FILE, CONFIG_FILE, NODE_LOCK_FILE];
+const HOST_NAMES: [&str; 5] = [TEMP_DIR, LOCK_FILE, CONFIG_FILE, NODE_LOCK_FILE, NATIVE_DIR];
 /// The core's directories.
 const CORE_DIRS: [&str; 3] = ["index", "blobs", "manifests"];
 

@@ -329,3 +329,51 @@ fn a_short_file_found_mid_stream_is_recorded_under_the_directory_lock() {
         );
     }
 }
+
+/// The markers of `dir/native/` (docs/FORMAT.md, "Sharing a directory between processes").
+fn native_markers(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_dir(dir.join("native"))
+        .map(|d| {
+            d.map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_open_cache_announces_itself_to_node_until_it_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    for abandon in [false, true] {
+        let cache = open(dir.path());
+        let markers = native_markers(dir.path());
+        assert_eq!(markers.len(), 1, "{markers:?}");
+        assert_eq!(markers[0]["pid"], std::process::id());
+        assert!(markers[0]["start_ticks"].is_string(), "{markers:?}");
+        let mut w = cache.blob_writer(None, None).unwrap();
+        w.write_all(b"in flight").unwrap();
+        assert_eq!(native_markers(dir.path()).len(), 1, "one marker per cache");
+        drop(w);
+        if abandon {
+            cache.abandon();
+        } else {
+            cache.close().unwrap();
+        }
+        assert_eq!(native_markers(dir.path()), Vec::<serde_json::Value>::new());
+    }
+}
+
+#[test]
+fn a_live_node_lock_refuses_the_open_and_leaves_no_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    open(dir.path()).close().unwrap();
+    let lock = serde_json::json!({
+        "pid": std::process::id(),
+        "hostname": std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(),
+        "token": "t",
+    });
+    std::fs::write(dir.path().join("node.lock"), lock.to_string()).unwrap();
+    let err = Cache::open(dir.path()).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Storage);
+    assert!(err.to_string().contains("open in a Node process"), "{err}");
+    assert_eq!(native_markers(dir.path()), Vec::<serde_json::Value>::new());
+}

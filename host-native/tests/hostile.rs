@@ -603,3 +603,63 @@ fn cli_refuses_a_tag_set_whose_reference_pins_a_digest() {
     }
     assert_eq!(tree(&dir), before, "nothing changed");
 }
+
+/// A FIFO where the host keeps its own files (`node.lock`, `config.json`) is refused at once
+/// with a clear error: nothing waits on it (each run is bounded; a hang fails the test).
+#[test]
+fn cli_refuses_a_fifo_as_node_lock_or_config_at_once() {
+    use std::process::{Command, Stdio};
+    for (name, exit, message) in [
+        ("node.lock", 6, "node.lock is a FIFO, not a regular file"),
+        (
+            "config.json",
+            8,
+            "config.json: is a FIFO, not a regular file",
+        ),
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, _) = populated(root.path());
+        let fifo = dir.join(name);
+        // (tree() reads every file: taken without the FIFO, compared once it is gone again)
+        let before = tree(&dir);
+        assert!(
+            Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let mut child = Command::new(common::bin())
+            .arg("--dir")
+            .arg(&dir)
+            .arg("ls")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut finished = false;
+        for _ in 0..2000 {
+            if child.try_wait().unwrap().is_some() {
+                finished = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if !finished {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(finished, "{name}: `ocicache ls` hung on the FIFO");
+        let (code, _, stderr) = outcome(&out);
+        assert_eq!(code, exit, "{name}: {stderr}");
+        assert!(stderr.contains(message), "{name}: {stderr}");
+        let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+        assert!(
+            std::os::unix::fs::FileTypeExt::is_fifo(&kind),
+            "left in place"
+        );
+        std::fs::remove_file(&fifo).unwrap();
+        assert_eq!(tree(&dir), before, "{name}: nothing changed");
+    }
+}

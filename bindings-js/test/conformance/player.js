@@ -500,6 +500,7 @@ export async function play(rel, scenario, env) {
   if (!Array.isArray(scenario.steps)) throw new Error('missing steps');
   const runner = new Runner(env, config, start);
   runner.storage = await env.newStorage();
+  let passed = false;
   try {
     try {
       runner.open();
@@ -540,13 +541,20 @@ export async function play(rel, scenario, env) {
         throw fail(`bad expect ${JSON.stringify(expect)}`);
       }
     }
+    passed = true;
     return scenario.steps.length;
   } finally {
+    let closeError = null;
     try {
       runner.close(true);
-    } catch {
-      // the scenario's verdict stands
+    } catch (e) {
+      closeError = e;
     }
     await env.settle?.(runner.storage);
+    // A failing close fails a scenario that passed so far (one that already failed keeps its
+    // own message): its records did not all reach the storage.
+    if (passed && closeError !== null) {
+      throw new Error(`closing the cache after the last step failed: ${codeOf(closeError) ?? ''} ${closeError?.stack ?? closeError}`);
+    }
   }
 }
