@@ -23,7 +23,9 @@ pub(crate) fn refuse_foreign_directory(dir: &Path) -> Result<()> {
         // Created by the open; or not a directory, which the storage reports.
         Err(_) => return Ok(()),
     };
-    if holds_file(&dir.join("index"), 1) {
+    // Any entry in `index/` means a cache: checked by name only, since another process may be
+    // compacting it (replacing one journal by the next) while this looks, unlocked.
+    if fs::read_dir(dir.join("index")).is_ok_and(|mut d| d.next().is_some()) {
         return Ok(());
     }
     for entry in entries.flatten() {
