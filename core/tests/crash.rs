@@ -11,6 +11,8 @@
 //!   step that returned `Ok` (the step in flight may have happened or not, entry by entry), serve
 //!   only exact bytes, point at no missing data, have no temps or stray files, and reopen to the
 //!   same answers.
+//! - **Crash points after a clean reopen**: the same, for a run that begins by opening a
+//!   directory closed cleanly (trusted, not walked), after a prefix of the workload.
 //! - **Failures**: for every `n` in `1..=N` and both `NoSpace` and `Io`, call `n` fails once; the
 //!   failing step returns a `storage` error (or absorbs it when the write was advisory), leaves
 //!   nothing half-written, and the cache stays usable: the step is retried, the workload goes on,
@@ -388,18 +390,8 @@ struct RefRun {
 }
 
 fn reference_run(pool: &Pool) -> RefRun {
-    let recording = Recording {
-        inner: MemoryStorage::new(),
-        calls: Arc::default(),
-    };
-    let clock = ManualClock::new(T0);
-    let mut cache = open(recording.clone(), &clock).unwrap();
-    let mut states = vec![state(&cache)];
-    for (name, step) in WORKLOAD {
-        step(&mut cache, &clock, pool).unwrap_or_else(|e| panic!("reference step {name}: {e}"));
-        states.push(state(&cache));
-    }
-    let calls = recording.calls.lock().unwrap().clone();
+    let (cache, run) = reference_run_of(pool, MemoryStorage::new(), WORKLOAD);
+    let (calls, states) = (run.calls, run.states);
     // The workload covers what it claims to.
     assert!(states.iter().any(|s| s.entries.len() >= 6));
     assert!(
@@ -421,6 +413,37 @@ fn reference_run(pool: &Pool) -> RefRun {
     RefRun { calls, states }
 }
 
+/// Runs `steps` over `storage` (recording every call) from an open at `T0`; returns the cache
+/// and the run.
+fn reference_run_of(
+    pool: &Pool,
+    storage: MemoryStorage,
+    steps: &[(&str, Step)],
+) -> (Cache, RefRun) {
+    let recording = Recording {
+        inner: storage,
+        calls: Arc::default(),
+    };
+    let clock = ManualClock::new(T0);
+    let mut cache = open(recording.clone(), &clock).unwrap();
+    let mut states = vec![state(&cache)];
+    for (name, step) in steps {
+        step(&mut cache, &clock, pool).unwrap_or_else(|e| panic!("reference step {name}: {e}"));
+        states.push(state(&cache));
+    }
+    let calls = recording.calls.lock().unwrap().clone();
+    (cache, RefRun { calls, states })
+}
+
+/// A copy of everything stored (temps aside).
+fn copy_of(storage: &MemoryStorage) -> MemoryStorage {
+    let copy = MemoryStorage::new();
+    for p in storage.paths() {
+        copy.put(&p, &storage.get(&p).unwrap());
+    }
+    copy
+}
+
 /// Runs the workload until its first error; returns the state after the last step that
 /// returned `Ok` and the index of the step that failed (`None` if none did; `Some(0)` if
 /// opening failed).
@@ -429,11 +452,22 @@ fn run_until_error(
     clock: &ManualClock,
     pool: &Pool,
 ) -> (State, Option<usize>) {
+    run_steps_until_error(storage, clock, pool, WORKLOAD, State::default())
+}
+
+/// [`run_until_error`] over `steps`; `unopened` is the state to report if opening fails.
+fn run_steps_until_error(
+    storage: FaultyStorage,
+    clock: &ManualClock,
+    pool: &Pool,
+    steps: &[(&str, Step)],
+    unopened: State,
+) -> (State, Option<usize>) {
     let Ok(mut cache) = open(storage, clock) else {
-        return (State::default(), Some(0));
+        return (unopened, Some(0));
     };
     let mut last = state(&cache);
-    for (i, (_, step)) in WORKLOAD.iter().enumerate() {
+    for (i, (_, step)) in steps.iter().enumerate() {
         match step(&mut cache, clock, pool) {
             Ok(()) => last = state(&cache),
             Err(e) => {
@@ -560,6 +594,83 @@ fn every_crash_point_recovers_to_a_consistent_committed_state() {
     assert!(runs as u64 > n, "{runs} runs");
     assert!(torn_runs > 20, "{torn_runs} torn appends");
     eprintln!("{n} storage calls; {runs} crash runs, {torn_runs} with torn appends");
+}
+
+/// Issue 9, item 5: a run that begins with a clean reopen (the journal ends in `Closed`) and
+/// then crashes at any storage call must recover as well as any other: a file committed
+/// before its record is adopted or removed, a row whose file was removed is dropped. The
+/// first run does a prefix of the workload and closes cleanly; the second, trusted at open,
+/// does the rest and crashes. The prefixes end before a plain put, a delete, and reads
+/// followed by a put that evicts.
+#[test]
+fn every_crash_point_after_a_clean_reopen_recovers() {
+    let pool = Pool::new();
+    let (mut runs, mut failures) = (0, Vec::new());
+    for (clean_run, first_step) in [(9, "put blob 3"), (10, "delete blob 3"), (11, "get blob 1")] {
+        assert_eq!(WORKLOAD[clean_run].0, first_step);
+        // The first run: open, work, close cleanly.
+        let first = MemoryStorage::new();
+        let clock = ManualClock::new(T0);
+        let mut cache = open(first.clone(), &clock).unwrap();
+        for (name, step) in &WORKLOAD[..clean_run] {
+            step(&mut cache, &clock, &pool).unwrap_or_else(|e| panic!("first run, {name}: {e}"));
+        }
+        let closed = state(&cache);
+        cache.close().unwrap();
+        // The second run, trusted at open, does the rest of the workload.
+        let rest = &WORKLOAD[clean_run..];
+        let (second, reference) = reference_run_of(&pool, copy_of(&first), rest);
+        assert!(second.recovery_report().clean_shutdown);
+        assert_eq!(reference.states[0], closed);
+        drop(second);
+        let n = reference.calls.len() as u64;
+
+        for k in 0..=n {
+            let mut torn = vec![0];
+            if let Some(&("append", len)) = reference.calls.get(k as usize) {
+                torn.extend([1, len / 2]);
+                torn.retain(|&t| t < len);
+                torn.dedup();
+            }
+            for torn_bytes in torn {
+                let what = format!(
+                    "clean reopen before {first_step:?}, then crash after call {k}/{n}, \
+                     torn {torn_bytes}"
+                );
+                let clock = ManualClock::new(T0);
+                let faulty = FaultyStorage::new(
+                    copy_of(&first),
+                    Some(Fault::CrashAfter { n: k, torn_bytes }),
+                );
+                let (before, failed) =
+                    run_steps_until_error(faulty.clone(), &clock, &pool, rest, closed.clone());
+                let after = match failed {
+                    Some(i) => reference.states[i].clone(),
+                    None => before.clone(),
+                };
+                // Every crash point is checked, and the failures are reported together.
+                let checked = std::panic::catch_unwind(|| {
+                    check_recovered(faulty.inner(), &clock, &pool, &before, &after, &what)
+                });
+                if let Err(panic) = checked {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    failures.push(message);
+                }
+                runs += 1;
+            }
+        }
+    }
+    eprintln!("{runs} crash runs after a clean reopen");
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} crash runs after a clean reopen did not recover:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// A storage with one injected failure, as the failure tests need it.

@@ -4,18 +4,26 @@
 //! Operations: blob puts (one-shot, streamed with or without announced digest and size, with a
 //! wrong digest), manifest puts (image manifests referencing blobs, an index referencing
 //! manifests), gets, deletes, pins, tag puts / resolutions / invalidations / removals, clock
-//! advances, `clear_expired`, a blob reader kept open across operations, reopen (flush, then a
-//! new cache over the same storage and clock) and damage to a stored file. The cap is small, so
-//! eviction and `Full` happen.
+//! advances, `clear_expired`, `cleanup`, `repair`, a blob reader kept open across operations,
+//! reopen (a new cache over the same storage and clock, after a flush or after `close`), a
+//! crash (dropped without flush or close; perhaps dying while writing its access records out,
+//! torn, and perhaps dying again during the next open, at any storage call), a crash in the
+//! middle of a put or a delete, and damage to a stored file. The cap is small, so eviction and `Full` happen. Each run picks an eviction
+//! policy (expired-then-LRU, LRU, size, TTL), `sliding_ttl` and `verify_reads` (without it,
+//! no file is damaged: damaged bytes are then served by design).
 //!
 //! The model knows which entries exist (with expiry, pins, last use, access counts, damage and
 //! quarantine), which tags exist (digest, freshness, invalidation, history) and the pool of
 //! contents. It predicts every answer exactly, including when a put fails with `Full`. Which
 //! entries an eviction takes is left to the cache, but the model checks the choice: victims are
 //! eviction candidates (not pinned, not being read, not referenced by a cached manifest, not
-//! quarantined), expired ones go first, then the least recently used, and eviction stops as soon
-//! as the low watermark is reached. Since the model tracks last use across reopens, this also
-//! checks that LRU order survives a flush and reopen.
+//! quarantined), in the policy's order (entries it cannot tell apart in any order), and eviction
+//! stops as soon as the low watermark is reached. Since the model tracks last use across
+//! reopens, this also checks that LRU order survives a flush and reopen. A crash may lose
+//! access records not written yet: only those (access times and counts, sliding expiries, LRU
+//! order among them) may change, never anything an operation returned `Ok` for; the operation
+//! a crash cuts leaves its entry as before or as after it (a put may also have evicted), and
+//! the next open indexes exactly the files stored.
 //!
 //! After every step: a whole-object get never returns wrong bytes (a streamed read of a damaged
 //! file may hand out early chunks but never its final one), `size() <= max_bytes`, the listed
@@ -27,11 +35,11 @@
 //! `PROPTEST_CASES` (default 256) and `PROPTEST_RNG_SEED` (default: a fixed seed) are honored.
 
 mod common;
-use common::{pattern, sha256};
-use ocicache_core::storage::MemoryStorage;
+use common::{Plug, pattern, sha256};
+use ocicache_core::storage::{Fault, MemoryStorage};
 use ocicache_core::{
     BlobReader, Cache, Clock, Config, Digest, EntryInfo, ErrorKind, Key, Kind, ManualClock,
-    Reference, Resolution,
+    PolicyConfig, Reference, Resolution,
 };
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
@@ -50,13 +58,69 @@ const TAGS: [&str; 3] = [
     "localhost:5000/team/svc:latest",
 ];
 
-fn config() -> Config {
+/// The eviction policies the model predicts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Policy {
+    /// The default: expired first, then least recently used.
+    ExpiredThenLru,
+    Lru,
+    /// Expired first, then the largest.
+    Size,
+    /// Soonest to expire first.
+    Ttl,
+}
+
+/// The settings a run varies.
+#[derive(Debug, Clone, Copy)]
+struct Variant {
+    policy: Policy,
+    sliding_ttl: bool,
+    verify_reads: bool,
+}
+
+impl Default for Variant {
+    fn default() -> Variant {
+        Variant {
+            policy: Policy::ExpiredThenLru,
+            sliding_ttl: false,
+            verify_reads: true,
+        }
+    }
+}
+
+fn variant_strategy() -> impl Strategy<Value = Variant> {
+    (
+        prop_oneof![
+            Just(Policy::ExpiredThenLru),
+            Just(Policy::Lru),
+            Just(Policy::Size),
+            Just(Policy::Ttl)
+        ],
+        any::<bool>(),
+        prop_oneof![3 => Just(true), 1 => Just(false)],
+    )
+        .prop_map(|(policy, sliding_ttl, verify_reads)| Variant {
+            policy,
+            sliding_ttl,
+            verify_reads,
+        })
+}
+
+fn config(variant: &Variant) -> Config {
     Config {
         max_bytes: CAP,
         default_ttl_ms: TTL,
         tag_ttl_ms: TAG_TTL,
         max_tag_history: MAX_HISTORY as u32,
         compaction_min_records: 16,
+        sliding_ttl: variant.sliding_ttl,
+        verify_reads: variant.verify_reads,
+        eviction: match variant.policy {
+            Policy::ExpiredThenLru => Config::default().eviction,
+            Policy::Lru => PolicyConfig::Lru,
+            Policy::Size => PolicyConfig::Size,
+            Policy::Ttl => PolicyConfig::Ttl,
+        },
         ..Config::default()
     }
 }
@@ -174,7 +238,9 @@ enum Op {
     DeleteTag(usize),
     Advance(u64),
     ClearExpired,
-    Reopen,
+    /// A new cache over the same storage and clock, after a flush; with `true`, after `close`
+    /// (a clean shutdown: the next open trusts the index instead of walking the files).
+    Reopen(bool),
     /// Damages one byte (at an offset) of one intact stored file (chosen among them).
     Corrupt(usize, usize),
     /// Opens a reader on a blob (closing any open one first) and keeps it across operations.
@@ -182,6 +248,32 @@ enum Op {
     /// Reads the next chunk of at most this many bytes from the open reader.
     Read(usize),
     CloseReader,
+    /// The process dies: dropped without flush or close. With `torn`, it dies while writing
+    /// its buffered access records out, `torn` bytes of them reaching the journal. With
+    /// `in_open`, the next open dies too, after that many storage calls; then it opens again.
+    Crash {
+        torn: Option<usize>,
+        in_open: Option<u64>,
+    },
+    /// The process dies during a put or a delete, after `after` storage calls of it (if it
+    /// makes that many), and a new one opens.
+    CrashIn {
+        cut: Cut,
+        after: u64,
+    },
+    /// `cleanup`: expired entries go, eviction down to the low watermark if above the high
+    /// one, a flush and a compaction.
+    Cleanup,
+    /// `repair`: corrupted and quarantined entries go.
+    Repair,
+}
+
+/// An operation a crash cuts.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    /// A one-shot put of a pool entry.
+    Put(usize),
+    Delete(usize),
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -204,11 +296,22 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (0..TAGS.len()).prop_map(Op::DeleteTag),
         3 => prop_oneof![Just(0u64), 1..3_000u64, Just(TAG_TTL), Just(TTL)].prop_map(Op::Advance),
         1 => Just(Op::ClearExpired),
-        2 => Just(Op::Reopen),
+        2 => any::<bool>().prop_map(Op::Reopen),
         1 => (key.clone(), any::<usize>()).prop_map(|(k, o)| Op::Corrupt(k, o)),
         2 => (0..BLOBS).prop_map(Op::OpenReader),
         6 => (1..4_000usize).prop_map(Op::Read),
         1 => Just(Op::CloseReader),
+        2 => (
+            prop::option::of(1..60usize),
+            prop::option::weighted(0.3, 0..40u64)
+        )
+            .prop_map(|(torn, in_open)| Op::Crash { torn, in_open }),
+        2 => (0..10usize, any::<bool>(), 0..12u64).prop_map(|(k, put, after)| Op::CrashIn {
+            cut: if put { Cut::Put(k) } else { Cut::Delete(k) },
+            after,
+        }),
+        1 => Just(Op::Cleanup),
+        1 => Just(Op::Repair),
     ]
 }
 
@@ -316,7 +419,10 @@ type Observable = (
 
 struct Harness {
     pool: Pool,
+    variant: Variant,
     storage: MemoryStorage,
+    /// The cache's storage: `storage`, where a crash can be aimed at a storage call.
+    plug: Plug,
     clock: ManualClock,
     cache: Cache,
     model: Model,
@@ -332,20 +438,23 @@ struct OpenReader {
     damaged: bool,
 }
 
-fn open(storage: &MemoryStorage, clock: &ManualClock) -> Cache {
-    Cache::builder(storage.clone(), clock.clone())
-        .config(config())
+fn open(plug: &Plug, clock: &ManualClock, variant: &Variant) -> Cache {
+    Cache::builder(plug.clone(), clock.clone())
+        .config(config(variant))
         .open()
         .expect("open")
 }
 
 impl Harness {
-    fn new() -> Harness {
+    fn new(variant: Variant) -> Harness {
         let storage = MemoryStorage::new();
+        let plug = Plug::new(&storage);
         let clock = ManualClock::new(1_000_000);
-        let cache = open(&storage, &clock);
+        let cache = open(&plug, &clock, &variant);
         Harness {
             pool: Pool::new(),
+            variant,
+            plug,
             storage,
             clock,
             cache,
@@ -467,31 +576,21 @@ impl Harness {
             }
             Op::Advance(ms) => self.clock.advance(ms),
             Op::ClearExpired => {
-                // Expired candidates go; removing an expired manifest makes the expired
-                // content it referenced a candidate too, so repeat until nothing is left.
-                let mut victims = Vec::new();
-                loop {
-                    let pass: Vec<usize> = self
-                        .model
-                        .candidates(&self.pool)
-                        .into_iter()
-                        .filter(|k| self.model.entries[k].expires <= now)
-                        .collect();
-                    if pass.is_empty() {
-                        break;
-                    }
-                    for k in pass {
-                        self.model.entries.remove(&k);
-                        victims.push(k);
-                    }
-                }
+                let victims = self.take_expired();
                 let n = self.cache.clear_expired().unwrap();
                 assert_eq!(n, victims.len() as u64, "expected victims {victims:?}");
             }
-            Op::Reopen => self.reopen(),
+            Op::Reopen(clean) => self.reopen(clean),
+            Op::Crash { torn, in_open } => self.crash(torn, in_open),
+            Op::CrashIn { cut, after } => self.crash_in(cut, after),
+            Op::Cleanup => self.cleanup(),
+            Op::Repair => self.repair(),
             Op::OpenReader(k) => self.open_reader(k),
             Op::Read(n) => self.read(n),
             Op::CloseReader => self.close_reader(),
+            // Without `verify_reads`, damaged bytes are served as they are (by design): the
+            // model then damages nothing.
+            Op::Corrupt(..) if !self.variant.verify_reads => {}
             Op::Corrupt(pick, offset) => {
                 // Damages the `pick`-th intact stored file. Damage under an open reader may fall
                 // before or after its position, so the file being read is left alone.
@@ -620,14 +719,26 @@ impl Harness {
     /// makes what it referenced a candidate. Candidates with equal rank (same expiry) may go in
     /// any order, so those orders are searched.
     fn check_evictions(&self, incoming: u64, used: u64, removed: &BTreeSet<usize>) {
-        // Down to the low watermark; an entry larger than that only needs room under the cap.
-        let target = if incoming <= LOW { LOW } else { CAP };
         let sim = Model {
             entries: self.model.entries.clone(),
             tags: BTreeMap::new(),
             tick: 0,
             reading: self.model.reading,
         };
+        self.check_evictions_from(sim, incoming, used, removed);
+    }
+
+    /// Checks that evicting `removed` from `sim` (using `used` bytes) to make room for
+    /// `incoming` follows the policy.
+    fn check_evictions_from(
+        &self,
+        sim: Model,
+        incoming: u64,
+        used: u64,
+        removed: &BTreeSet<usize>,
+    ) {
+        // Down to the low watermark; an entry larger than that only needs room under the cap.
+        let target = if incoming <= LOW { LOW } else { CAP };
         assert!(
             self.replay_eviction(sim, removed.clone(), used, incoming, target),
             "evictions {removed:?} do not follow the policy (used {used}, incoming {incoming})"
@@ -650,23 +761,30 @@ impl Harness {
         if candidates.is_empty() {
             return left.is_empty() && bytes + incoming <= CAP;
         }
+        // The policy's next victim; entries it cannot tell apart form a group, any of which
+        // may go first.
+        let group_by = |key: &dyn Fn(usize) -> i128, among: &[usize]| -> Vec<usize> {
+            let first = among.iter().map(|&c| key(c)).min();
+            among
+                .iter()
+                .copied()
+                .filter(|&c| Some(key(c)) == first)
+                .collect()
+        };
+        let expires = |c: usize| i128::from(sim.entries[&c].expires);
+        let last_use = |c: usize| i128::from(sim.entries[&c].last_use);
+        let largest = |c: usize| -i128::from(sim.size(&self.pool, c));
         let expired: Vec<usize> = candidates
             .iter()
             .copied()
             .filter(|c| sim.entries[c].expires <= now)
             .collect();
-        let group: Vec<usize> = match expired.iter().map(|c| sim.entries[c].expires).min() {
-            Some(first) => expired
-                .into_iter()
-                .filter(|c| sim.entries[c].expires == first)
-                .collect(),
-            None => vec![
-                candidates
-                    .iter()
-                    .copied()
-                    .min_by_key(|c| sim.entries[c].last_use)
-                    .expect("non-empty"),
-            ],
+        let group: Vec<usize> = match self.variant.policy {
+            Policy::ExpiredThenLru if !expired.is_empty() => group_by(&expires, &expired),
+            Policy::ExpiredThenLru | Policy::Lru => group_by(&last_use, &candidates),
+            Policy::Size if !expired.is_empty() => group_by(&expires, &expired),
+            Policy::Size => group_by(&largest, &candidates),
+            Policy::Ttl => group_by(&expires, &candidates),
         };
         group.into_iter().filter(|v| left.contains(v)).any(|v| {
             let mut sim = Model {
@@ -708,6 +826,9 @@ impl Harness {
                 // The read was under way (and counted) before the last chunk failed to verify.
                 e.accessed = now;
                 e.access_count += 1;
+                if self.variant.sliding_ttl {
+                    e.expires = now + TTL;
+                }
             }
             e.corrupt = false;
             e.quarantined = true;
@@ -717,6 +838,9 @@ impl Harness {
             e.last_use = self.model.tick;
             e.accessed = now;
             e.access_count += 1;
+            if self.variant.sliding_ttl {
+                e.expires = now + TTL;
+            }
         }
     }
 
@@ -740,6 +864,9 @@ impl Harness {
             e.last_use = self.model.tick;
             e.accessed = now;
             e.access_count += 1;
+            if self.variant.sliding_ttl {
+                e.expires = now + TTL;
+            }
             self.model.reading = Some(k);
             self.reader = Some(OpenReader {
                 k,
@@ -823,13 +950,23 @@ impl Harness {
         (self.cache.contents(), tags, has)
     }
 
-    fn reopen(&mut self) {
+    fn reopen(&mut self, clean: bool) {
         self.close_reader();
         let before = self.observable();
-        self.cache.flush().unwrap();
-        self.cache = open(&self.storage, &self.clock);
+        let fresh = Cache::builder(MemoryStorage::new(), self.clock.clone()).open();
+        let old = std::mem::replace(&mut self.cache, fresh.expect("an empty cache"));
+        if clean {
+            old.close().unwrap();
+        } else {
+            let mut old = old;
+            old.flush().unwrap();
+        }
+        self.cache = open(&self.plug, &self.clock, &self.variant);
         let report = self.cache.recovery_report().clone();
         assert!(!report.torn_tail && !report.snapshot_damaged, "{report:?}");
+        // A clean close is trusted (the fast path); after a flush only, the open may trust
+        // the index too if nothing changed since the last clean close.
+        assert!(report.clean_shutdown || !clean, "{report:?}");
         assert_eq!(
             (
                 report.temps_removed,
@@ -843,6 +980,323 @@ impl Harness {
         );
         let after = self.observable();
         assert_eq!(before, after, "a reopen changed the answers");
+    }
+
+    /// Removes from the model what `clear_expired` removes: expired candidates; removing an
+    /// expired manifest makes the expired content it referenced a candidate too, so repeat
+    /// until nothing is left.
+    fn take_expired(&mut self) -> Vec<usize> {
+        let now = self.now();
+        let mut victims = Vec::new();
+        loop {
+            let pass: Vec<usize> = self
+                .model
+                .candidates(&self.pool)
+                .into_iter()
+                .filter(|k| self.model.entries[k].expires <= now)
+                .collect();
+            if pass.is_empty() {
+                break;
+            }
+            for k in pass {
+                self.model.entries.remove(&k);
+                victims.push(k);
+            }
+        }
+        victims
+    }
+
+    /// The process dies (no flush, no close; perhaps while writing its access records out),
+    /// and a new one opens (perhaps dying in its open first, then opening again). Everything
+    /// that returned `Ok` is there; only access records not written yet may be lost: the
+    /// model then takes the access times and counts (and sliding expiries) the new process
+    /// found, each no later than before, and LRU order by access time (ties in any order).
+    fn crash(&mut self, torn: Option<usize>, in_open: Option<u64>) {
+        self.close_reader();
+        let (contents, tags, has) = self.observable();
+        if let Some(torn_bytes) = torn {
+            // Writing the buffered accesses out is the process's last call (if it has any).
+            self.plug.arm(Some(Fault::CrashAfter { n: 0, torn_bytes }));
+            // Fails if it had accesses to write (and dies writing them), or does nothing.
+            let _ = self.cache.flush();
+        }
+        self.plug
+            .arm(in_open.map(|n| Fault::CrashAfter { n, torn_bytes: 0 }));
+        let first = Cache::builder(self.plug.clone(), self.clock.clone())
+            .config(config(&self.variant))
+            .open();
+        let dead_in_open = self.plug.crashed();
+        self.plug.arm(None);
+        // The old process is gone (dropped as it was) once the new one is in place.
+        self.cache = match first {
+            Ok(cache) if !dead_in_open => cache,
+            Ok(_) | Err(_) => open(&self.plug, &self.clock, &self.variant),
+        };
+        let report = self.cache.recovery_report().clone();
+        // (It may trust the index, if nothing changed since a clean close: `check` compares
+        // the stored files with the entries after every operation.)
+        assert!(!report.snapshot_damaged, "{report:?}");
+        assert_eq!(
+            (
+                report.orphans_adopted,
+                report.orphans_removed,
+                report.missing_dropped,
+                report.evicted
+            ),
+            (0, 0, 0, 0),
+            "{report:?}"
+        );
+
+        self.resync((contents, tags, has), None, 0);
+    }
+
+    /// The process dies in the middle of a put or a delete (after `after` of its storage
+    /// calls), whatever it returned, and a new one opens. The entry cut may be either as
+    /// before or as after the operation; a put may also have evicted candidates; the stored
+    /// files must match the new process's entries exactly (`check`, after every operation).
+    fn crash_in(&mut self, cut: Cut, after: u64) {
+        self.close_reader();
+        let before = self.observable();
+        let at = self.now();
+        self.plug.arm(Some(Fault::CrashAfter {
+            n: after,
+            torn_bytes: 0,
+        }));
+        let _ = match cut {
+            Cut::Put(k) => {
+                let (key, bytes) = (&self.pool.keys[k], &self.pool.bytes[k]);
+                match key.kind {
+                    Kind::Blob => self.cache.put_blob(None, bytes).map(drop),
+                    Kind::Manifest => self.cache.put_manifest(&key.digest, bytes, None).map(drop),
+                }
+            }
+            Cut::Delete(k) => self.cache.delete(&self.pool.keys[k]).map(drop),
+        };
+        self.plug.arm(None);
+        self.cache = open(&self.plug, &self.clock, &self.variant);
+        assert!(!self.cache.recovery_report().snapshot_damaged);
+        self.resync(before, Some(cut), at);
+    }
+
+    /// After a crash: checks the new process's entries against what it had before (`was`),
+    /// allowing only lost access records and the effects of the operation `cut` (at `at`),
+    /// and takes the access fields (and the entries `cut` changed) into the model, ranking
+    /// last uses by access time.
+    fn resync(&mut self, was: Observable, cut: Option<Cut>, at: u64) {
+        let (contents, tags, has) = was;
+        let (now_contents, now_tags, now_has) = self.observable();
+        assert_eq!(now_tags, tags, "a crash changed the tags");
+        if let Some(cut) = cut {
+            return self.resync_cut(&contents, &now_contents, cut, at);
+        }
+        assert_eq!(
+            now_contents.len(),
+            contents.len(),
+            "a crash changed the entries"
+        );
+        for (a, b) in now_contents.iter().zip(&contents) {
+            let what = format!("{:?} {} after a crash", a.kind, a.digest);
+            let durable = |e: &EntryInfo| {
+                let expires = (!self.variant.sliding_ttl).then_some(e.expires_at);
+                (
+                    e.kind,
+                    e.digest.clone(),
+                    e.size,
+                    e.created_at,
+                    expires,
+                    e.pins,
+                    e.referrers,
+                    e.media_type.clone(),
+                    e.quarantined,
+                )
+            };
+            assert_eq!(durable(a), durable(b), "{what}");
+            assert!(
+                a.accessed_at <= b.accessed_at && a.accessed_at >= a.created_at,
+                "{what}"
+            );
+            assert!(a.access_count <= b.access_count, "{what}");
+            if self.variant.sliding_ttl {
+                assert!(
+                    a.expires_at <= b.expires_at && a.expires_at >= Some(a.created_at + TTL),
+                    "{what}: expiry {:?}, was {:?}",
+                    a.expires_at,
+                    b.expires_at
+                );
+            }
+        }
+        if !self.variant.sliding_ttl {
+            assert_eq!(now_has, has, "a crash changed what is servable");
+        }
+        // The model takes the access fields found, and ranks last uses by access time.
+        let mut times: Vec<u64> = now_contents.iter().map(|e| e.accessed_at).collect();
+        times.sort_unstable();
+        times.dedup();
+        for e in &now_contents {
+            let k = self.pool.index_of(e.kind, &e.digest);
+            let m = self.model.entries.get_mut(&k).unwrap();
+            m.accessed = e.accessed_at;
+            m.access_count = e.access_count;
+            m.expires = e.expires_at.unwrap();
+            m.last_use = times.binary_search(&e.accessed_at).unwrap() as u64 + 1;
+        }
+        self.model.tick = times.len() as u64;
+    }
+
+    /// [`Harness::resync`] after a crash that cut `cut`.
+    fn resync_cut(&mut self, was: &[EntryInfo], now: &[EntryInfo], cut: Cut, at: u64) {
+        let by_key = |list: &[EntryInfo]| -> BTreeMap<usize, EntryInfo> {
+            list.iter()
+                .map(|e| (self.pool.index_of(e.kind, &e.digest), e.clone()))
+                .collect()
+        };
+        let (old, new) = (by_key(was), by_key(now));
+        let keys: BTreeSet<usize> = old.keys().chain(new.keys()).copied().collect();
+        for k in keys {
+            let what = format!("entry {k} after a crash in {cut:?}");
+            let put = matches!(cut, Cut::Put(c) if c == k);
+            // A put lands as a new entry (or an adopted file): created at `at` or later.
+            let fresh = |a: &EntryInfo, pins: u32| {
+                a.created_at >= at && !a.quarantined && a.pins == pins && a.access_count == 0
+            };
+            match (old.get(&k), new.get(&k)) {
+                (None, None) => {}
+                (None, Some(a)) => assert!(put && fresh(a, 0), "{what}: appeared: {a:?}"),
+                (Some(b), None) => {
+                    let m = &self.model.entries[&k];
+                    let evictable = m.pins == 0 && !m.quarantined;
+                    assert!(
+                        matches!(cut, Cut::Delete(c) if c == k)
+                            || (matches!(cut, Cut::Put(_)) && evictable),
+                        "{what}: gone: {b:?}"
+                    );
+                    self.model.entries.remove(&k);
+                    continue;
+                }
+                (Some(b), Some(a)) => {
+                    let same = (a.size, a.created_at, a.pins, a.quarantined)
+                        == (b.size, b.created_at, b.pins, b.quarantined)
+                        && a.accessed_at <= b.accessed_at
+                        && a.access_count <= b.access_count;
+                    assert!(
+                        same || (put && fresh(a, b.pins)),
+                        "{what}: was {b:?}, is {a:?}"
+                    );
+                }
+            }
+            let a = &new[&k];
+            let path = self.pool.path(k);
+            let intact = self
+                .storage
+                .get(&path)
+                .is_some_and(|f| f == self.pool.bytes[k]);
+            let m = self.model.entries.entry(k).or_insert(MEntry {
+                created: a.created_at,
+                accessed: a.accessed_at,
+                expires: 0,
+                access_count: 0,
+                pins: a.pins,
+                last_use: 0,
+                corrupt: false,
+                quarantined: a.quarantined,
+            });
+            m.created = a.created_at;
+            m.accessed = a.accessed_at;
+            m.expires = a.expires_at.unwrap();
+            m.access_count = a.access_count;
+            m.quarantined = a.quarantined;
+            m.corrupt = !a.quarantined && !intact;
+        }
+        let mut times: Vec<u64> = now.iter().map(|e| e.accessed_at).collect();
+        times.sort_unstable();
+        times.dedup();
+        for e in now {
+            let k = self.pool.index_of(e.kind, &e.digest);
+            self.model.entries.get_mut(&k).unwrap().last_use =
+                times.binary_search(&e.accessed_at).unwrap() as u64 + 1;
+        }
+        self.model.tick = times.len() as u64;
+    }
+
+    /// `cleanup`: expired entries go (as with `clear_expired`), then eviction down to the low
+    /// watermark if usage is above the high one.
+    fn cleanup(&mut self) {
+        let expired = self.take_expired();
+        let expired_bytes: u64 = expired.iter().map(|&k| self.pool.size(k)).sum();
+        let used = self.model.used(&self.pool);
+        let report = self.cache.cleanup().unwrap();
+        assert_eq!(
+            report.expired_removed,
+            expired.len() as u64,
+            "expired {expired:?}"
+        );
+        let listed: BTreeSet<usize> = self
+            .cache
+            .contents()
+            .iter()
+            .map(|e| self.pool.index_of(e.kind, &e.digest))
+            .collect();
+        let evicted: BTreeSet<usize> = self
+            .model
+            .entries
+            .keys()
+            .copied()
+            .filter(|k| !listed.contains(k))
+            .collect();
+        if used > HIGH {
+            let sim = Model {
+                entries: self.model.entries.clone(),
+                tags: BTreeMap::new(),
+                tick: 0,
+                reading: self.model.reading,
+            };
+            self.check_evictions_from(sim, 0, used, &evicted);
+        } else {
+            assert!(
+                evicted.is_empty(),
+                "cleanup evicted {evicted:?} below the high watermark"
+            );
+        }
+        let evicted_bytes: u64 = evicted
+            .iter()
+            .map(|&k| self.model.size(&self.pool, k))
+            .sum();
+        assert_eq!(report.evicted, evicted.len() as u64);
+        assert_eq!(report.bytes_freed, expired_bytes + evicted_bytes);
+        assert!(report.compacted);
+        for k in evicted {
+            self.model.entries.remove(&k);
+        }
+    }
+
+    /// `repair`: corrupted and quarantined entries go (to be fetched again); nothing is
+    /// missing or unindexed here.
+    fn repair(&mut self) {
+        let doomed: Vec<usize> = self
+            .model
+            .entries
+            .iter()
+            .filter(|(_, e)| e.corrupt || e.quarantined)
+            .map(|(&k, _)| k)
+            .collect();
+        let report = self.cache.repair().unwrap();
+        assert_eq!(report.removed_corrupted, doomed.len() as u64, "{report:?}");
+        assert_eq!(
+            (
+                report.removed_missing,
+                report.adopted,
+                report.removed_unindexed,
+                report.temps_removed
+            ),
+            (0, 0, 0, 0),
+            "{report:?}"
+        );
+        for k in doomed {
+            self.model.entries.remove(&k);
+            if self.model.reading == Some(k) {
+                self.model.reading = None;
+            }
+        }
     }
 
     /// Invariants that hold after every operation.
@@ -954,15 +1408,15 @@ fn reference_key(r: &str) -> String {
     r.parse::<Reference>().unwrap().to_string()
 }
 
-fn run(ops: &[Op]) {
-    let mut h = Harness::new();
+fn run(variant: Variant, ops: &[Op]) {
+    let mut h = Harness::new(variant);
     h.check();
     for op in ops {
         h.apply(op);
         h.check();
     }
     // And a last reopen: everything still agrees, and the cache is healthy.
-    h.reopen();
+    h.reopen(true);
     h.check();
     let report = h.cache.check_integrity().unwrap();
     let corrupt = h.model.entries.values().filter(|e| e.corrupt).count();
@@ -989,8 +1443,11 @@ proptest! {
     #![proptest_config(proptest_config())]
 
     #[test]
-    fn cache_matches_the_model(ops in prop::collection::vec(op_strategy(), 1..60)) {
-        run(&ops);
+    fn cache_matches_the_model(
+        variant in variant_strategy(),
+        ops in prop::collection::vec(op_strategy(), 1..60),
+    ) {
+        run(variant, &ops);
     }
 }
 
@@ -1019,7 +1476,7 @@ fn the_pool_is_valid_and_overflows_the_cap() {
         Op::ResolveTag(0),
         Op::InvalidateTag(0),
         Op::ResolveTag(0),
-        Op::Reopen,
+        Op::Reopen(true),
         Op::Advance(TTL),
         Op::Get(9),
         Op::Unpin(9),
@@ -1028,7 +1485,14 @@ fn the_pool_is_valid_and_overflows_the_cap() {
         Op::Put(1, PutHow::Announced(7)),
         Op::PutWrongDigest(1, 2),
         Op::Delete(1),
-        Op::Reopen,
+        Op::Reopen(true),
+        Op::Crash {
+            torn: Some(5),
+            in_open: Some(3),
+        },
+        Op::Cleanup,
+        Op::Corrupt(0, 1),
+        Op::Repair,
     ]);
-    run(&ops);
+    run(Variant::default(), &ops);
 }

@@ -15,7 +15,8 @@ pub enum Fault {
         error: StorageError,
     },
     /// Calls after number `n` all fail, as if the process died after call `n` returned. If call
-    /// `n + 1` is an append, `torn_bytes` of it reach the medium first (a torn write).
+    /// `n + 1` is an append, `torn_bytes` of it reach the medium first (a torn write); with 0,
+    /// the append leaves no trace (a file it would create does not appear).
     CrashAfter {
         /// The last call that completes.
         n: u64,
@@ -111,7 +112,11 @@ impl Storage for FaultyStorage {
         match self.gate()? {
             None => self.inner.append(path, data),
             Some(torn) => {
-                let _ = self.inner.append(path, &data[..torn.min(data.len())]);
+                // With no byte written, the process died before the append: not even an empty
+                // file is created.
+                if torn > 0 {
+                    let _ = self.inner.append(path, &data[..torn.min(data.len())]);
+                }
                 Err(crashed())
             }
         }
