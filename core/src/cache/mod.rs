@@ -61,6 +61,9 @@ pub struct Cache {
     open_writers: u64,
     /// Sizes announced by those writers: counted against the cap until they finish.
     reserved: u64,
+    /// Without a snapshot, several journals were replayed: the older ones hold live records
+    /// until a compaction's snapshot holds them.
+    older_journals_live: bool,
 }
 
 /// Assembles a [`Cache`] from its host parts.
@@ -133,6 +136,7 @@ impl CacheBuilder {
             index_damage: Vec::new(),
             open_writers: 0,
             reserved: 0,
+            older_journals_live: false,
             config: self.config,
             storage: self.storage,
             clock: self.clock,

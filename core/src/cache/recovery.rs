@@ -297,8 +297,9 @@ impl Cache {
         let generation = snapshot_generation
             .or(journals.last().copied())
             .unwrap_or(0);
-        if replay.len() > 1 {
-            // The older journals are removed once a snapshot holds what they recorded.
+        // The older journals are live until a snapshot holds what they recorded.
+        self.older_journals_live = replay.len() > 1;
+        if self.older_journals_live {
             need_compact = true;
         }
         let mut records = 0u64;
@@ -733,12 +734,10 @@ impl Cache {
         // must go first: a process still following it tells a compaction from nothing by
         // `journal-<g>` being gone or `journal-<g+1>` existing, and after a second compaction
         // only the first would still say so.
-        for name in self.storage.list(layout::INDEX_DIR)? {
-            if let Some(old) = layout::parse_journal_name(&name)
-                && old < self.journal.generation()
-            {
-                self.storage.remove(&layout::journal_path(old))?;
-            }
+        // (Without a snapshot, older journals may still hold live records: they go only once
+        // this compaction's snapshot holds them, below.)
+        if !self.older_journals_live {
+            self.remove_journals_before(self.journal.generation())?;
         }
         let next_path = layout::journal_path(generation);
         // Only a compaction that failed or died before its commit leaves this file: nobody
@@ -788,17 +787,30 @@ impl Cache {
                 return Err(e.into());
             }
         }
-        let old = layout::journal_path(self.journal.generation());
         // Buffered access records are captured by the snapshot.
         self.journal = next;
-        if let Err(e) = self.storage.remove(&old) {
-            // Harmless: the snapshot names the new generation, and openers remove the old one.
+        self.older_journals_live = false;
+        if let Err(e) = self.remove_journals_before(generation) {
+            // The snapshot names the new generation: openers and the next compaction remove
+            // what is left.
             self.warn(
                 "could not remove the old journal",
                 &[("error", &e.to_string())],
             );
         }
         self.last_compaction = Some(self.now());
+        Ok(())
+    }
+
+    /// Removes the journals of generations before `generation`.
+    fn remove_journals_before(&mut self, generation: u64) -> Result<()> {
+        for name in self.storage.list(layout::INDEX_DIR)? {
+            if let Some(old) = layout::parse_journal_name(&name)
+                && old < generation
+            {
+                self.storage.remove(&layout::journal_path(old))?;
+            }
+        }
         Ok(())
     }
 
