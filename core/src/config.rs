@@ -33,8 +33,10 @@ pub enum PolicyConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Byte cap over all manifests and blobs (default 1 GiB). Never exceeded once an operation
-    /// returns.
+    /// Byte cap over all manifests and blobs (default 1 GiB), plus the sizes announced by blob
+    /// writers still streaming. Never exceeded once a put, cleanup or repair returns. Opening
+    /// never evicts: usage can be over a lowered cap, or over the cap after an open adopted
+    /// files, until the next put, cleanup or repair.
     pub max_bytes: u64,
     /// Eviction starts when a put would take usage above this percentage of the cap (default 95).
     pub high_watermark_percent: u8,
