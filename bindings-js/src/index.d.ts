@@ -180,7 +180,8 @@ export interface Config {
 }
 /**
  * `config`: settings passed in code. They override, for this cache only, those of the
- * directory's `config.json` (read when the storage has `readConfigFile`, as FsStorage does;
+ * directory's `config.json` (read when the storage has `readConfigFile`, as FsStorage and the
+ * browser's OPFS storage do;
  * the same keys, checks and errors as the native host), which override the defaults. The file
  * is never changed.
  */

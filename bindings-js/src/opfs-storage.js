@@ -11,7 +11,12 @@
 // states as a crash between two storage calls, which the core's recovery handles
 // (docs/FORMAT.md) — and the operation never reported success.
 import { checkPath, childNames } from './paths.js';
-import { storageFailure } from './errors.js';
+import { InvalidConfigError, storageFailure } from './errors.js';
+
+/** The directory's settings file, read at open as every host reads it (docs/FORMAT.md). */
+const CONFIG_FILE = 'config.json';
+/** The core's limit on its size; one byte more is read so that the core reports it. */
+const MAX_CONFIG_FILE_BYTES = 1 << 20;
 
 const POOL = 8;
 const TEMP_DIR = 'tmp';
@@ -201,6 +206,26 @@ export class OpfsStorage {
       e.size += off;
       if (fresh) this.#place(path, e);
     }
+  }
+  /**
+   * The bytes of the directory's `config.json`, or null if it has none: what `Cache.open`
+   * reads the directory's settings from (the core parses them, as for Node and the native
+   * host). A directory under that name is an InvalidConfigError.
+   */
+  readConfigFile() {
+    if (this.#dirs.has(CONFIG_FILE)) {
+      throw new InvalidConfigError(`${CONFIG_FILE}: is a directory, not a regular file`);
+    }
+    const e = this.#files.get(CONFIG_FILE);
+    if (!e) return null;
+    const buf = new Uint8Array(Math.min(e.size, MAX_CONFIG_FILE_BYTES + 1));
+    let off = 0;
+    while (off < buf.length) {
+      const n = e.handle.read(buf.subarray(off), { at: off });
+      if (n === 0) break;
+      off += n;
+    }
+    return buf.subarray(0, off);
   }
   readAt(path, offset, buf) {
     const e = this.#files.get(path);
