@@ -796,6 +796,14 @@ impl World {
             self.processes[p].unclean = true;
         }
         plug.arm(None);
+        if let Some(cache) = self.processes[p].cache.as_mut() {
+            // The process's next call (hosts refresh first): after a failed operation, it
+            // writes the records of removals it made whose append failed; until then, other
+            // processes may still list those rows (issue 9, item 13).
+            cache
+                .refresh()
+                .unwrap_or_else(|e| panic!("{who}: refresh of {p}: {e}"));
+        }
         self.check_all(&who);
     }
 
@@ -863,8 +871,9 @@ impl World {
                     }
                     Err(e) => {
                         assert!(is_storage(&e), "{who}: {e}");
-                        // An eviction whose record failed: settled by the next open.
-                        self.doubt_evictions(&before, Some(k), true);
+                        // An eviction whose record failed: the process's own view settles it,
+                        // and its next call writes the record (issue 9, item 13).
+                        self.doubt_evictions(&before, Some(k), false);
                         self.model.doubt(k, Some(after), false);
                         Err(())
                     }
@@ -927,9 +936,9 @@ impl World {
                 }
                 Err(e) => {
                     assert!(is_storage(&e), "{who}: {e}");
-                    // Its bytes may be gone with no record saying so: other processes list
-                    // the row until an open settles it (reads never serve wrong bytes).
-                    self.model.doubt(k, None, true);
+                    // Its bytes may be gone with no record saying so yet: the process's own
+                    // view settles it, and its next call writes the record (issue 9, item 13).
+                    self.model.doubt(k, None, false);
                     Err(())
                 }
             },
@@ -1106,7 +1115,7 @@ impl World {
                     Ok(()) => Ok(()),
                     Err(e) => {
                         assert!(is_storage(&e), "{who}: {e}");
-                        self.doubt_evictions(&before, None, true);
+                        self.doubt_evictions(&before, None, false);
                         Err(())
                     }
                 }
@@ -1419,7 +1428,6 @@ proptest! {
     /// Storage calls fail (no space, I/O errors) under every operation: an operation that
     /// failed is all or nothing, one that succeeded survives, in every process.
     #[test]
-    #[ignore = "issue 9, item 13, left open: a Remove record that cannot be written (no space) after its file was removed leaves other processes listing the row until an open reconciles, and a later trusted clean open keeps the row without its file (reads answer corrupted, never wrong bytes)"]
     fn failing_calls_keep_what_was_committed(
         setup in setup_strategy(),
         steps in steps_strategy(Faults::Failures, op_strategy(false)),
@@ -1868,7 +1876,6 @@ fn item5_a_clean_close_by_another_process_does_not_hide_a_crashed_commit() {
 /// Issue 9, item 13, across processes: a delete whose `Remove` record cannot be written
 /// reports the failure; then every process must still agree on whether the entry exists.
 #[test]
-#[ignore = "issue 9, item 13, left open: a Remove record that cannot be written (no space) after its file was removed leaves other processes listing the row until an open reconciles, and a later trusted clean open keeps the row without its file (reads answer corrupted, never wrong bytes)"]
 fn item13_a_failed_delete_leaves_every_process_in_agreement() {
     let (shared, clock, config) = (
         MemoryStorage::new(),
@@ -1906,7 +1913,6 @@ fn item13_a_failed_delete_leaves_every_process_in_agreement() {
 /// it reports the failure, every process must still agree on what is stored, and none may
 /// list an entry whose file is gone.
 #[test]
-#[ignore = "issue 9, item 13, left open: a Remove record that cannot be written (no space) after its file was removed leaves other processes listing the row until an open reconciles, and a later trusted clean open keeps the row without its file (reads answer corrupted, never wrong bytes)"]
 fn item13_a_failed_put_that_evicted_leaves_every_process_in_agreement() {
     for n in 2..=8 {
         let (shared, clock) = (MemoryStorage::new(), ManualClock::new(T0));

@@ -299,6 +299,13 @@ impl Shared {
                 engine.close()
             }
         })();
+        if result.is_err() {
+            // A failed close may leave a removal whose record is still owed (no space): like a
+            // crash, it keeps this process's marker until the process is gone, so that no
+            // other process records a clean shutdown over a row without its file meanwhile.
+            std::mem::forget(announced.take());
+            return result;
+        }
         // The engine, and with it every temp it had open, is gone: Node may come in.
         *announced = None;
         result

@@ -288,14 +288,20 @@ impl Cache {
         if report.adopted > 0 || index_damage {
             // Adopted content counts against the cap like anything put: evict down to the low
             // watermark if it took usage over the cap (repair writes; opening never evicts).
-            if self.index.bytes() > self.config.max_bytes {
-                self.evict_until(self.config.low_bytes())?;
+            let evicted = if self.index.bytes() > self.config.max_bytes {
+                self.evict_until(self.config.low_bytes())?
+            } else {
+                Vec::new()
+            };
+            // Adopted entries (and evictions) are captured by a snapshot rather than records;
+            // if it fails, the evictions' records are still owed (see `journal_pending`).
+            if let Err(e) = self.compact() {
+                self.pending.extend(evicted);
+                return Err(e);
             }
-            // Adopted entries (and evictions) are captured by a snapshot rather than records.
-            self.compact()?;
         } else if !records.is_empty() {
             // The repair is done when its records are durable.
-            self.journal.append(self.storage.as_mut(), &records)?;
+            self.journal_removals(records)?;
         }
         report.before = before;
         Ok(report)

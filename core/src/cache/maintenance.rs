@@ -53,9 +53,7 @@ impl Cache {
             result?;
         }
         // The removals are done when their records are durable, not before.
-        if !removed.is_empty() {
-            self.journal.append(self.storage.as_mut(), &removed)?;
-        }
+        self.journal_removals(removed)?;
         self.maybe_compact();
         Ok(n)
     }
@@ -69,9 +67,7 @@ impl Cache {
         if self.index.bytes() > self.config.high_bytes() {
             let removed = self.evict_until(self.config.low_bytes())?;
             evicted = removed.len() as u64;
-            if !removed.is_empty() {
-                self.journal.append(self.storage.as_mut(), &removed)?;
-            }
+            self.journal_removals(removed)?;
         }
         self.flush()?;
         // Everything above is durable: a failed compaction does not undo it, it is reported.

@@ -64,6 +64,11 @@ pub struct Cache {
     /// Without a snapshot, several journals were replayed: the older ones hold live records
     /// until a compaction's snapshot holds them.
     older_journals_live: bool,
+    /// Records of removals already done to the stored files whose journal append failed (no
+    /// space, say). The index already reflects them; they are written after the next catch-up
+    /// with other processes (see `journal_pending`), and until they are, no clean shutdown is
+    /// recorded.
+    pending: Vec<Record>,
 }
 
 /// Assembles a [`Cache`] from its host parts.
@@ -137,6 +142,7 @@ impl CacheBuilder {
             open_writers: 0,
             reserved: 0,
             older_journals_live: false,
+            pending: Vec::new(),
             config: self.config,
             storage: self.storage,
             clock: self.clock,
@@ -409,12 +415,16 @@ impl Cache {
 
     /// Writes buffered access records; call before dropping the cache to keep LRU order exact.
     pub fn flush(&mut self) -> Result<()> {
+        self.journal_pending()?;
         Ok(self.journal.flush(self.storage.as_mut())?)
     }
 
     /// Flushes and closes, recording a clean shutdown: the next open trusts the index instead
     /// of walking every stored file (a crash or a drop without `close` makes it walk them).
     pub fn close(mut self) -> Result<()> {
+        // A removal whose record is still not written leaves the journal listing an entry
+        // whose file is gone: the next open must walk the files, so no clean shutdown.
+        self.journal_pending()?;
         if self.journal.closed_and_quiet() {
             // Nothing happened since the last clean close (a run that only listed, say): the
             // journal already says so, and a run that only reads writes nothing.
@@ -542,12 +552,14 @@ impl Cache {
                 &[("entry", &key.to_string()), ("error", &e.to_string())],
             );
         }
-        if let Err(e) = self.journal.append(
-            self.storage.as_mut(),
-            &[Record::Quarantine { key: key.clone() }],
-        ) {
-            // Without the record the next open finds no file (or re-hashes it) and drops the
-            // entry: still never served.
+        let record = Record::Quarantine { key: key.clone() };
+        if let Err(e) = self
+            .journal
+            .append(self.storage.as_mut(), std::slice::from_ref(&record))
+        {
+            // Written later (`journal_pending`); meanwhile another process finds no file (or
+            // re-hashes it) and quarantines the entry itself: still never served.
+            self.pending.push(record);
             self.log.log(
                 Level::Error,
                 "could not journal quarantine",
@@ -582,10 +594,14 @@ impl Cache {
             &[Record::Remove { key: key.clone() }],
         );
         // The bytes are gone either way: the row goes too. Without its record the removal is
-        // not durable (a crash would leave a row that the next open drops, since its file is
-        // missing), so the operation reports the failure.
+        // not durable yet, so the operation reports the failure; the record is written after
+        // the next catch-up with other processes (`journal_pending`), or, after a crash, the
+        // next open drops the row since its file is missing.
         let size = self.index.remove(id).size();
-        journaled?;
+        if let Err(e) = journaled {
+            self.pending.push(Record::Remove { key });
+            return Err(e.into());
+        }
         Ok(size)
     }
 
@@ -660,10 +676,7 @@ impl Cache {
         }
         // The evictions are done: journal them now, on their own, so that whatever becomes of
         // the caller's own write (it may still fail), every process agrees on what is stored.
-        if !removed.is_empty() {
-            self.journal.append(self.storage.as_mut(), &removed)?;
-        }
-        Ok(())
+        self.journal_removals(removed)
     }
 
     /// Evicts in policy order until usage is at most `limit` or nothing is evictable; returns
@@ -709,12 +722,66 @@ impl Cache {
         Ok(existing)
     }
 
+    /// Journals removals already done to the stored files. On failure they wait in `pending`
+    /// (the index already reflects them) and the operation reports the failure.
+    fn journal_removals(&mut self, records: Vec<Record>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.journal.append(self.storage.as_mut(), &records) {
+            self.pending.extend(records);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     fn journal_best_effort(&mut self, records: &[Record]) {
         if !records.is_empty()
             && let Err(e) = self.journal.append(self.storage.as_mut(), records)
         {
+            self.pending.extend_from_slice(records);
             self.warn("could not journal removals", &[("error", &e.to_string())]);
         }
+    }
+
+    /// Writes the records of removals whose first append failed, once this process has caught
+    /// up with the others (hosts call `refresh` first under their lock, so appending here is
+    /// as safe as in any operation). A record is written only while still true: its file is
+    /// still missing (another process may have put the bytes again meanwhile). Written or not,
+    /// the index keeps reflecting the removal (a reload may have brought the row back).
+    pub(super) fn journal_pending(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut still_true = Vec::with_capacity(self.pending.len());
+        for record in std::mem::take(&mut self.pending) {
+            let (Record::Remove { key } | Record::Quarantine { key }) = &record else {
+                continue;
+            };
+            if self.storage.size(&layout::entry_path(key))?.is_none() {
+                still_true.push(record);
+            }
+        }
+        let written = if still_true.is_empty() {
+            Ok(())
+        } else {
+            self.journal.append(self.storage.as_mut(), &still_true)
+        };
+        for record in &still_true {
+            recovery::apply_record(
+                &mut self.index,
+                &mut self.tags,
+                &self.config,
+                record.clone(),
+            );
+        }
+        self.metrics
+            .usage(self.index.bytes(), self.index.len() as u64);
+        if let Err(e) = written {
+            self.pending = still_true;
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Indexes newly committed content. `path` already holds its bytes durably; if the journal
@@ -770,6 +837,10 @@ impl Cache {
     /// Before content is committed or removed: makes sure the journal does not end in a
     /// clean-shutdown record (see `Journal::mark_active`).
     fn content_changing(&mut self) -> std::result::Result<(), crate::storage::StorageError> {
+        if !self.pending.is_empty() {
+            // Best effort: they are retried at every catch-up and before a clean shutdown.
+            let _ = self.journal_pending();
+        }
         self.journal.mark_active(self.storage.as_mut())
     }
 

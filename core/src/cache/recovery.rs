@@ -417,6 +417,23 @@ impl Cache {
     /// # Ok::<(), ocicache_core::Error>(())
     /// ```
     pub fn refresh(&mut self) -> Result<bool> {
+        let changed = self.catch_up()?;
+        if self.pending.is_empty() {
+            return Ok(changed);
+        }
+        // Caught up: the records of earlier removals whose append failed can go in now. Still
+        // failing (no space), they wait; reads and lists go on meanwhile.
+        if let Err(e) = self.journal_pending() {
+            self.warn(
+                "could not journal earlier removals",
+                &[("error", &e.to_string())],
+            );
+        }
+        Ok(true)
+    }
+
+    /// Reads what other processes appended since this one last looked; see [`Cache::refresh`].
+    fn catch_up(&mut self) -> Result<bool> {
         let generation = self.journal.generation();
         let path = layout::journal_path(generation);
         let size = self.storage.size(&path)?;

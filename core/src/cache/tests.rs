@@ -907,3 +907,162 @@ fn damage_in_the_middle_of_the_journal_is_reported_until_repair() {
     assert!(cache.check_integrity().unwrap().healthy);
     assert!(cache.has_blob(&a));
 }
+
+// ----- a removal whose record cannot be written (issue 9, item 13) -----
+
+/// A storage whose journal appends fail while `full` is set, as on a full disk; everything
+/// else (removing files among it) works.
+struct JournalFull {
+    inner: MemoryStorage,
+    full: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl JournalFull {
+    fn new(inner: &MemoryStorage) -> (JournalFull, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        let full = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let storage = JournalFull {
+            inner: inner.clone(),
+            full: full.clone(),
+        };
+        (storage, full)
+    }
+}
+
+impl Storage for JournalFull {
+    fn create_temp(&mut self, hint: Option<u64>) -> Result<crate::storage::TempId, StorageError> {
+        self.inner.create_temp(hint)
+    }
+    fn write_temp(&mut self, t: crate::storage::TempId, d: &[u8]) -> Result<(), StorageError> {
+        self.inner.write_temp(t, d)
+    }
+    fn commit_temp(&mut self, t: crate::storage::TempId, p: &str) -> Result<(), StorageError> {
+        self.inner.commit_temp(t, p)
+    }
+    fn abort_temp(&mut self, t: crate::storage::TempId) -> Result<(), StorageError> {
+        self.inner.abort_temp(t)
+    }
+    fn append(&mut self, path: &str, data: &[u8]) -> Result<(), StorageError> {
+        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StorageError::NoSpace);
+        }
+        self.inner.append(path, data)
+    }
+    fn read_at(&mut self, p: &str, o: u64, b: &mut [u8]) -> Result<usize, StorageError> {
+        self.inner.read_at(p, o, b)
+    }
+    fn size(&mut self, p: &str) -> Result<Option<u64>, StorageError> {
+        self.inner.size(p)
+    }
+    fn list(&mut self, d: &str) -> Result<Vec<String>, StorageError> {
+        self.inner.list(d)
+    }
+    fn remove(&mut self, p: &str) -> Result<(), StorageError> {
+        self.inner.remove(p)
+    }
+    fn clear_temps(&mut self) -> Result<u64, StorageError> {
+        self.inner.clear_temps()
+    }
+}
+
+#[test]
+fn a_removal_whose_record_failed_is_journaled_by_the_next_call_and_seen_by_every_process() {
+    use std::sync::atomic::Ordering;
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let (storage, full) = JournalFull::new(&s);
+    let mut a = Cache::builder(storage, c.clone()).open().unwrap();
+    let mut b = open_with(&s, &c, Config::default());
+    let d = a.put_blob(None, b"deleted while the disk is full").unwrap();
+    b.refresh().unwrap();
+    // The delete removes the file (its first append, the active marker, is already there from
+    // the put), then its record fails.
+    full.store(true, Ordering::SeqCst);
+    assert_eq!(
+        a.delete_blob(&d).unwrap_err().kind(),
+        ErrorKind::Storage,
+        "not durable: reported"
+    );
+    // Still full: refreshes and reads go on; the record waits.
+    a.refresh().unwrap();
+    assert!(!a.has_blob(&d));
+    b.refresh().unwrap();
+    assert!(b.get_blob(&d).is_err(), "never served: its file is gone");
+    // Space again: A's next call writes the record, and every process agrees.
+    full.store(false, Ordering::SeqCst);
+    a.refresh().unwrap();
+    b.refresh().unwrap();
+    assert!(!a.has_blob(&d) && !b.has_blob(&d));
+    assert!(b.check_integrity().unwrap().missing.is_empty());
+    // A new process sees it too, from the journal alone.
+    let mut c2 = open_with(&s, &c, Config::default());
+    assert!(!c2.has_blob(&d));
+    assert!(c2.check_integrity().unwrap().healthy);
+}
+
+#[test]
+fn a_removal_whose_record_never_got_written_keeps_the_close_from_claiming_a_clean_shutdown() {
+    use std::sync::atomic::Ordering;
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let (storage, full) = JournalFull::new(&s);
+    let mut a = Cache::builder(storage, c.clone()).open().unwrap();
+    let d = a.put_blob(None, b"deleted while the disk is full").unwrap();
+    full.store(true, Ordering::SeqCst);
+    a.delete_blob(&d).unwrap_err();
+    assert_eq!(
+        a.close().unwrap_err().kind(),
+        ErrorKind::Storage,
+        "the close cannot write the record: it fails rather than claim a clean shutdown"
+    );
+    full.store(false, Ordering::SeqCst);
+    // Had the close recorded a clean shutdown, this open would trust a row without a file.
+    let mut reopened = open_with(&s, &c, Config::default());
+    assert!(!reopened.recovery_report().clean_shutdown);
+    assert!(!reopened.has_blob(&d));
+    assert!(reopened.check_integrity().unwrap().healthy);
+
+    // With space again before the close, the close writes the owed record first, then the
+    // clean shutdown: the next open trusts an index that no longer lists the blob.
+    let e = reopened
+        .put_blob(None, b"deleted while the disk was full")
+        .unwrap();
+    reopened.close().unwrap();
+    let (storage, full) = JournalFull::new(&s);
+    let mut a = Cache::builder(storage, c.clone()).open().unwrap();
+    // A first change marks the journal active (the delete below then appends only its record).
+    a.put_blob(None, b"another").unwrap();
+    full.store(true, Ordering::SeqCst);
+    a.delete_blob(&e).unwrap_err();
+    full.store(false, Ordering::SeqCst);
+    a.close().unwrap();
+    let mut trusted = open_with(&s, &c, Config::default());
+    assert!(trusted.recovery_report().clean_shutdown);
+    assert!(
+        !trusted.has_blob(&e),
+        "a trusted open lists no row without its file"
+    );
+    assert!(trusted.check_integrity().unwrap().healthy);
+}
+
+#[test]
+fn a_removal_record_still_owed_is_not_written_over_bytes_put_again() {
+    use std::sync::atomic::Ordering;
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let (storage, full) = JournalFull::new(&s);
+    let mut a = Cache::builder(storage, c.clone()).open().unwrap();
+    let mut b = open_with(&s, &c, Config::default());
+    let d = a.put_blob(None, b"put again by another process").unwrap();
+    b.refresh().unwrap();
+    full.store(true, Ordering::SeqCst);
+    a.delete_blob(&d).unwrap_err();
+    // B still lists the blob; its read finds the file gone and drops it; B puts it again.
+    b.refresh().unwrap();
+    let _ = b.get_blob(&d);
+    b.put_blob(None, b"put again by another process").unwrap();
+    full.store(false, Ordering::SeqCst);
+    // A's owed record is no longer true (the file is back): it is not written.
+    a.refresh().unwrap();
+    b.refresh().unwrap();
+    assert_eq!(b.get_blob(&d).unwrap(), b"put again by another process");
+    assert!(a.has_blob(&d), "A sees B's put");
+    let mut fresh = open_with(&s, &c, Config::default());
+    assert_eq!(fresh.get_blob(&d).unwrap(), b"put again by another process");
+}
