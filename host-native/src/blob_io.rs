@@ -72,6 +72,19 @@ impl BlobWriter {
         self.shared.locked(|e| e.commit_blob(handle))
     }
 
+    /// Appends a chunk, with the cache's own error (the `io::Write` path wraps it).
+    pub(crate) fn write_chunk(&mut self, buf: &[u8]) -> Result<()> {
+        let h = self
+            .handle
+            .ok_or_else(|| Error::InvalidArgument("blob writer already finished".into()))?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.shared.locked(|e| e.write_blob(h, buf))?;
+        self.written += buf.len() as u64;
+        Ok(())
+    }
+
     /// Discards what was written.
     pub fn abort(mut self) {
         self.abort_now();

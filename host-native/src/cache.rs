@@ -113,6 +113,9 @@ impl CacheBuilder {
         // before the first look at the index, so that a Node opener and this one never both
         // go on.
         let announced = lock.announce()?;
+        // The engine keeps the clock; the pull reads the same one (token lifetimes, retries).
+        let clock = crate::clock::SharedClock::new(self.clock);
+        let engine_clock: Box<dyn Clock> = Box::new(clock.clone());
         let engine: Box<dyn Engine> = {
             let _held = lock.acquire()?;
             lock.remove_stale_markers();
@@ -120,14 +123,14 @@ impl CacheBuilder {
                 EngineKind::Native => Box::new(NativeEngine::open(
                     storage,
                     config,
-                    self.clock,
+                    engine_clock,
                     self.log,
                     self.adopt_existing,
                 )?),
                 EngineKind::Component => Box::new(crate::engine::component::open(
                     storage,
                     config,
-                    self.clock,
+                    engine_clock,
                     self.log,
                     crate::component::ComponentOptions {
                         adopt_existing: self.adopt_existing,
@@ -138,6 +141,7 @@ impl CacheBuilder {
         };
         Ok(Cache {
             shared: Arc::new(Shared {
+                clock,
                 root,
                 inner: Mutex::new(Inner {
                     engine: Some(engine),
@@ -236,10 +240,11 @@ fn not_a_regular_file(what: &str) -> Error {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Cache {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 pub(crate) struct Shared {
+    pub(crate) clock: crate::clock::SharedClock,
     root: PathBuf,
     inner: Mutex<Inner>,
 }
@@ -538,6 +543,12 @@ impl Cache {
     /// Removes expired entries; returns how many.
     pub fn clear_expired(&self) -> Result<u64> {
         self.locked(|e| e.clear_expired())
+    }
+
+    /// Fails with `Full`, changing nothing, if `bytes` more could not fit under the cap even
+    /// after evicting everything evictable (see `ocicache_core::Cache::check_room`).
+    pub fn check_room(&self, bytes: u64) -> Result<()> {
+        self.locked(|e| e.check_room(bytes))
     }
     /// Removes expired entries, evicts down to the low watermark if over the high one, and
     /// compacts the index.

@@ -44,3 +44,29 @@ impl Clock for SystemClock {
         u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }
+
+/// One clock shared by the engine and the host's own use of time (a pull's token lifetimes
+/// and retry delays), so that both read the same time, simulated or not.
+#[derive(Clone)]
+pub(crate) struct SharedClock(std::sync::Arc<std::sync::Mutex<Box<dyn Clock>>>);
+
+impl SharedClock {
+    pub(crate) fn new(clock: Box<dyn Clock>) -> SharedClock {
+        SharedClock(std::sync::Arc::new(std::sync::Mutex::new(clock)))
+    }
+}
+
+impl Clock for SharedClock {
+    fn now_millis(&self) -> Millis {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .now_millis()
+    }
+    fn monotonic_nanos(&self) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .monotonic_nanos()
+    }
+}

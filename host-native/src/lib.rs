@@ -34,6 +34,7 @@ pub mod component;
 mod engine;
 mod lock;
 mod ownership;
+pub mod pull;
 pub mod storage;
 #[doc(hidden)]
 pub mod test_pause;

@@ -455,6 +455,10 @@ impl GuestCache for Cache {
         self.with(|c| c.clear_expired())
     }
 
+    fn check_room(&self, bytes: u64) -> WitResult<()> {
+        self.with(|c| c.check_room(bytes))
+    }
+
     fn cleanup(&self) -> WitResult<wit::CleanupReport> {
         self.with(|c| c.cleanup())
     }

@@ -32,6 +32,24 @@ impl Method {
     }
 }
 
+/// What a request fetches: for a host's progress display and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purpose {
+    /// A manifest (or a tag's revalidation).
+    Manifest,
+    /// A blob of the graph.
+    Blob {
+        /// Its digest.
+        digest: crate::digest::Digest,
+        /// Its size, from its descriptor.
+        size: u64,
+        /// Bytes already held from an earlier attempt (the `Range` start), else 0.
+        offset: u64,
+    },
+    /// A bearer token from the registry's token endpoint.
+    Token,
+}
+
 /// A request for the host to perform.
 ///
 /// The host sends exactly these headers (it may add `User-Agent`, `Host` and the like), must not
@@ -47,6 +65,8 @@ pub struct HttpRequest {
     pub url: String,
     /// Request headers, in order (`Accept`, `Authorization`, `Range`).
     pub headers: Vec<(String, String)>,
+    /// What it fetches.
+    pub purpose: Purpose,
 }
 
 impl HttpRequest {

@@ -11,7 +11,9 @@ use super::auth::{
     Challenge, Credentials, TokenCache, TokenResponse, parse_challenges, query_escape,
 };
 use super::endpoint::{Endpoint, RegistryRoute, endpoints};
-use super::http::{HttpRequest, Method, RequestId, ResponseHead, origin, resolve_location};
+use super::http::{
+    HttpRequest, Method, Purpose, RequestId, ResponseHead, origin, resolve_location,
+};
 use super::platform::{Platform, PlatformChoice};
 use super::store::PullStore;
 use crate::clock::Millis;
@@ -758,6 +760,19 @@ impl<W> Pull<W> {
         self.next_id += 1;
         self.requests += 1;
         let fetch = self.fetches.get_mut(&f).expect("queued fetches exist");
+        let purpose = match &fetch.target {
+            Target::TagManifest { .. } | Target::Manifest(_) => Purpose::Manifest,
+            Target::Token(_) => Purpose::Token,
+            Target::Blob(d) => Purpose::Blob {
+                digest: d.clone(),
+                size: self
+                    .blobs
+                    .iter()
+                    .find(|b| &b.digest == d)
+                    .map_or(0, |b| b.size),
+                offset: fetch.written,
+            },
+        };
         fetch.in_flight = Some(id);
         fetch.status = 0;
         fetch.head = ResponseHead::default();
@@ -768,6 +783,7 @@ impl<W> Pull<W> {
             method,
             url,
             headers,
+            purpose,
         }))
     }
 

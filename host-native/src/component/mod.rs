@@ -624,6 +624,11 @@ impl ComponentCache {
         self.call(|g, s, c| g.cache().call_clear_expired(s, c))
     }
 
+    /// `Full`, changing nothing, if `bytes` more could not fit under the cap.
+    pub fn check_room(&mut self, bytes: u64) -> Result<()> {
+        self.call(|g, s, c| g.cache().call_check_room(s, c, bytes))
+    }
+
     /// Removes expired entries, evicts to the low watermark, compacts.
     pub fn cleanup(&mut self) -> Result<CleanupReport> {
         self.call_into(|g, s, c| g.cache().call_cleanup(s, c))

@@ -113,10 +113,49 @@ pub enum Command {
     Debug(DebugCmd),
     /// Print the effective settings.
     Config,
+    /// Get an image or artifact by reference: from the cache when its tag is fresh and its
+    /// content whole, else from its registry (or a mirror), verified. Prints what it did.
+    Pull(PullArgs),
     /// Create a cache in the directory even if it holds other files (other commands refuse
     /// such a directory and leave it unchanged): blobs and manifests under blobs/ and
     /// manifests/ whose bytes match their digest are adopted; every other file is left alone.
     Init,
+}
+
+/// `ocicache pull`.
+#[derive(Debug, clap::Args)]
+pub struct PullArgs {
+    /// An image reference (`ghcr.io/org/tool:1.4`, `nginx`, `host:5000/app@sha256:…`).
+    pub reference: String,
+    /// The platform to take from an index [default: this machine's].
+    #[arg(
+        long,
+        value_name = "OS/ARCH[/VARIANT]",
+        conflicts_with = "all_platforms"
+    )]
+    pub platform: Option<String>,
+    /// Take every platform of an index.
+    #[arg(long)]
+    pub all_platforms: bool,
+    /// Use only the cache: no network (a stale tag is served stale).
+    #[arg(long)]
+    pub offline: bool,
+    /// Fail rather than serve a stale tag when the registry cannot be asked.
+    #[arg(long)]
+    pub no_stale: bool,
+    /// Allow plain HTTP to this registry (loopback registries are always allowed).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Trust the CA certificates in this PEM file instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// A mirror to try before the registry (repeat for several, tried in order), e.g.
+    /// `http://127.0.0.1:5001` or `https://mirror.example`.
+    #[arg(long = "mirror", value_name = "URL")]
+    pub mirrors: Vec<String>,
+    /// Blob downloads at once.
+    #[arg(long, default_value_t = 4)]
+    pub jobs: usize,
 }
 
 #[derive(Debug, Subcommand)]

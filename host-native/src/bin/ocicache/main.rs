@@ -5,6 +5,7 @@
 mod args;
 mod exit;
 mod progress;
+mod pull;
 
 use args::{BlobCmd, Cli, Command, DebugCmd, KindArg, ManifestCmd, TagCmd};
 use exit::{Failure, Outcome};
@@ -115,6 +116,10 @@ fn precheck(cli: &Cli) -> Result<(), Failure> {
         Command::Tag(
             TagCmd::Get { reference } | TagCmd::History { reference } | TagCmd::Rm { reference },
         ) => references.push(reference),
+        Command::Pull(args) => {
+            references.push(&args.reference);
+            pull::precheck(args)?;
+        }
         _ => {}
     }
     for d in digests {
@@ -380,6 +385,7 @@ fn command(cli: &Cli, cache: &Cache) -> Result<Outcome, Failure> {
             }
             Ok(Outcome::Ok)
         }
+        Command::Pull(args) => pull::run(cli, &cache, args),
         Command::Config => {
             let config = cache.config()?;
             if cli.json {

@@ -1,0 +1,223 @@
+//! Drives a core [`Pull`] with real HTTP: requests run on worker threads (blobs several at a
+//! time), and every event comes back to the one thread that owns the pull and talks to the
+//! cache. Body chunks cross a bounded channel, so memory stays bounded whatever the sizes.
+
+use super::http_client::HttpClient;
+use super::store::CacheStore;
+use crate::BlobWriter;
+use ocicache_core::pull::{Action, Pull, PullReport, Purpose, RequestId, ResponseHead};
+use ocicache_core::{Clock, Digest, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+/// Body chunks read at a time: large enough that the per-write lock is noise.
+const CHUNK: usize = 256 * 1024;
+/// Chunks in flight between the workers and the pull, all workers together.
+const CHANNEL_CHUNKS: usize = 16;
+
+/// What a pull reports as it goes (a progress bar, a log); every method has a default that
+/// does nothing.
+pub trait PullProgress {
+    /// A blob download starts (or resumes at `offset`).
+    fn blob_started(&mut self, _digest: &Digest, _size: u64, _offset: u64) {}
+    /// `n` more bytes of a blob arrived.
+    fn blob_bytes(&mut self, _digest: &Digest, _n: u64) {}
+    /// A blob's request ended (stored, or to be retried).
+    fn blob_ended(&mut self, _digest: &Digest) {}
+}
+
+/// A [`PullProgress`] that shows nothing.
+pub struct NoProgress;
+impl PullProgress for NoProgress {}
+
+enum Event {
+    Head(RequestId, ResponseHead, mpsc::Sender<bool>),
+    Chunk(RequestId, Vec<u8>),
+    End(RequestId),
+    Failed(RequestId, String),
+}
+
+struct InFlight {
+    stop: Arc<AtomicBool>,
+    blob: Option<Digest>,
+}
+
+pub(crate) fn run(
+    cache: &mut CacheStore<'_>,
+    client: &HttpClient,
+    pull: &mut Pull<BlobWriter>,
+    progress: &mut dyn PullProgress,
+) -> Result<PullReport> {
+    let (events_tx, events) = mpsc::sync_channel::<Event>(CHANNEL_CHUNKS);
+    std::thread::scope(|scope| {
+        let mut in_flight: BTreeMap<RequestId, InFlight> = BTreeMap::new();
+        // Requests whose body the pull no longer wants: later chunks are dropped.
+        let mut stopped: BTreeSet<RequestId> = BTreeSet::new();
+        let result = loop {
+            let wait = match pull.poll(cache) {
+                Ok(Action::Send(request)) => {
+                    let stop = Arc::new(AtomicBool::new(false));
+                    let blob = match &request.purpose {
+                        Purpose::Blob {
+                            digest,
+                            size,
+                            offset,
+                        } => {
+                            progress.blob_started(digest, *size, *offset);
+                            Some(digest.clone())
+                        }
+                        _ => None,
+                    };
+                    in_flight.insert(
+                        request.id,
+                        InFlight {
+                            stop: stop.clone(),
+                            blob,
+                        },
+                    );
+                    let tx = events_tx.clone();
+                    let client = client.clone();
+                    scope.spawn(move || perform(&client, request, tx, stop));
+                    continue;
+                }
+                Ok(Action::Done(report)) => break Ok(report),
+                Err(e) => break Err(e),
+                Ok(Action::Wait) => None,
+                Ok(Action::Sleep { until }) => {
+                    let now = cache.0.shared.clock.now_millis();
+                    Some(Duration::from_millis(until.saturating_sub(now)))
+                }
+            };
+            let event = match wait {
+                None => events.recv().ok(),
+                Some(d) => match events.recv_timeout(d) {
+                    Ok(e) => Some(e),
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
+                },
+            };
+            let Some(event) = event else {
+                // Unreachable while we hold a sender; a pull waiting on nothing is a bug.
+                break Err(ocicache_core::Error::InvalidArgument(
+                    "internal: the pull waits with nothing in flight".into(),
+                ));
+            };
+            match event {
+                Event::Head(id, head, decide) => {
+                    let wants = pull.on_head(cache, id, head);
+                    let _ = decide.send(wants);
+                    if !wants {
+                        end_of(&mut in_flight, id, progress);
+                    }
+                }
+                Event::Chunk(id, bytes) => {
+                    if stopped.contains(&id) {
+                        continue;
+                    }
+                    if let Some(d) = in_flight.get(&id).and_then(|f| f.blob.as_ref()) {
+                        progress.blob_bytes(d, bytes.len() as u64);
+                    }
+                    if !pull.on_body(cache, id, &bytes) {
+                        stopped.insert(id);
+                        if let Some(f) = in_flight.get(&id) {
+                            f.stop.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
+                Event::End(id) => {
+                    stopped.remove(&id);
+                    end_of(&mut in_flight, id, progress);
+                    pull.on_end(cache, id);
+                }
+                Event::Failed(id, message) => {
+                    stopped.remove(&id);
+                    end_of(&mut in_flight, id, progress);
+                    pull.on_error(cache, id, &message);
+                }
+            }
+        };
+        // Done or failed: stop what still runs (its events are drained below and ignored).
+        for f in in_flight.values() {
+            f.stop.store(true, Ordering::Relaxed);
+        }
+        drop(events_tx);
+        while events.recv().is_ok() {}
+        result
+    })
+}
+
+fn end_of(in_flight: &mut BTreeMap<RequestId, InFlight>, id: RequestId, p: &mut dyn PullProgress) {
+    if let Some(InFlight { blob: Some(d), .. }) = in_flight.remove(&id) {
+        p.blob_ended(&d);
+    }
+}
+
+/// One request on a worker thread: head, then (if wanted) the body in chunks.
+fn perform(
+    client: &HttpClient,
+    request: ocicache_core::pull::HttpRequest,
+    events: mpsc::SyncSender<Event>,
+    stop: Arc<AtomicBool>,
+) {
+    let id = request.id;
+    let (head, mut body) = match client.send(&request) {
+        Ok(r) => r,
+        Err(message) => {
+            let _ = events.send(Event::Failed(id, message));
+            return;
+        }
+    };
+    let (decide_tx, decide) = mpsc::channel();
+    if events.send(Event::Head(id, head, decide_tx)).is_err() || !decide.recv().unwrap_or(false) {
+        return;
+    }
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            let _ = events.send(Event::End(id));
+            return;
+        }
+        match read_some(&mut body, &mut buf) {
+            Ok(0) => {
+                let _ = events.send(Event::End(id));
+                return;
+            }
+            Ok(n) => {
+                if events.send(Event::Chunk(id, buf[..n].to_vec())).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = events.send(Event::Failed(id, e.to_string()));
+                return;
+            }
+        }
+    }
+}
+
+/// Fills as much of `buf` as the body gives before blocking long: fewer, larger chunks.
+fn read_some(body: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match body.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                if filled >= 64 * 1024 {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if filled > 0 => {
+                // Deliver what arrived; the error comes again at the next read.
+                let _ = e;
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
