@@ -385,7 +385,7 @@ fn command(cli: &Cli, cache: &Cache) -> Result<Outcome, Failure> {
             }
             Ok(Outcome::Ok)
         }
-        Command::Pull(args) => pull::run(cli, &cache, args),
+        Command::Pull(args) => pull::run(cli, cache, args),
         Command::Config => {
             let config = cache.config()?;
             if cli.json {
