@@ -100,7 +100,8 @@ pub const MAX_CONFIG_FILE_BYTES: usize = 1 << 20;
 
 impl Config {
     /// Parses a cache directory's [`CONFIG_FILE`] from its bytes: the JSON of a `Config`, any
-    /// subset of its fields, no other key. Every host reads the file through this function, so
+    /// subset of its fields, no other key but the pull's ([`crate::pull::PULL_KEYS`], read by
+    /// [`crate::pull::PullConfig::from_file_bytes`]). Every host reads the file through this function, so
     /// that one directory has the same settings and the same errors everywhere. Fails with
     /// `InvalidConfig` (naming the file) for more than [`MAX_CONFIG_FILE_BYTES`] bytes or JSON
     /// that does not deserialize; the settings are checked by [`Config::validate`] at open,
@@ -122,8 +123,14 @@ impl Config {
                 "{CONFIG_FILE} is larger than {MAX_CONFIG_FILE_BYTES} bytes"
             )));
         }
-        serde_json::from_slice(bytes)
-            .map_err(|e| Error::InvalidConfig(format!("{CONFIG_FILE}: {e}")))
+        let bad = |e: serde_json::Error| Error::InvalidConfig(format!("{CONFIG_FILE}: {e}"));
+        let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(bad)?;
+        if let serde_json::Value::Object(map) = &mut value {
+            for key in crate::pull::PULL_KEYS {
+                map.remove(key);
+            }
+        }
+        serde_json::from_value(value).map_err(bad)
     }
 
     /// This configuration with the settings of `overrides` (a JSON object with any subset of

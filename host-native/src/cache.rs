@@ -167,6 +167,31 @@ impl CacheBuilder {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn load_config(dir: &Path) -> Result<Option<Config>> {
+    match read_config_file(dir)? {
+        Some(bytes) => Config::from_file_bytes(&bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads the pull's settings (`platform`, `auth_file`, `registries`) from a cache directory's
+/// `config.json`, as [`load_config`] reads the cache's: the default when there is no file.
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("config.json"), r#"{"platform": "linux/arm64"}"#)?;
+/// let pull = ocicache::load_pull_config(dir.path())?;
+/// assert_eq!(pull.platform.as_deref(), Some("linux/arm64"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn load_pull_config(dir: &Path) -> Result<ocicache_core::pull::PullConfig> {
+    match read_config_file(dir)? {
+        Some(bytes) => ocicache_core::pull::PullConfig::from_file_bytes(&bytes),
+        None => Ok(ocicache_core::pull::PullConfig::default()),
+    }
+}
+
+/// The bytes of `dir/config.json`, bounded; `None` if there is none.
+fn read_config_file(dir: &Path) -> Result<Option<Vec<u8>>> {
     let path = dir.join(CONFIG_FILE);
     // Never waits: a FIFO (or device) planted as the file is refused, not read.
     let file = match std::fs::OpenOptions::new()
@@ -201,7 +226,7 @@ pub fn load_config(dir: &Path) -> Result<Option<Config>> {
     file.take(MAX_CONFIG_FILE_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| io_to_storage(e, &path))?;
-    Config::from_file_bytes(&bytes).map(Some)
+    Ok(Some(bytes))
 }
 
 /// The error for a `config.json` that is not a regular file (the Node host words it the same).

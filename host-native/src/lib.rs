@@ -41,7 +41,7 @@ pub mod test_pause;
 mod threaded_hasher;
 
 pub use blob_io::{BlobReader, BlobWriter, error_of, to_io_error};
-pub use cache::{CONFIG_FILE, Cache, CacheBuilder, EngineKind, load_config};
+pub use cache::{CONFIG_FILE, Cache, CacheBuilder, EngineKind, load_config, load_pull_config};
 pub use clock::SystemClock;
 pub use ocicache_core;
 pub use ocicache_core::{

@@ -41,6 +41,7 @@
 //! asked for) and blob (by the cache's writer).
 
 mod auth;
+mod config;
 mod endpoint;
 mod http;
 mod machine;
@@ -48,6 +49,7 @@ mod platform;
 mod store;
 
 pub use auth::{Challenge, Credentials, parse_challenges};
+pub use config::{PULL_KEYS, PullConfig, RegistrySettings};
 pub use endpoint::{DOCKER_HUB_API, Endpoint, RegistryRoute, endpoints, is_loopback};
 pub use http::{HttpRequest, Method, Purpose, RequestId, ResponseHead};
 pub use machine::{

@@ -388,10 +388,19 @@ fn command(cli: &Cli, cache: &Cache) -> Result<Outcome, Failure> {
         Command::Pull(args) => pull::run(cli, cache, args),
         Command::Config => {
             let config = cache.config()?;
+            // The pull's settings share config.json (platform, auth_file, registries).
+            let pull = ocicache::load_pull_config(cache.dir())?;
+            let mut all = serde_json::to_value(&config).map_err(|e| Failure::io(e.to_string()))?;
+            if let (Value::Object(map), Value::Object(extra)) = (
+                &mut all,
+                serde_json::to_value(&pull).map_err(|e| Failure::io(e.to_string()))?,
+            ) {
+                map.extend(extra);
+            }
             if cli.json {
-                print_json(&config)?;
+                print_json(&all)?;
             } else {
-                println_out(&toml_ish(&config))?;
+                println_out(&toml_ish(&all))?;
             }
             Ok(Outcome::Ok)
         }
@@ -399,8 +408,8 @@ fn command(cli: &Cli, cache: &Cache) -> Result<Outcome, Failure> {
 }
 
 /// `key = value` lines of the configuration's serde form.
-fn toml_ish(config: &Config) -> String {
-    let Ok(Value::Object(map)) = serde_json::to_value(config) else {
+fn toml_ish(config: &Value) -> String {
+    let Value::Object(map) = config else {
         return String::new();
     };
     map.iter()

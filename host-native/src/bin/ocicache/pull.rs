@@ -31,24 +31,31 @@ pub fn precheck(args: &PullArgs) -> Result<(), Failure> {
 
 pub fn run(cli: &Cli, cache: &Cache, args: &PullArgs) -> Result<Outcome, Failure> {
     let reference = super::parse_reference(&args.reference)?;
-    let platform = match (&args.platform, args.all_platforms) {
-        (_, true) => PlatformChoice::All,
-        (Some(p), false) => PlatformChoice::One(Platform::parse(p)?),
-        (None, false) => PlatformChoice::One(Platform::from_rust(
+    // Flags first, then config.json, then this machine.
+    let settings = ocicache::load_pull_config(cache.dir())?;
+    let platform = match (&args.platform, &settings.platform, args.all_platforms) {
+        (_, _, true) => PlatformChoice::All,
+        (Some(p), _, false) | (None, Some(p), false) => PlatformChoice::One(Platform::parse(p)?),
+        (None, None, false) => PlatformChoice::One(Platform::from_rust(
             std::env::consts::OS,
             std::env::consts::ARCH,
         )),
     };
+    let config = cache.config()?;
     let mut options = PullOptions {
         platform,
-        allow_stale: !args.no_stale,
+        allow_stale: config.stale_if_error && !args.no_stale,
         offline: args.offline,
         max_concurrent: args.jobs,
+        max_manifest_bytes: config.max_manifest_bytes,
+        route: settings.route(reference.registry()),
         ..PullOptions::default()
     };
-    options.route.mirrors = args.mirrors.clone();
-    options.route.plain_http = args.plain_http;
-    options.max_manifest_bytes = cache.config()?.max_manifest_bytes;
+    // Mirrors named on the command line go first.
+    let mut mirrors = args.mirrors.clone();
+    mirrors.append(&mut options.route.mirrors);
+    options.route.mirrors = mirrors;
+    options.route.plain_http |= args.plain_http;
     let client = HttpClient::with_options(&HttpClientOptions {
         ca_file: args.ca_file.clone(),
         ..HttpClientOptions::default()
