@@ -100,8 +100,7 @@ impl Dir {
 
     /// Whether the directory has no entries.
     pub(crate) fn is_empty(&self) -> Result<bool> {
-        let mut entries =
-            std::fs::read_dir(&self.path).map_err(|e| layout_error(&self.path, e))?;
+        let mut entries = std::fs::read_dir(&self.path).map_err(|e| layout_error(&self.path, e))?;
         Ok(entries.next().is_none())
     }
 
@@ -120,6 +119,12 @@ impl Dir {
             Err(rustix::io::Errno::NOENT) => Ok(None),
             Err(e) => Err(layout_error(&path, errno(e))),
         }
+    }
+
+    /// The subdirectory `name`, created if missing.
+    pub(crate) fn created_subdir(&self, name: &str) -> Result<Dir> {
+        self.subdir(name, true)?
+            .ok_or_else(|| layout_error(&self.child(name), io::ErrorKind::NotFound.into()))
     }
 
     /// Opens the regular file `name` for reading, with its length; `None` if absent. A link,
@@ -169,7 +174,8 @@ impl Dir {
             return Ok(None);
         };
         let path = self.child(name);
-        let actual = hash_file(&mut file, digest.algorithm()).map_err(|e| layout_error(&path, e))?;
+        let actual =
+            hash_file(&mut file, digest.algorithm()).map_err(|e| layout_error(&path, e))?;
         if actual != *digest {
             return Err(Error::DigestMismatch {
                 expected: digest.to_string(),
@@ -251,7 +257,15 @@ impl Dir {
         self.remove_temp(&temp);
         // Without AT_SYMLINK_FOLLOW: a link in the cache would be linked as a link, and then
         // refused below by O_NOFOLLOW.
-        if rfs::linkat(&from.fd, from_name, &self.fd, temp.as_str(), AtFlags::empty()).is_err() {
+        if rfs::linkat(
+            &from.fd,
+            from_name,
+            &self.fd,
+            temp.as_str(),
+            AtFlags::empty(),
+        )
+        .is_err()
+        {
             return Ok(false);
         }
         let verified = match self.open_file(&temp) {

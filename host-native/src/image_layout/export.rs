@@ -224,14 +224,11 @@ fn algorithm_dir<'a>(
     dirs: &'a mut BTreeMap<Algorithm, Dir>,
     digest: &Digest,
 ) -> Result<&'a Dir> {
-    let algorithm = digest.algorithm();
-    if !dirs.contains_key(&algorithm) {
-        let d = blobs
-            .subdir(algorithm.name(), true)?
-            .expect("created just before");
-        dirs.insert(algorithm, d);
+    use std::collections::btree_map::Entry;
+    match dirs.entry(digest.algorithm()) {
+        Entry::Occupied(e) => Ok(e.into_mut()),
+        Entry::Vacant(e) => Ok(e.insert(blobs.created_subdir(digest.algorithm().name())?)),
     }
-    Ok(&dirs[&algorithm])
 }
 
 /// The cache's `blobs/<algorithm>` directories that can be opened (without following links);
@@ -246,9 +243,14 @@ impl CacheBlobDirs {
 
 fn cache_blob_dirs(root: &Path) -> CacheBlobDirs {
     let mut dirs = BTreeMap::new();
-    let blobs = Dir::open(root)
+    let blobs = Dir::open(root).ok().and_then(|r| {
+        r.subdir(
+            ocicache_core::layout::kind_dir(ocicache_core::Kind::Blob),
+            false,
+        )
         .ok()
-        .and_then(|r| r.subdir(ocicache_core::layout::kind_dir(ocicache_core::Kind::Blob), false).ok().flatten());
+        .flatten()
+    });
     if let Some(blobs) = blobs {
         for algorithm in Algorithm::ALL {
             if let Ok(Some(d)) = blobs.subdir(algorithm.name(), false) {

@@ -75,8 +75,10 @@ impl Cache {
     /// Imports every image of the OCI image layout in `dir`, or with `tag` only the image
     /// whose `org.opencontainers.image.ref.name` is `tag`. See [`Cache::import_with`].
     pub fn import(&self, dir: impl AsRef<Path>, tag: Option<&str>) -> Result<ImportReport> {
-        let mut options = ImportOptions::default();
-        options.tag = tag.map(str::to_owned);
+        let options = ImportOptions {
+            tag: tag.map(str::to_owned),
+            ..ImportOptions::default()
+        };
         self.import_with(dir, &options)
     }
 

@@ -743,12 +743,7 @@ fn layout_source(source: &str) -> (PathBuf, Option<String>) {
     }
 }
 
-fn import(
-    cli: &Cli,
-    cache: &Cache,
-    source: &str,
-    name: Option<&str>,
-) -> Result<Outcome, Failure> {
+fn import(cli: &Cli, cache: &Cache, source: &str, name: Option<&str>) -> Result<Outcome, Failure> {
     let (dir, tag) = layout_source(source);
     let mut options = ocicache::ImportOptions::default();
     if let Some(tag) = tag {
@@ -778,7 +773,11 @@ fn import(
             .collect();
         lines.push(format!(
             "stored {} manifests, {} blobs ({} bytes); already cached {} manifests, {} blobs",
-            r.manifests_stored, r.blobs_stored, r.bytes_stored, r.manifests_present, r.blobs_present
+            r.manifests_stored,
+            r.blobs_stored,
+            r.bytes_stored,
+            r.manifests_present,
+            r.blobs_present
         ));
         println_out(&lines.join("\n"))?;
     }
