@@ -5,7 +5,7 @@
 mod common;
 
 use common::{outcome, run, sha256};
-use ocicache::{Cache, Digest, ErrorKind, Reference, Resolution};
+use ocicache::{Cache, Config, Digest, ErrorKind, ManualClock, Reference, Resolution};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -186,6 +186,20 @@ fn an_export_is_read_by_skopeo_and_unpacked_by_umoci_with_blobs_hard_linked() {
             (cached.dev(), cached.ino())
         );
     }
+    // A linked blob is the cache's own file: changed in the layout, the cache finds it
+    // corrupted and never serves it.
+    let linked = blob_file(&layout, &image.layer);
+    let mut bytes = std::fs::read(&linked).unwrap();
+    bytes[100] ^= 1;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&linked)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
+        .unwrap();
+    assert_eq!(
+        cache.get_blob(&image.layer).unwrap_err().kind(),
+        ErrorKind::Corrupted
+    );
     // No temp is left in the layout.
     let names: Vec<String> = std::fs::read_dir(blob_file(&layout, &image.layer).parent().unwrap())
         .unwrap()
@@ -696,9 +710,199 @@ fn the_cli_exports_and_imports_with_reports_and_exit_codes() {
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["images"][0]["tag"], "localhost:5000/x/y:t");
     assert_eq!(report["blobs_stored"], 2);
+    // A directory whose name has a colon is DIR as a whole when it exists.
+    let colon = tmp.path().join("with:colon");
+    std::fs::rename(&written, &colon).unwrap();
+    let o = run(
+        &tmp.path().join("colon-cache"),
+        &[
+            "import",
+            colon.to_str().unwrap(),
+            "--name",
+            "localhost:5000/c",
+        ],
+    );
+    let (code, stdout, stderr) = outcome(&o);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("localhost:5000/c:t"), "{stdout}");
+    let o = run(
+        &tmp.path().join("colon-cache"),
+        &[
+            "import",
+            &format!("{}:t", colon.display()),
+            "--name",
+            "localhost:5000/d",
+        ],
+    );
+    let (code, stdout, stderr) = outcome(&o);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("localhost:5000/d:t"), "{stdout}");
+    let written = colon;
+    let written_arg = written.to_str().unwrap();
     // A repository with a tag is refused before the cache is opened.
     let untouched = tmp.path().join("untouched");
     let o = run(&untouched, &["import", written_arg, "--name", "x/y:1"]);
     assert_eq!(outcome(&o).0, 3);
     assert!(!untouched.exists());
+}
+
+#[test]
+fn a_stale_tag_is_exported_as_cached_without_asking_anyone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let config = Config::default();
+    let cache = Cache::builder(tmp.path().join("cache"))
+        .config(config.clone())
+        .clock(clock.clone())
+        .open()
+        .unwrap();
+    let image = put_image(&cache, "stale\n", "amd64");
+    let r = reference("registry.invalid/app:v1");
+    cache.put_tag(&r, &image.manifest).unwrap();
+    clock.advance(config.tag_ttl_ms + 1);
+    assert_eq!(
+        cache.resolve_tag(&r).unwrap(),
+        Resolution::Stale(image.manifest.clone())
+    );
+    let layout = tmp.path().join("layout");
+    let report = cache.export(&r, &layout).unwrap();
+    assert!(report.tag_stale);
+    assert_eq!(
+        skopeo(&["inspect", "--raw", &oci(&layout, "v1")]),
+        image.manifest_bytes
+    );
+}
+
+#[test]
+fn a_linked_index_json_or_oci_layout_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (layout, _, _) = skopeo_layout(tmp.path(), "index link\n");
+    let cache = Cache::open(tmp.path().join("cache")).unwrap();
+    let options = ocicache::ImportOptions::default().repository("localhost:5000/x");
+    for name in ["index.json", "oci-layout"] {
+        let file = layout.join(name);
+        let outside = tmp.path().join(format!("outside-{name}"));
+        std::fs::rename(&file, &outside).unwrap();
+        std::os::unix::fs::symlink(&outside, &file).unwrap();
+        let err = cache.import_with(&layout, &options).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{name}: {err}");
+        assert!(err.to_string().contains(name), "{err}");
+        std::fs::remove_file(&file).unwrap();
+        std::fs::rename(&outside, &file).unwrap();
+    }
+    assert!(cache.contents().unwrap().is_empty());
+    // Put back, the layout imports.
+    cache.import_with(&layout, &options).unwrap();
+}
+
+/// Puts a manifest of `media_type` whose config and layers are new blobs with these media
+/// types and bytes; returns its digest and bytes.
+fn put_manifest_of(
+    cache: &Cache,
+    media_type: &str,
+    extra: &str,
+    config: (&str, &[u8]),
+    layers: &[(&str, &[u8])],
+) -> (Digest, Vec<u8>) {
+    let config_digest = cache.put_blob(None, config.1).unwrap();
+    let layers: Vec<String> = layers
+        .iter()
+        .map(|(mt, bytes)| descriptor(mt, &cache.put_blob(None, bytes).unwrap(), bytes.len()))
+        .collect();
+    let bytes = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{media_type}",{extra}"config":{},"layers":[{}]}}"#,
+        descriptor(config.0, &config_digest, config.1.len()),
+        layers.join(",")
+    )
+    .into_bytes();
+    let digest = sha256(&bytes);
+    cache.put_manifest(&digest, &bytes, None).unwrap();
+    (digest, bytes)
+}
+
+#[test]
+fn docker_manifests_lists_and_artifacts_export_and_import_as_they_are() {
+    const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = Cache::open(tmp.path().join("cache")).unwrap();
+    let (docker, docker_bytes) = put_manifest_of(
+        &cache,
+        DOCKER_MANIFEST,
+        "",
+        (
+            "application/vnd.docker.container.image.v1+json",
+            br#"{"architecture":"amd64","os":"linux"}"#,
+        ),
+        &[(
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            b"docker layer",
+        )],
+    );
+    let list_bytes = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{DOCKER_LIST}","manifests":[{{"mediaType":"{DOCKER_MANIFEST}","digest":"{docker}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+        docker_bytes.len()
+    )
+    .into_bytes();
+    let list = sha256(&list_bytes);
+    cache.put_manifest(&list, &list_bytes, None).unwrap();
+    let (artifact, artifact_bytes) = put_manifest_of(
+        &cache,
+        OCI_MANIFEST,
+        r#""artifactType":"application/vnd.example.sbom.v1","#,
+        ("application/vnd.oci.empty.v1+json", b"{}"),
+        &[("application/spdx+json", br#"{"spdxVersion":"SPDX-2.3"}"#)],
+    );
+    let names = [
+        ("localhost:5000/d/app:manifest", &docker, &docker_bytes),
+        ("localhost:5000/d/app:list", &list, &list_bytes),
+        ("localhost:5000/d/app:sbom", &artifact, &artifact_bytes),
+    ];
+    let layout = tmp.path().join("layout");
+    for (name, digest, _) in names {
+        cache.put_tag(&reference(name), digest).unwrap();
+        cache.export(&reference(name), &layout).unwrap();
+    }
+    // Each is written as it is, under its own media type.
+    let index = index_json(&layout);
+    for ((_, digest, bytes), entry) in names.iter().zip(index["manifests"].as_array().unwrap()) {
+        assert_eq!(entry["digest"], digest.to_string());
+        let media_type = ocicache::MediaType::from_str_opt(entry["mediaType"].as_str().unwrap());
+        assert_eq!(
+            media_type,
+            Some(cache.get_manifest(digest).unwrap().media_type)
+        );
+        assert_eq!(&std::fs::read(blob_file(&layout, digest)).unwrap(), *bytes);
+    }
+    // skopeo (1.9) looks only for OCI media types in index.json: it reads the artifact.
+    assert_eq!(
+        skopeo(&["inspect", "--raw", &oci(&layout, "sbom")]),
+        artifact_bytes
+    );
+
+    let other = Cache::open(tmp.path().join("other")).unwrap();
+    let report = other.import(&layout, None).unwrap();
+    let media: Vec<&str> = report
+        .images
+        .iter()
+        .map(|i| i.media_type.as_str())
+        .collect();
+    assert_eq!(media, [DOCKER_MANIFEST, DOCKER_LIST, OCI_MANIFEST]);
+    // The list's manifest and its blobs are shared with the first image: stored once.
+    assert_eq!((report.manifests_stored, report.blobs_stored), (3, 4));
+    for (name, digest, bytes) in names {
+        assert_eq!(
+            other.resolve_tag(&reference(name)).unwrap(),
+            Resolution::Fresh(digest.clone())
+        );
+        assert_eq!(&other.get_manifest(digest).unwrap().bytes, bytes);
+        for key in other.manifest_references(digest).unwrap() {
+            if key.kind == ocicache::Kind::Blob {
+                assert_eq!(
+                    other.get_blob(&key.digest).unwrap(),
+                    cache.get_blob(&key.digest).unwrap()
+                );
+            }
+        }
+    }
 }
