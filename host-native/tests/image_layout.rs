@@ -415,6 +415,17 @@ fn a_cached_blob_gone_bad_is_never_exported() {
     assert_eq!(err.kind(), ErrorKind::Corrupted, "{err}");
     assert!(!blob_file(&layout, &image.layer).exists());
     assert!(!layout.join("index.json").exists());
+    // Neither the link nor the copy left a temp behind.
+    let dir = blob_file(&layout, &image.layer)
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// A layout written by skopeo: `ocicache export`, then `skopeo copy oci:A:v1 oci:B:t`.
@@ -481,7 +492,12 @@ fn import_of_a_skopeo_written_layout_round_trips() {
         Resolution::Fresh(digest.clone())
     );
 
-    // Importing again reads no blob: they are all cached.
+    // Importing again reads no blob: they are all cached (a layer gone bad in the layout
+    // since is not even looked at).
+    let layer = layer_of(&manifest_bytes);
+    let mut bytes = std::fs::read(blob_file(&layout, &layer)).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(blob_file(&layout, &layer), &bytes).unwrap();
     let again = cache.import_with(&layout, &options).unwrap();
     assert_eq!((again.blobs_stored, again.blobs_present), (0, 2));
     assert_eq!(again.manifests_present, 1);
@@ -874,11 +890,22 @@ fn docker_manifests_lists_and_artifacts_export_and_import_as_they_are() {
         );
         assert_eq!(&std::fs::read(blob_file(&layout, digest)).unwrap(), *bytes);
     }
-    // skopeo (1.9) looks only for OCI media types in index.json: it reads the artifact.
+    // skopeo (1.9) looks only for OCI media types in index.json: it reads the artifact, and
+    // does not find the Docker manifest.
     assert_eq!(
         skopeo(&["inspect", "--raw", &oci(&layout, "sbom")]),
         artifact_bytes
     );
+    let out = Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "inspect",
+            "--raw",
+            &oci(&layout, "manifest"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 
     let other = Cache::open(tmp.path().join("other")).unwrap();
     let report = other.import(&layout, None).unwrap();
@@ -904,5 +931,38 @@ fn docker_manifests_lists_and_artifacts_export_and_import_as_they_are() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn concurrent_exports_into_one_layout_keep_every_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = std::sync::Arc::new(Cache::open(tmp.path().join("cache")).unwrap());
+    let layout = tmp.path().join("layout");
+    let tags: Vec<(Reference, Vec<u8>)> = (0..4)
+        .map(|i| {
+            let image = put_image(&cache, &format!("image {i}\n"), "amd64");
+            let r = reference(&format!("localhost:5000/many:t{i}"));
+            cache.put_tag(&r, &image.manifest).unwrap();
+            (r, image.manifest_bytes)
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for (r, _) in &tags {
+            let (cache, layout) = (cache.clone(), layout.clone());
+            s.spawn(move || {
+                for _ in 0..5 {
+                    cache.export(r, &layout).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(
+        index_json(&layout)["manifests"].as_array().unwrap().len(),
+        4
+    );
+    for (r, bytes) in &tags {
+        let tag = r.tag().unwrap();
+        assert_eq!(&skopeo(&["inspect", "--raw", &oci(&layout, tag)]), bytes);
     }
 }
