@@ -110,11 +110,13 @@ pub enum Command {
     Debug(DebugCmd),
     /// Print the effective settings.
     Config,
-    /// Write the image REF names into DIR as an OCI image layout (oci-layout, index.json,
+    /// Write an image from the cache into an OCI image layout.
+    ///
+    /// Writes the image REF names into DIR as an OCI image layout (oci-layout, index.json,
     /// blobs/), from the cache alone: a tag resolves through its cached mapping. Blobs are
     /// hard-linked from the cache when DIR is on the same filesystem, copied otherwise. An
-    /// existing layout is added to (an entry with the same tag is replaced); skopeo, umoci
-    /// and oras read the image as DIR:TAG.
+    /// existing layout is added to (an entry with the same tag is replaced); skopeo and umoci
+    /// read the image as DIR:TAG.
     Export {
         /// An image reference (`ghcr.io/org/app:1.0`, or `…@sha256:…`).
         reference: String,
@@ -122,11 +124,13 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         layout: PathBuf,
     },
-    /// Read an OCI image layout into the cache, verifying every blob and manifest against its
-    /// digest: every image in its index.json, or with DIR:TAG only the one tagged TAG (a path
+    /// Read an OCI image layout into the cache, verified.
+    ///
+    /// Reads every blob and manifest, verified against its digest: every image in its index.json, or with DIR:TAG only the one tagged TAG (a path
     /// that names an existing directory as a whole is taken as DIR). Tags are recorded in the
     /// repository given by --name, else the one of each image's io.containerd.image.name; a
-    /// tagged image with neither is refused. Nothing is stored if any blob fails to verify.
+    /// tagged image with neither is refused. If any blob fails to verify, what the import
+    /// stored is removed again.
     Import {
         /// DIR or DIR:TAG.
         #[arg(value_name = "DIR[:TAG]")]
