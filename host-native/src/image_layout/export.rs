@@ -140,9 +140,7 @@ impl Cache {
             None => LayoutIndex::new(),
         };
 
-        let blobs_dir = layout
-            .subdir(BLOBS_DIR, true)?
-            .expect("created just before");
+        let blobs_dir = layout.created_subdir(BLOBS_DIR)?;
         let mut algorithm_dirs: BTreeMap<Algorithm, Dir> = BTreeMap::new();
         let mut report = ExportReport {
             reference: reference.to_string(),
@@ -198,6 +196,7 @@ impl Cache {
             d.sync()?;
         }
         blobs_dir.sync()?;
+        layout.sync()?;
         let root_size = bytes_of[&digest].len() as u64;
         let added = Descriptor::for_export(reference, &digest, root.media_type, root_size);
         report.replaced = index
