@@ -64,6 +64,14 @@ pub fn error_details(e: &Error) -> Value {
         | Error::InvalidArgument(reason)
         | Error::InvalidConfig(reason) => json!({ "reason": reason }),
         Error::Storage(s) => serde_json::to_value(s).unwrap_or(Value::Null),
+        Error::Network {
+            registry,
+            status,
+            message,
+        } => json!({ "registry": registry, "status": status, "message": message }),
+        Error::Unauthorized { registry, message } => {
+            json!({ "registry": registry, "message": message })
+        }
     }
 }
 

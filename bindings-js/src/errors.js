@@ -58,6 +58,13 @@ export const InvalidArgumentError = kind('InvalidArgumentError', 'invalid_argume
 /** A configuration that does not deserialize or validate. */
 export const InvalidConfigError = kind('InvalidConfigError', 'invalid_config');
 /**
+ * A registry could not be reached or kept failing (after retries), or offline with nothing
+ * cached. `details`: `registry`, `status` (the last HTTP status or null), `message`.
+ */
+export const NetworkError = kind('NetworkError', 'network');
+/** A registry refused access. `details`: `registry`, `message`. */
+export const UnauthorizedError = kind('UnauthorizedError', 'unauthorized');
+/**
  * The host's storage failed; nothing committed was changed. `storageKind` is `not_found`,
  * `no_space`, `invalid_path` or `io`; `cause` holds what the storage threw, if anything.
  */
@@ -99,6 +106,8 @@ export const ERROR_CLASSES = Object.freeze({
   invalid_argument: InvalidArgumentError,
   invalid_config: InvalidConfigError,
   storage: StorageError,
+  network: NetworkError,
+  unauthorized: UnauthorizedError,
 });
 
 /** Builds the error for a core error (installed into the wasm module as its error factory). */

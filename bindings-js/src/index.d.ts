@@ -5,7 +5,7 @@ export type Kind = 'manifest' | 'blob';
 export type ErrorCode =
   | 'not_found' | 'expired' | 'corrupted' | 'full' | 'invalidated' | 'invalid_digest'
   | 'invalid_reference' | 'digest_mismatch' | 'size_mismatch' | 'invalid_manifest' | 'too_large'
-  | 'invalid_argument' | 'invalid_config' | 'storage';
+  | 'invalid_argument' | 'invalid_config' | 'storage' | 'network' | 'unauthorized';
 
 /** Base class of every error the cache throws; `code` is stable. */
 export class OcicacheError extends Error {
@@ -26,6 +26,10 @@ export class InvalidManifestError extends OcicacheError { readonly code: 'invali
 export class TooLargeError extends OcicacheError { readonly code: 'too_large'; }
 export class InvalidArgumentError extends OcicacheError { readonly code: 'invalid_argument'; }
 export class InvalidConfigError extends OcicacheError { readonly code: 'invalid_config'; }
+/** A registry could not be reached or kept failing; `details`: registry, status, message. */
+export class NetworkError extends OcicacheError { readonly code: 'network'; }
+/** A registry refused access; `details`: registry, message. */
+export class UnauthorizedError extends OcicacheError { readonly code: 'unauthorized'; }
 /** The host's storage failed; nothing committed changed. `cause` is what the storage threw. */
 export class StorageError extends OcicacheError {
   readonly code: 'storage';

@@ -92,6 +92,26 @@ pub enum Error {
     /// wrong one); the operation changed nothing that was committed.
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    /// A registry could not be reached, or kept failing (after retries): connection errors,
+    /// 5xx, 429, or offline with nothing cached. Carries the HTTP status if there was one and
+    /// the registry's own message.
+    #[error("network: {registry}: {message}{}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    Network {
+        /// The registry (`host[:port]`) the pull was for.
+        registry: String,
+        /// The last HTTP status, if a response came.
+        status: Option<u16>,
+        /// What went wrong, with the registry's message when it sent one.
+        message: String,
+    },
+    /// A registry refused access: credentials missing, wrong, or without the right to pull.
+    #[error("unauthorized: {registry}: {message}")]
+    Unauthorized {
+        /// The registry (`host[:port]`) that refused.
+        registry: String,
+        /// What it said.
+        message: String,
+    },
 }
 
 /// The kind of an [`Error`], without its details: what tests, scenarios and bindings match on.
@@ -126,11 +146,15 @@ pub enum ErrorKind {
     InvalidConfig,
     /// See [`Error::Storage`].
     Storage,
+    /// See [`Error::Network`].
+    Network,
+    /// See [`Error::Unauthorized`].
+    Unauthorized,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::NotFound,
         ErrorKind::Expired,
         ErrorKind::Corrupted,
@@ -145,6 +169,8 @@ impl ErrorKind {
         ErrorKind::InvalidArgument,
         ErrorKind::InvalidConfig,
         ErrorKind::Storage,
+        ErrorKind::Network,
+        ErrorKind::Unauthorized,
     ];
 
     /// The stable, snake_case code used by scenarios, JS errors and the CLI's `--json` output.
@@ -168,6 +194,8 @@ impl ErrorKind {
             ErrorKind::InvalidArgument => "invalid_argument",
             ErrorKind::InvalidConfig => "invalid_config",
             ErrorKind::Storage => "storage",
+            ErrorKind::Network => "network",
+            ErrorKind::Unauthorized => "unauthorized",
         }
     }
 }
@@ -190,6 +218,8 @@ impl Error {
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::InvalidConfig(_) => ErrorKind::InvalidConfig,
             Error::Storage(_) => ErrorKind::Storage,
+            Error::Network { .. } => ErrorKind::Network,
+            Error::Unauthorized { .. } => ErrorKind::Unauthorized,
         }
     }
 

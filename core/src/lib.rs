@@ -51,6 +51,7 @@ pub mod layout;
 pub mod log;
 pub mod manifest;
 pub mod metrics;
+pub mod pull;
 pub mod reference;
 pub mod storage;
 pub mod tags;

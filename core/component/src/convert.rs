@@ -247,6 +247,18 @@ impl ToWit<wit::Error> for core::Error {
             E::InvalidArgument(s) => wit::Error::InvalidArgument(s),
             E::InvalidConfig(s) => wit::Error::InvalidConfig(s),
             E::Storage(e) => wit::Error::Storage(storage_error_to_wit(e)),
+            E::Network {
+                registry,
+                status,
+                message,
+            } => wit::Error::Network(wit::NetworkFailure {
+                registry,
+                status,
+                message,
+            }),
+            E::Unauthorized { registry, message } => {
+                wit::Error::Unauthorized(wit::RegistryRefusal { registry, message })
+            }
         }
     }
 }

@@ -392,6 +392,38 @@ impl Cache {
         })
     }
 
+    /// Fails with `Full`, changing nothing, if `incoming` more bytes could not fit under the
+    /// cap even after evicting everything evictable (sizes announced by open writers count as
+    /// stored). A pull asks this before it stores anything, so that one that cannot fit leaves
+    /// the cache as it was.
+    ///
+    /// ```
+    /// use ocicache_core::{Cache, Config, ErrorKind, Key, ManualClock, storage::MemoryStorage};
+    /// let config = Config { max_bytes: 100, ..Config::default() };
+    /// let mut cache = Cache::builder(MemoryStorage::new(), ManualClock::new(0)).config(config).open()?;
+    /// let d = cache.put_blob(None, &[1; 60])?;
+    /// cache.check_room(90)?; // the 60 bytes could be evicted
+    /// cache.pin(&Key::blob(d))?;
+    /// assert_eq!(cache.check_room(90).unwrap_err().kind(), ErrorKind::Full);
+    /// # Ok::<(), ocicache_core::Error>(())
+    /// ```
+    pub fn check_room(&self, incoming: u64) -> Result<()> {
+        let incoming = incoming.saturating_add(self.reserved);
+        let cap = self.config.max_bytes;
+        let floor = self
+            .index
+            .bytes()
+            .saturating_sub(self.index.eventually_evictable_bytes());
+        if floor.saturating_add(incoming) > cap {
+            return Err(Error::Full {
+                needed: incoming,
+                available: cap.saturating_sub(floor),
+                capacity: cap,
+            });
+        }
+        Ok(())
+    }
+
     /// Deletes an entry and its bytes; `false` if it was not there (idempotent).
     pub fn delete(&mut self, key: &Key) -> Result<bool> {
         self.timed(OpClass::Delete, |c| {
@@ -440,7 +472,7 @@ impl Cache {
 
     // ----- shared helpers -----
 
-    fn now(&self) -> Millis {
+    pub(crate) fn now(&self) -> Millis {
         self.clock.now_millis()
     }
 

@@ -250,5 +250,14 @@ pub(crate) fn error_from_wit(e: wit::Error) -> Error {
         wit::Error::InvalidArgument(s) => Error::InvalidArgument(s),
         wit::Error::InvalidConfig(s) => Error::InvalidConfig(s),
         wit::Error::Storage(e) => Error::Storage(storage_error(e)),
+        wit::Error::Network(n) => Error::Network {
+            registry: n.registry,
+            status: n.status,
+            message: n.message,
+        },
+        wit::Error::Unauthorized(r) => Error::Unauthorized {
+            registry: r.registry,
+            message: r.message,
+        },
     }
 }

@@ -15,11 +15,14 @@ Exit codes:
   7  expired or invalidated
   8  invalid configuration (config.json or flags)
   9  local I/O error outside the cache (reading FILE, writing the output)
+ 10  network: a registry could not be reached or kept failing (offline and not cached)
+ 11  unauthorized: a registry refused the credentials, or asked for some and none are known
 
 Errors are one line on stderr: `ocicache: <code>: <message>`, where <code> is the
 cache's stable error code (not_found, expired, corrupted, full, invalidated,
 invalid_digest, invalid_reference, digest_mismatch, size_mismatch, invalid_manifest,
-too_large, invalid_argument, invalid_config, storage) or `usage` / `io`.";
+too_large, invalid_argument, invalid_config, storage, network, unauthorized) or
+`usage` / `io`.";
 
 /// A cache for OCI artifacts: manifests, blobs and tag → digest mappings, verified and
 /// bounded, in a directory several processes can share.

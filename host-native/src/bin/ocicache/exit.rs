@@ -20,6 +20,10 @@ pub const STALE: i32 = 7;
 pub const CONFIG: i32 = 8;
 /// Local I/O outside the cache.
 pub const LOCAL_IO: i32 = 9;
+/// A registry could not be reached or kept failing.
+pub const NETWORK: i32 = 10;
+/// A registry refused access.
+pub const UNAUTHORIZED: i32 = 11;
 
 /// How a command ended when it did not fail.
 pub enum Outcome {
@@ -78,6 +82,8 @@ pub fn exit_code(e: &Error) -> i32 {
         ErrorKind::Storage => STORAGE,
         ErrorKind::Expired | ErrorKind::Invalidated => STALE,
         ErrorKind::InvalidConfig => CONFIG,
+        ErrorKind::Network => NETWORK,
+        ErrorKind::Unauthorized => UNAUTHORIZED,
     }
 }
 

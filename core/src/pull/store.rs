@@ -1,0 +1,102 @@
+//! What a pull needs of a cache: [`PullStore`]. The core's [`Cache`] implements it directly;
+//! a host whose cache runs elsewhere (the wasmtime host's component, say) implements it over
+//! its own handle, so that one pull engine serves every host.
+
+use crate::cache::{BlobWriter, Cache, Manifest};
+use crate::clock::Millis;
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::key::Key;
+use crate::manifest::MediaType;
+use crate::reference::Reference;
+use crate::tags::{Resolution, TagUpdate};
+
+/// The cache operations a [`Pull`](super::Pull) performs. Each maps to the [`Cache`] method of
+/// the same name.
+pub trait PullStore {
+    /// A blob being written (the core's [`BlobWriter`], or a host's handle to one).
+    type Writer;
+
+    /// The cache clock's wall time, in milliseconds since the epoch (token lifetimes and
+    /// retry delays).
+    fn now_millis(&self) -> Millis;
+    /// Fresh, stale or unknown.
+    fn resolve_tag(&mut self, reference: &Reference) -> Result<Resolution>;
+    /// Records (or renews) a tag mapping.
+    fn put_tag(&mut self, reference: &Reference, digest: &Digest) -> Result<TagUpdate>;
+    /// A stored manifest, verified; `NotFound` when absent.
+    fn get_manifest(&mut self, digest: &Digest) -> Result<Manifest>;
+    /// Stores a manifest (verified against `digest`).
+    fn put_manifest(
+        &mut self,
+        digest: &Digest,
+        bytes: &[u8],
+        media_type: Option<&str>,
+    ) -> Result<MediaType>;
+    /// Whether a servable blob is stored.
+    fn has_blob(&mut self, digest: &Digest) -> Result<bool>;
+    /// Starts a streamed, verified blob write.
+    fn begin_blob(&mut self, expected: &Digest, size: Option<u64>) -> Result<Self::Writer>;
+    /// Appends a chunk.
+    fn write_blob(&mut self, writer: &mut Self::Writer, chunk: &[u8]) -> Result<()>;
+    /// Verifies and commits.
+    fn commit_blob(&mut self, writer: Self::Writer) -> Result<Digest>;
+    /// Discards a writer.
+    fn abort_blob(&mut self, writer: Self::Writer);
+    /// Protects an entry from eviction.
+    fn pin(&mut self, key: &Key) -> Result<()>;
+    /// Releases a [`PullStore::pin`].
+    fn unpin(&mut self, key: &Key) -> Result<()>;
+    /// Fails with `Full`, changing nothing, if `bytes` more could not fit under the cap even
+    /// after evicting everything evictable.
+    fn check_room(&mut self, bytes: u64) -> Result<()>;
+}
+
+impl PullStore for Cache {
+    type Writer = BlobWriter;
+
+    fn now_millis(&self) -> Millis {
+        self.now()
+    }
+    fn resolve_tag(&mut self, reference: &Reference) -> Result<Resolution> {
+        Cache::resolve_tag(self, reference)
+    }
+    fn put_tag(&mut self, reference: &Reference, digest: &Digest) -> Result<TagUpdate> {
+        Cache::put_tag(self, reference, digest)
+    }
+    fn get_manifest(&mut self, digest: &Digest) -> Result<Manifest> {
+        Cache::get_manifest(self, digest)
+    }
+    fn put_manifest(
+        &mut self,
+        digest: &Digest,
+        bytes: &[u8],
+        media_type: Option<&str>,
+    ) -> Result<MediaType> {
+        Cache::put_manifest(self, digest, bytes, media_type)
+    }
+    fn has_blob(&mut self, digest: &Digest) -> Result<bool> {
+        Ok(Cache::has_blob(self, digest))
+    }
+    fn begin_blob(&mut self, expected: &Digest, size: Option<u64>) -> Result<BlobWriter> {
+        Cache::begin_blob(self, Some(expected), size)
+    }
+    fn write_blob(&mut self, writer: &mut BlobWriter, chunk: &[u8]) -> Result<()> {
+        Cache::write_blob(self, writer, chunk)
+    }
+    fn commit_blob(&mut self, writer: BlobWriter) -> Result<Digest> {
+        Cache::commit_blob(self, writer)
+    }
+    fn abort_blob(&mut self, mut writer: BlobWriter) {
+        Cache::abort_blob(self, &mut writer);
+    }
+    fn pin(&mut self, key: &Key) -> Result<()> {
+        Cache::pin(self, key).map(drop)
+    }
+    fn unpin(&mut self, key: &Key) -> Result<()> {
+        Cache::unpin(self, key).map(drop)
+    }
+    fn check_room(&mut self, bytes: u64) -> Result<()> {
+        Cache::check_room(self, bytes)
+    }
+}
