@@ -43,6 +43,7 @@ pub mod digest;
 pub mod error;
 pub mod eviction;
 pub mod hashing;
+pub mod image_layout;
 pub mod index;
 mod journal;
 pub mod key;

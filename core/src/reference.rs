@@ -288,7 +288,7 @@ fn validate_component(c: &str) -> std::result::Result<(), &'static str> {
     Ok(())
 }
 
-fn validate_tag(tag: &str) -> std::result::Result<(), &'static str> {
+pub(crate) fn validate_tag(tag: &str) -> std::result::Result<(), &'static str> {
     let b = tag.as_bytes();
     let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
     if b.is_empty() {

@@ -32,6 +32,7 @@ mod cache;
 mod clock;
 pub mod component;
 mod engine;
+mod image_layout;
 mod lock;
 mod ownership;
 pub mod pull;
@@ -43,6 +44,7 @@ mod threaded_hasher;
 pub use blob_io::{BlobReader, BlobWriter, error_of, to_io_error};
 pub use cache::{CONFIG_FILE, Cache, CacheBuilder, EngineKind, load_config, load_pull_config};
 pub use clock::SystemClock;
+pub use image_layout::{ExportReport, ImportOptions, ImportReport, ImportedImage};
 pub use ocicache_core;
 pub use ocicache_core::{
     CleanupReport, Clock, Config, DebugExport, DebugInfo, Digest, EntryInfo, Error, ErrorKind,

@@ -116,6 +116,35 @@ pub enum Command {
     /// Get an image or artifact by reference: from the cache when its tag is fresh and its
     /// content whole, else from its registry (or a mirror), verified. Prints what it did.
     Pull(PullArgs),
+    /// Write an image from the cache into an OCI image layout.
+    ///
+    /// Writes the image REF names into DIR as an OCI image layout (oci-layout, index.json,
+    /// blobs/), from the cache alone: a tag resolves through its cached mapping. Blobs are
+    /// hard-linked from the cache when DIR is on the same filesystem, copied otherwise. An
+    /// existing layout is added to (an entry with the same tag is replaced); skopeo and umoci
+    /// read the image as DIR:TAG.
+    Export {
+        /// An image reference (`ghcr.io/org/app:1.0`, or `…@sha256:…`).
+        reference: String,
+        /// The layout directory (created if missing).
+        #[arg(value_name = "DIR")]
+        layout: PathBuf,
+    },
+    /// Read an OCI image layout into the cache, verified.
+    ///
+    /// Reads every blob and manifest, verified against its digest: every image in its index.json, or with DIR:TAG only the one tagged TAG (a path
+    /// that names an existing directory as a whole is taken as DIR). Tags are recorded in the
+    /// repository given by --name, else the one of each image's io.containerd.image.name; a
+    /// tagged image with neither is refused. If any blob fails to verify, what the import
+    /// stored is removed again.
+    Import {
+        /// DIR or DIR:TAG.
+        #[arg(value_name = "DIR[:TAG]")]
+        source: String,
+        /// The repository the layout's tags belong to (`ghcr.io/org/app`).
+        #[arg(long, value_name = "REPOSITORY")]
+        name: Option<String>,
+    },
     /// Create a cache in the directory even if it holds other files (other commands refuse
     /// such a directory and leave it unchanged): blobs and manifests under blobs/ and
     /// manifests/ whose bytes match their digest are adopted; every other file is left alone.

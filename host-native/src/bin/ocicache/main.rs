@@ -120,6 +120,12 @@ fn precheck(cli: &Cli) -> Result<(), Failure> {
             references.push(&args.reference);
             pull::precheck(args)?;
         }
+        Command::Export { reference, .. } => references.push(reference),
+        Command::Import {
+            name: Some(name), ..
+        } => {
+            ocicache::ocicache_core::image_layout::repository_name(name)?;
+        }
         _ => {}
     }
     for d in digests {
@@ -371,6 +377,8 @@ fn command(cli: &Cli, cache: &Cache) -> Result<Outcome, Failure> {
             }
             Ok(Outcome::Ok)
         }
+        Command::Export { reference, layout } => export(cli, cache, reference, layout),
+        Command::Import { source, name } => import(cli, cache, source, name.as_deref()),
         Command::Init => {
             let r = cache.recovery_report()?;
             if cli.json {
@@ -701,6 +709,94 @@ fn tag(cli: &Cli, cache: &Cache, cmd: &TagCmd) -> Result<Outcome, Failure> {
             Ok(Outcome::Ok)
         }
     }
+}
+
+fn export(cli: &Cli, cache: &Cache, reference: &str, dir: &Path) -> Result<Outcome, Failure> {
+    let reference = parse_reference(reference)?;
+    let spinner = progress::spinner("exporting");
+    let report = cache.export(&reference, dir);
+    progress::finish(spinner);
+    let r = report?;
+    if cli.json {
+        print_json(&r)?;
+    } else {
+        let mut text = format!(
+            "exported {} ({} {}) to {}: {} manifests, {} blobs of {} bytes ({} linked, {} copied, {} already there)",
+            r.reference,
+            r.digest,
+            r.media_type.as_str(),
+            r.dir.display(),
+            r.manifests,
+            r.blobs,
+            r.bytes,
+            r.linked,
+            r.copied,
+            r.already_present
+        );
+        if r.tag_stale {
+            text.push_str("\nthe cached tag is past its freshness window: exported as cached");
+        }
+        for d in &r.replaced {
+            text.push_str(&format!("\nthe tag named {d} in the layout before"));
+        }
+        println_out(&text)?;
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Splits `DIR[:TAG]`: a path naming an existing directory as a whole is DIR; otherwise a
+/// tag after the last `:` (with no `/` in it) is TAG.
+fn layout_source(source: &str) -> (PathBuf, Option<String>) {
+    if Path::new(source).is_dir() {
+        return (PathBuf::from(source), None);
+    }
+    match source.rsplit_once(':') {
+        Some((dir, tag)) if !dir.is_empty() && !tag.is_empty() && !tag.contains('/') => {
+            (PathBuf::from(dir), Some(tag.to_owned()))
+        }
+        _ => (PathBuf::from(source), None),
+    }
+}
+
+fn import(cli: &Cli, cache: &Cache, source: &str, name: Option<&str>) -> Result<Outcome, Failure> {
+    let (dir, tag) = layout_source(source);
+    let mut options = ocicache::ImportOptions::default();
+    if let Some(tag) = tag {
+        options = options.tag(tag);
+    }
+    if let Some(name) = name {
+        options = options.repository(name);
+    }
+    let spinner = progress::spinner("importing");
+    let report = cache.import_with(&dir, &options);
+    progress::finish(spinner);
+    let r = report?;
+    if cli.json {
+        print_json(&r)?;
+    } else {
+        let mut lines: Vec<String> = r
+            .images
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} {} {}",
+                    i.digest,
+                    i.media_type.as_str(),
+                    i.tag.as_deref().unwrap_or("(no tag)")
+                )
+            })
+            .collect();
+        lines.push(format!(
+            "stored {} manifests, {} blobs ({} bytes); already cached {} manifests, {} blobs",
+            r.manifests_stored,
+            r.blobs_stored,
+            r.bytes_stored,
+            r.manifests_present,
+            r.blobs_present
+        ));
+        println_out(&lines.join("\n"))?;
+    }
+    Ok(Outcome::Ok)
 }
 
 /// Whether progress bars may be drawn (stderr is a terminal).
