@@ -7,7 +7,8 @@ use std::sync::Mutex;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// Pass on only the first `after` bytes of the response body, then drop the connection
-    /// (both sides, no TLS close_notify): a registry that died mid-blob.
+    /// (both sides, no TLS close_notify): a registry that died mid-blob. A body no longer
+    /// than `after` passes whole.
     CutBody {
         /// Body bytes passed on before the cut.
         after: u64,
@@ -17,6 +18,17 @@ pub enum Fault {
     FlipByte {
         /// Offset into the response body.
         offset: u64,
+    },
+    /// Answer in the registry's stead, with this status, these headers and this body; the
+    /// request never reaches the registry (e.g. a 503, or a 429 with `Retry-After`). It is
+    /// logged with this status.
+    Respond {
+        /// The status code.
+        status: u16,
+        /// Extra headers (`Content-Length` is added).
+        headers: Vec<(String, String)>,
+        /// The body.
+        body: String,
     },
     /// Set a response header (replacing any of that name), e.g. a wrong
     /// `Docker-Content-Digest`.

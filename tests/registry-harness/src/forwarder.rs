@@ -340,6 +340,54 @@ fn relay<C: ClientStream>(
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
             client.get_mut().flush()?;
         }
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path.to_string(), Some(query.to_string())),
+            None => (target.clone(), None),
+        };
+        let faults = shared.faults.take(&method, &path);
+        let mut entry = Request {
+            method: method.clone(),
+            path: path.clone(),
+            query,
+            status: 0,
+            range: request.header("range").map(str::to_string),
+            auth_scheme: request
+                .header("authorization")
+                .and_then(|a| a.split_whitespace().next())
+                .map(str::to_string),
+        };
+        if let Some((status, headers, body)) = faults.iter().find_map(|f| match f {
+            Fault::Respond {
+                status,
+                headers,
+                body,
+            } => Some((*status, headers, body)),
+            _ => None,
+        }) {
+            copy_body(
+                &mut client,
+                &mut io::sink(),
+                request_framing,
+                &Tamper::default(),
+            )?;
+            entry.status = status;
+            shared.log.push(entry);
+            let mut head = format!("HTTP/1.1 {status} Injected\r\n");
+            for (name, value) in headers {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+            client.get_mut().write_all(head.as_bytes())?;
+            if !method.eq_ignore_ascii_case("HEAD") {
+                client.get_mut().write_all(body.as_bytes())?;
+            }
+            client.get_mut().flush()?;
+            if request.has_token("connection", "close") {
+                client.get_mut().close_notify();
+                return Ok(());
+            }
+            continue;
+        }
         // distribution builds absolute upload URLs from this and the client's Host.
         request.remove("x-forwarded-proto");
         request
@@ -364,24 +412,11 @@ fn relay<C: ClientStream>(
             break head;
         };
         let status = status_of(&response)?;
-        let (path, query) = match target.split_once('?') {
-            Some((path, query)) => (path.to_string(), Some(query.to_string())),
-            None => (target.clone(), None),
-        };
-        shared.log.push(Request {
-            method: method.clone(),
-            path: path.clone(),
-            query,
-            status,
-            range: request.header("range").map(str::to_string),
-            auth_scheme: request
-                .header("authorization")
-                .and_then(|a| a.split_whitespace().next())
-                .map(str::to_string),
-        });
+        entry.status = status;
+        shared.log.push(entry);
 
         let mut tamper = Tamper::default();
-        for fault in shared.faults.take(&method, &path) {
+        for fault in faults {
             match fault {
                 Fault::CutBody { after } => tamper.cut_after = Some(after),
                 Fault::FlipByte { offset } => tamper.flips.push(offset),
@@ -389,6 +424,7 @@ fn relay<C: ClientStream>(
                     response.remove(&name);
                     response.headers.push((name, value));
                 }
+                Fault::Respond { .. } => unreachable!("answered above"),
             }
         }
         let framing = if method.eq_ignore_ascii_case("HEAD") || status == 204 || status == 304 {

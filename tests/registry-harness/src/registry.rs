@@ -93,6 +93,15 @@ impl RegistryBuilder {
 
     /// Makes this a pull-through cache (`proxy.remoteurl`) of `upstream`, logging in there
     /// with `credentials` when given. A TLS upstream's CA is trusted (copied now).
+    ///
+    /// What distribution 2.8's proxy does, which tests must allow for:
+    /// - at start it sends `GET /v2/` to the upstream (so the upstream must be running, and
+    ///   its log holds that request: clear it after starting the mirror);
+    /// - it sends `credentials` only to a Bearer upstream's token server, never as Basic to
+    ///   the upstream itself, so an htpasswd upstream cannot be mirrored with credentials;
+    /// - a blob it does not have is streamed from the upstream and, in the background,
+    ///   fetched a second time to be stored: one or two upstream GETs right after the first
+    ///   pull, two once stored; after that the mirror serves it alone.
     pub fn proxy(mut self, upstream: &Registry, credentials: Option<(&str, &str)>) -> Result<Self> {
         let ca_pem = match upstream.ca_file() {
             Some(path) => Some(fs::read(path)?),
@@ -234,6 +243,11 @@ impl Registry {
     /// `127.0.0.1:PORT`, as in a reference (`127.0.0.1:PORT/repo:tag`).
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `127.0.0.1:PORT/NAME`: a full reference for `name` (`repo:tag`, `repo@digest`).
+    pub fn reference(&self, name: &str) -> String {
+        format!("{}/{name}", self.host())
     }
 
     /// The port the registry answers on.

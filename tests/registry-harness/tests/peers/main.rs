@@ -176,6 +176,41 @@ fn faults_cut_flip_and_rewrite_only_the_matching_responses() {
     assert_eq!(lying.header("docker-content-digest"), Some(wrong));
     assert_eq!(lying.body, image.top.bytes);
 
+    // An answer in the registry's stead, logged with its status, then the real one again.
+    registry.clear_requests();
+    registry.inject(
+        "GET",
+        "/v2/f/manifests/1",
+        Fault::Respond {
+            status: 429,
+            headers: vec![("Retry-After".into(), "1".into())],
+            body: r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#.into(),
+        },
+        1,
+    );
+    let busy = http::request(
+        &host,
+        "GET",
+        "/v2/f/manifests/1",
+        &[("Accept", OCI_MANIFEST)],
+    );
+    assert_eq!(busy.status, 429);
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    assert!(
+        String::from_utf8(busy.body)
+            .unwrap()
+            .contains("TOOMANYREQUESTS")
+    );
+    let fine = http::request(
+        &host,
+        "GET",
+        "/v2/f/manifests/1",
+        &[("Accept", OCI_MANIFEST)],
+    );
+    assert_eq!(fine.status, 200);
+    let statuses: Vec<u16> = registry.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 200]);
+
     registry.inject("GET", &path, Fault::CutBody { after: 10 }, 5);
     registry.clear_faults();
     assert_eq!(http::get(&host, &path).body, bytes);
@@ -528,8 +563,15 @@ fn stop_and_restart_keep_port_and_content() {
     let url = registry.url();
     push(layout.dir(), "v1", &registry, "keep:1", None).unwrap();
 
+    // An idle client connection does not hold the stop up; it is closed.
+    let mut idle = std::net::TcpStream::connect(registry.host()).unwrap();
     registry.stop();
     assert!(!registry.is_running());
+    let mut buf = [0u8; 1];
+    assert!(matches!(
+        std::io::Read::read(&mut idle, &mut buf),
+        Ok(0) | Err(_)
+    ));
     assert!(std::net::TcpStream::connect(registry.host()).is_err());
     assert!(inspect_raw(&registry, "keep:1", None).is_err());
 
