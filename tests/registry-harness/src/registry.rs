@@ -506,3 +506,26 @@ fn config_template(
     }
     Ok(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_that_cannot_start_fails_with_its_own_log() {
+        // distribution refuses a token configuration whose root bundle holds no certificate.
+        let builder = RegistryBuilder {
+            auth: Auth::Token {
+                realm: "http://127.0.0.1:1/token".into(),
+                service: "s".into(),
+                issuer: "i".into(),
+                cert_pem: b"not a certificate\n".to_vec(),
+            },
+            ..RegistryBuilder::default()
+        };
+        let error = builder.start().unwrap_err().to_string();
+        assert!(error.contains("exited"), "{error}");
+        assert!(error.contains("registry log:"), "{error}");
+        assert!(error.contains("root certificate"), "{error}");
+    }
+}

@@ -212,15 +212,23 @@ impl Layout {
         Ok(layout)
     }
 
-    /// A new, empty layout in `dir` (created if missing; an existing `index.json` there is
-    /// replaced at the first build).
+    /// A layout in `dir`, created if missing; an existing layout's references are kept
+    /// (a build under the same reference replaces its entry).
     pub fn at(dir: &Path) -> Result<Layout> {
         fs::create_dir_all(dir.join("blobs/sha256"))?;
         fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        let manifests = match fs::read(dir.join("index.json")) {
+            Ok(bytes) => serde_json::from_slice::<Value>(&bytes)?["manifests"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
         let layout = Layout {
             dir: dir.to_path_buf(),
             _temp: None,
-            manifests: Vec::new(),
+            manifests,
         };
         layout.write_index()?;
         Ok(layout)

@@ -113,6 +113,18 @@ fn range_requests_are_logged_with_their_range() {
     assert_eq!(log[0].status, 206);
     assert_eq!(log[0].path, path);
     assert_eq!(log[0].auth_scheme, None);
+
+    // A download cut mid-blob, then resumed from where it broke: both visible in the log.
+    registry.clear_requests();
+    registry.inject("GET", &path, Fault::CutBody { after: 2500 }, 1);
+    let first = http::get(&registry.host(), &path);
+    assert_eq!(first.body.len(), 2500);
+    let rest = http::request(&registry.host(), "GET", &path, &[("Range", "bytes=2500-")]);
+    assert_eq!([first.body, rest.body].concat(), bytes);
+    let log = registry.requests();
+    let seen: Vec<(u16, Option<&str>)> =
+        log.iter().map(|r| (r.status, r.range.as_deref())).collect();
+    assert_eq!(seen, [(200, None), (206, Some("bytes=2500-"))]);
 }
 
 #[test]
@@ -718,10 +730,26 @@ fn same_spec_same_digests_other_seed_other_digests() {
         assert_ne!(x.digest, y.digest);
         assert_eq!(x.size, y.size);
     }
-    // Both references are in the one layout.
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs::read(a.dir().join("index.json")).unwrap()).unwrap();
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+    // Both references are in the one layout, and stay when it is opened again.
+    let refs = |dir: &std::path::Path| -> Vec<String> {
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                m["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(refs(a.dir()), ["x", "y"]);
+    let mut again = Layout::at(a.dir()).unwrap();
+    again.image("x", &ImageSpec::new(16, &[10])).unwrap();
+    assert_eq!(refs(a.dir()), ["y", "x"]);
 }
 
 #[test]
