@@ -356,32 +356,22 @@ fn relay<C: ClientStream>(
                 .and_then(|a| a.split_whitespace().next())
                 .map(str::to_string),
         };
-        if let Some((status, headers, body)) = faults.iter().find_map(|f| match f {
-            Fault::Respond {
-                status,
-                headers,
-                body,
-            } => Some((*status, headers, body)),
-            _ => None,
-        }) {
+        if let Some(Fault::Respond {
+            status,
+            headers,
+            body,
+        }) = faults.iter().find(|f| matches!(f, Fault::Respond { .. }))
+        {
             copy_body(
                 &mut client,
                 &mut io::sink(),
                 request_framing,
                 &Tamper::default(),
             )?;
-            entry.status = status;
+            entry.status = *status;
             shared.log.push(entry);
-            let mut head = format!("HTTP/1.1 {status} Injected\r\n");
-            for (name, value) in headers {
-                head.push_str(&format!("{name}: {value}\r\n"));
-            }
-            head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-            client.get_mut().write_all(head.as_bytes())?;
-            if !method.eq_ignore_ascii_case("HEAD") {
-                client.get_mut().write_all(body.as_bytes())?;
-            }
-            client.get_mut().flush()?;
+            let head_only = method.eq_ignore_ascii_case("HEAD");
+            write_response(client.get_mut(), *status, headers, body, head_only)?;
             if request.has_token("connection", "close") {
                 client.get_mut().close_notify();
                 return Ok(());
@@ -450,6 +440,26 @@ fn relay<C: ClientStream>(
             return Ok(());
         }
     }
+}
+
+/// Writes a whole response made here ([`Fault::Respond`]).
+fn write_response(
+    to: &mut impl Write,
+    status: u16,
+    headers: &[(String, String)],
+    body: &str,
+    head_only: bool,
+) -> io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status} Injected\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    to.write_all(head.as_bytes())?;
+    if !head_only {
+        to.write_all(body.as_bytes())?;
+    }
+    to.flush()
 }
 
 fn status_of(head: &Head) -> io::Result<u16> {
