@@ -35,6 +35,7 @@
 //! ```
 
 mod access_log;
+mod docker_config;
 mod error;
 mod fault;
 mod forwarder;
@@ -45,11 +46,14 @@ mod skopeo;
 mod tls;
 mod token_server;
 mod tool;
+mod umoci;
 
 pub use access_log::Request;
+pub use docker_config::docker_config_json;
 pub use error::{Error, Result};
 pub use fault::Fault;
 pub use registry::{Registry, RegistryBuilder};
-pub use skopeo::{inspect_raw, pull_to_layout, push};
+pub use skopeo::{inspect_layout_raw, inspect_raw, pull_to_layout, push};
 pub use tls::TestCa;
 pub use token_server::{TokenRequest, TokenServer, TokenServerBuilder};
+pub use umoci::umoci_unpack;

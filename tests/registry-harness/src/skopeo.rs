@@ -108,6 +108,15 @@ pub fn inspect_raw(
     skopeo.run()
 }
 
+/// The manifest (or index) bytes that `skopeo inspect --raw oci:LAYOUT_DIR:LAYOUT_REF` reads
+/// from an OCI image layout (one that `ocicache export` wrote, say).
+pub fn inspect_layout_raw(layout_dir: &Path, layout_ref: &str) -> Result<Vec<u8>> {
+    let mut skopeo = Skopeo::new()?;
+    skopeo.args(["inspect", "--raw"]);
+    skopeo.arg(format!("oci:{}:{layout_ref}", arg(layout_dir)));
+    skopeo.run()
+}
+
 /// Copies `docker://HOST/REFERENCE` (every platform) into the OCI layout `layout_dir` as
 /// `layout_ref`, as a user making an air-gap bundle would.
 pub fn pull_to_layout(

@@ -11,7 +11,8 @@ use ocicache_registry_harness::layouts::{
     Built, DOCKER_LIST, DOCKER_MANIFEST, ImageSpec, Layout, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST,
 };
 use ocicache_registry_harness::{
-    Fault, Registry, Request, TokenServer, inspect_raw, pull_to_layout, push,
+    Fault, Registry, Request, TokenServer, inspect_layout_raw, inspect_raw, pull_to_layout, push,
+    umoci_unpack,
 };
 use sha2::{Digest, Sha256};
 
@@ -758,19 +759,13 @@ fn umoci_unpacks_a_built_image_and_a_skopeo_copy_round_trips() {
     let image = layout
         .image("v1", &ImageSpec::new(16, &[3000, 70_000]))
         .unwrap();
+    assert_eq!(
+        inspect_layout_raw(layout.dir(), "v1").unwrap(),
+        image.top.bytes
+    );
     let bundle = tempfile::tempdir().unwrap();
     let target = bundle.path().join("bundle");
-    let out = Command::new("umoci")
-        .args(["unpack", "--rootless", "--image"])
-        .arg(format!("{}:v1", layout.dir().display()))
-        .arg(&target)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    umoci_unpack(layout.dir(), "v1", &target).unwrap();
     let rootfs = target.join("rootfs");
     assert_eq!(
         fs::metadata(rootfs.join("layer-0.bin")).unwrap().len(),
@@ -780,6 +775,14 @@ fn umoci_unpacks_a_built_image_and_a_skopeo_copy_round_trips() {
         fs::metadata(rootfs.join("layer-1.bin")).unwrap().len(),
         70_000
     );
+    // The file is the layer's payload: the tar minus its 512-byte header.
+    let layer = fs::read(layout.blob_path(&image.images[0].layers[0].digest)).unwrap();
+    assert_eq!(
+        fs::read(rootfs.join("layer-0.bin")).unwrap(),
+        layer[512..512 + 3000]
+    );
+
+    assert!(umoci_unpack(layout.dir(), "nope", &bundle.path().join("other")).is_err());
 
     // Out through a registry and back into a skopeo-written layout: the same manifest.
     let registry = Registry::start_anonymous().unwrap();
