@@ -12,9 +12,9 @@
 //! counts are exact, and it can inject [`Fault`]s (a cut body, a flipped byte, a wrong
 //! header).
 //!
-//! ```no_run
+//! ```
 //! use ocicache_registry_harness::layouts::{ImageSpec, Layout};
-//! use ocicache_registry_harness::{Registry, TokenServer, inspect_raw, push};
+//! use ocicache_registry_harness::{Fault, Registry, TokenServer, inspect_raw, push};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // An image with two small layers, in an OCI layout in a temp dir.
@@ -25,12 +25,19 @@
 //! let tokens = TokenServer::builder().user("alice", "secret").start()?;
 //! let registry = Registry::builder().token_auth(&tokens)?.start()?;
 //! push(layout.dir(), "v1", &registry, "team/tool:1.0", Some(("alice", "secret")))?;
-//! assert_eq!(inspect_raw(&registry, "team/tool:1.0", None)?, image.top.bytes);
 //!
-//! // What a client under test did, exactly.
+//! // What a client under test did, exactly (here skopeo, anonymously).
 //! registry.clear_requests();
-//! // … pull team/tool:1.0 from registry.url() …
-//! assert_eq!(registry.count("GET", &format!("/v2/team/tool/blobs/{}", image.images[0].layers[0].digest)), 1);
+//! assert_eq!(inspect_raw(&registry, "team/tool:1.0", None)?, image.top.bytes);
+//! let requests = registry.requests();
+//! assert_eq!((requests[0].path.as_str(), requests[0].status), ("/v2/", 401)); // the challenge
+//! assert_eq!(registry.count("GET", "/v2/team/tool/manifests/1.0"), 1);
+//! assert_eq!(requests.last().unwrap().auth_scheme.as_deref(), Some("Bearer"));
+//!
+//! // The next blob download breaks after 100 bytes.
+//! let layer = &image.images[0].layers[0];
+//! let blob = format!("/v2/team/tool/blobs/{}", layer.digest);
+//! registry.inject("GET", &blob, Fault::CutBody { after: 100 }, 1);
 //! # Ok(()) }
 //! ```
 
