@@ -129,6 +129,29 @@ fn range_requests_are_logged_with_their_range() {
 }
 
 #[test]
+fn concurrent_clients_are_each_counted() {
+    let mut layout = Layout::new().unwrap();
+    let image = small_image(&mut layout, "v1", 19);
+    let registry = Registry::start_anonymous().unwrap();
+    push(layout.dir(), "v1", &registry, "c:1", None).unwrap();
+    registry.clear_requests();
+    let layer = &image.images[0].layers[1];
+    let path = format!("/v2/c/blobs/{}", layer.digest);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..5 {
+                    let got = http::get(&registry.host(), &path);
+                    assert_eq!(sha256(&got.body), layer.digest);
+                }
+            });
+        }
+    });
+    assert_eq!(registry.count("GET", &path), 20);
+    assert_eq!(registry.requests().len(), 20);
+}
+
+#[test]
 fn faults_cut_flip_and_rewrite_only_the_matching_responses() {
     let mut layout = Layout::new().unwrap();
     let image = small_image(&mut layout, "v1", 3);
