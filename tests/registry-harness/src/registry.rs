@@ -86,6 +86,11 @@ impl RegistryBuilder {
 
     /// Serves HTTPS with a certificate for `127.0.0.1` and `localhost` from a CA generated
     /// for this registry ([`Registry::ca_file`]).
+    ///
+    /// The recording forwarder terminates TLS (rustls, HTTP/1.1 only: no `h2` in ALPN), so
+    /// that it sees the requests; the registry process behind it speaks plain HTTP on a
+    /// private loopback port, told `X-Forwarded-Proto: https` so that its upload URLs say
+    /// `https`.
     pub fn tls(mut self) -> Self {
         self.tls = true;
         self
