@@ -54,7 +54,8 @@ struct Upstream {
 #[derive(Debug, Default)]
 pub struct RegistryBuilder {
     auth: Auth,
-    tls: bool,
+    /// `Some(None)`: a CA of its own; `Some(Some(dir))`: the [`TestCa`] in `dir`.
+    tls: Option<Option<PathBuf>>,
     proxy: Option<Upstream>,
     storage: Option<PathBuf>,
     port: Option<u16>,
@@ -92,7 +93,15 @@ impl RegistryBuilder {
     /// private loopback port, told `X-Forwarded-Proto: https` so that its upload URLs say
     /// `https`.
     pub fn tls(mut self) -> Self {
-        self.tls = true;
+        self.tls = Some(None);
+        self
+    }
+
+    /// Serves HTTPS as [`RegistryBuilder::tls`] does, with `ca`'s server certificate
+    /// (copied now): registries built from one CA are all trusted through its one file,
+    /// [`TestCa::ca_file`].
+    pub fn tls_from(mut self, ca: &TestCa) -> Self {
+        self.tls = Some(Some(ca.dir().to_path_buf()));
         self
     }
 
@@ -146,10 +155,13 @@ impl RegistryBuilder {
         let listener = TcpListener::bind(("127.0.0.1", self.port.unwrap_or(0)))
             .context(|| "binding the registry's port".into())?;
         let port = listener.local_addr()?.port();
-        let tls = if self.tls {
+        let tls = if let Some(shared) = &self.tls {
             let ca_dir = dir.path().join("tls");
             fs::create_dir(&ca_dir)?;
-            let ca = TestCa::generate(&ca_dir)?;
+            let ca = match shared {
+                Some(shared) => TestCa::at(shared).copy_to(&ca_dir)?,
+                None => TestCa::generate(&ca_dir)?,
+            };
             // skopeo's --cert-dir reads every *.crt in a directory as a CA.
             let cert_dir = dir.path().join("certs.d");
             fs::create_dir(&cert_dir)?;

@@ -17,6 +17,8 @@ use crate::tool::{arg, run};
 #[derive(Debug)]
 pub struct TestCa {
     dir: PathBuf,
+    /// The temp dir of [`TestCa::new`], removed when the last copy goes.
+    _temp: Option<Arc<tempfile::TempDir>>,
 }
 
 const EC_KEY: [&str; 5] = [
@@ -28,12 +30,19 @@ const EC_KEY: [&str; 5] = [
 ];
 
 impl TestCa {
+    /// Copies the CA and server files of `self` into `dir` (which must exist): the same
+    /// certificate serves any port of `127.0.0.1`, so registries can share one CA.
+    pub(crate) fn copy_to(&self, dir: &Path) -> Result<TestCa> {
+        for name in ["ca.crt", "server.crt", "server.key"] {
+            fs::copy(self.dir.join(name), dir.join(name))?;
+        }
+        Ok(TestCa::at(dir))
+    }
+
     /// Generates a fresh CA and a server certificate for `IP:127.0.0.1` and `DNS:localhost`
     /// into `dir`, which must exist.
     pub fn generate(dir: &Path) -> Result<TestCa> {
-        let ca = TestCa {
-            dir: dir.to_path_buf(),
-        };
+        let ca = TestCa::at(dir);
         let p = |name: &str| dir.join(name);
         let (ca_key, ca_crt) = (p("ca.key"), ca.ca_file());
         let (key, csr, ext, crt) = (
@@ -85,6 +94,29 @@ impl TestCa {
         ];
         run("openssl", args, None)?;
         Ok(ca)
+    }
+
+    /// A new CA in a directory of its own, which the returned value removes on drop.
+    pub fn new() -> Result<TestCa> {
+        let dir = tempfile::Builder::new().prefix("ocicache-ca-").tempdir()?;
+        let ca = TestCa::generate(dir.path())?;
+        Ok(TestCa {
+            dir: ca.dir,
+            _temp: Some(Arc::new(dir)),
+        })
+    }
+
+    /// The CA whose files are in `dir`.
+    pub(crate) fn at(dir: &Path) -> TestCa {
+        TestCa {
+            dir: dir.to_path_buf(),
+            _temp: None,
+        }
+    }
+
+    /// The directory holding the CA's and the server's files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The CA certificate (PEM): what a client must trust.

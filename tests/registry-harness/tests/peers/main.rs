@@ -11,8 +11,8 @@ use ocicache_registry_harness::layouts::{
     Built, DOCKER_LIST, DOCKER_MANIFEST, ImageSpec, Layout, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST,
 };
 use ocicache_registry_harness::{
-    Fault, Registry, Request, TokenServer, inspect_layout_raw, inspect_raw, pull_to_layout, push,
-    umoci_unpack,
+    Fault, Registry, Request, TestCa, TokenServer, inspect_layout_raw, inspect_raw, pull_to_layout,
+    push, umoci_unpack,
 };
 use sha2::{Digest, Sha256};
 
@@ -584,6 +584,31 @@ fn proxy_registry_trusts_a_tls_upstream() {
         .unwrap()
         .start()
         .unwrap();
+    assert_eq!(
+        inspect_raw(&mirror, "m/img:1", None).unwrap(),
+        image.top.bytes
+    );
+    assert!(upstream.count("GET", "/v2/m/img/manifests/1") >= 1);
+}
+
+#[test]
+fn registries_built_from_one_ca_are_trusted_through_its_file() {
+    let mut layout = Layout::new().unwrap();
+    let image = small_image(&mut layout, "v1", 20);
+    let ca = TestCa::new().unwrap();
+    let upstream = Registry::builder().tls_from(&ca).start().unwrap();
+    push(layout.dir(), "v1", &upstream, "m/img:1", None).unwrap();
+    let mirror = Registry::builder()
+        .tls_from(&ca)
+        .proxy(&upstream, None)
+        .unwrap()
+        .start()
+        .unwrap();
+    let ca_pem = fs::read(ca.ca_file()).unwrap();
+    for registry in [&upstream, &mirror] {
+        assert!(registry.url().starts_with("https://"));
+        assert_eq!(fs::read(registry.ca_file().unwrap()).unwrap(), ca_pem);
+    }
     assert_eq!(
         inspect_raw(&mirror, "m/img:1", None).unwrap(),
         image.top.bytes
