@@ -1178,7 +1178,9 @@ impl<W> Pull<W> {
         fetch.redirect_url = None;
         fetch.redirects = 0;
         fetch.in_flight = None;
-        if fetch.attempts < max_attempts {
+        // A mirror is asked once: when it fails, the next endpoint is the faster way on.
+        let mirror = self.endpoints[fetch.endpoint].mirror;
+        if fetch.attempts < max_attempts && !mirror {
             let backoff = base_ms
                 .saturating_mul(1 << (fetch.attempts - 1).min(10))
                 .min(10_000);
