@@ -31,6 +31,7 @@ mod blob_io;
 mod cache;
 mod clock;
 pub mod component;
+mod credentials;
 mod engine;
 mod image_layout;
 mod lock;
@@ -44,8 +45,10 @@ mod threaded_hasher;
 pub use blob_io::{BlobReader, BlobWriter, error_of, to_io_error};
 pub use cache::{CONFIG_FILE, Cache, CacheBuilder, EngineKind, load_config, load_pull_config};
 pub use clock::SystemClock;
+pub use credentials::{CredentialSources, DEFAULT_HELPER_TIMEOUT};
 pub use image_layout::{ExportReport, ImportOptions, ImportReport, ImportedImage};
 pub use ocicache_core;
+pub use ocicache_core::pull::Credentials;
 pub use ocicache_core::{
     CleanupReport, Clock, Config, DebugExport, DebugInfo, Digest, EntryInfo, Error, ErrorKind,
     IntegrityIssue, IntegrityReport, Key, Kind, Level, LogSink, Manifest, ManualClock, MediaType,

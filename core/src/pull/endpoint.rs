@@ -14,6 +14,9 @@ pub struct Endpoint {
     /// A plain-HTTP base to fall back to when a TLS connection to `base` fails (loopback
     /// registries and ones marked insecure only).
     pub plain_fallback: Option<String>,
+    /// The name its credentials are found under in [`super::PullOptions::credentials`]: the
+    /// registry as references name it (`docker.io`), or a mirror's `host[:port]`.
+    pub credentials_key: String,
 }
 
 /// How a pull reaches one registry: mirrors, and whether plain HTTP is allowed.
@@ -62,6 +65,7 @@ pub fn is_loopback(registry: &str) -> bool {
 /// use ocicache_core::pull::{endpoints, RegistryRoute};
 /// let e = endpoints("docker.io", &RegistryRoute::default());
 /// assert_eq!(e[0].base, "https://registry-1.docker.io");
+/// assert_eq!(e[0].credentials_key, "docker.io"); // credentials are looked up as references name it
 /// let e = endpoints("127.0.0.1:5000", &RegistryRoute::default());
 /// assert_eq!(e[0].plain_fallback.as_deref(), Some("http://127.0.0.1:5000"));
 /// ```
@@ -69,10 +73,16 @@ pub fn endpoints(registry: &str, route: &RegistryRoute) -> Vec<Endpoint> {
     let mut out: Vec<Endpoint> = route
         .mirrors
         .iter()
-        .map(|m| Endpoint {
-            base: m.trim_end_matches('/').to_owned(),
-            mirror: true,
-            plain_fallback: None,
+        .map(|m| {
+            let base = m.trim_end_matches('/').to_owned();
+            let rest = base.split_once("://").map_or(base.as_str(), |(_, r)| r);
+            let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+            Endpoint {
+                credentials_key: host.to_ascii_lowercase(),
+                base,
+                mirror: true,
+                plain_fallback: None,
+            }
         })
         .collect();
     let host = if registry.eq_ignore_ascii_case(crate::reference::DEFAULT_REGISTRY) {
@@ -85,6 +95,7 @@ pub fn endpoints(registry: &str, route: &RegistryRoute) -> Vec<Endpoint> {
         mirror: false,
         plain_fallback: (route.plain_http || is_loopback(registry))
             .then(|| format!("http://{host}")),
+        credentials_key: registry.to_ascii_lowercase(),
     });
     out
 }

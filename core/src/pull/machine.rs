@@ -686,6 +686,7 @@ impl<W> Pull<W> {
         let repository = self.reference.repository().to_owned();
         let fetch = self.fetches.get_mut(&f).expect("queued fetches exist");
         let endpoint = &self.endpoints[fetch.endpoint];
+        let credentials_key = endpoint.credentials_key.clone();
         let base = if self.plain[fetch.endpoint] {
             endpoint
                 .plain_fallback
@@ -724,7 +725,7 @@ impl<W> Pull<W> {
                     url.push_str(&format!("service={}&", query_escape(service)));
                 }
                 url.push_str(&format!("scope={}", query_escape(scope)));
-                if let Some(c) = self.options.credentials.get(&host_key(&base)) {
+                if let Some(c) = self.options.credentials.get(&endpoint.credentials_key) {
                     headers.push(("Authorization".into(), c.basic_header()));
                 }
                 (Method::Get, url)
@@ -735,7 +736,7 @@ impl<W> Pull<W> {
         if !matches!(fetch.target, Target::Token(_)) && origin(&url) == origin(&base) {
             match self.auth.get(&origin(&base)) {
                 Some(AuthScheme::Basic) => {
-                    if let Some(c) = self.options.credentials.get(&host_key(&base)) {
+                    if let Some(c) = self.options.credentials.get(&credentials_key) {
                         headers.push(("Authorization".into(), c.basic_header()));
                     }
                 }
@@ -891,6 +892,7 @@ impl<W> Pull<W> {
         let registry = self.registry_name();
         let host = host_key(base);
         let fetch = self.fetches.get_mut(&f).expect("fetch exists");
+        let key = self.endpoints[fetch.endpoint].credentials_key.clone();
         let challenges: Vec<Challenge> = fetch
             .head
             .headers_named("www-authenticate")
@@ -903,7 +905,7 @@ impl<W> Pull<W> {
         if fetch.auth_sent {
             return Err(unauthorized(format!(
                 "{host} refused the credentials{}",
-                if self.options.credentials.contains_key(&host) {
+                if self.options.credentials.contains_key(&key) {
                     " given for it"
                 } else {
                     " (anonymous access)"
@@ -937,7 +939,7 @@ impl<W> Pull<W> {
             return Ok(());
         }
         if challenges.contains(&Challenge::Basic) {
-            if !self.options.credentials.contains_key(&host) {
+            if !self.options.credentials.contains_key(&key) {
                 return Err(unauthorized(format!(
                     "{host} asks for a login (Basic) and no credentials are known for it"
                 )));

@@ -7,7 +7,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ocicache::pull::{
     HttpClient, HttpClientOptions, Platform, PlatformChoice, PullOptions, PullProgress, TagOutcome,
 };
-use ocicache::{Cache, Digest, Error};
+use ocicache::{Cache, CredentialSources, Digest, Error};
 use std::collections::BTreeMap;
 
 /// Checks the arguments before the cache is opened: bad input changes nothing.
@@ -56,6 +56,20 @@ pub fn run(cli: &Cli, cache: &Cache, args: &PullArgs) -> Result<Outcome, Failure
     mirrors.append(&mut options.route.mirrors);
     options.route.mirrors = mirrors;
     options.route.plain_http |= args.plain_http;
+    // Credentials: config.json's auth_file first, then where docker, podman and skopeo keep
+    // them. Read only for the hosts this pull may talk to.
+    let mut hosts: Vec<String> = vec![reference.registry().to_owned()];
+    for m in &options.route.mirrors {
+        let rest = m.split_once("://").map_or(m.as_str(), |(_, r)| r);
+        hosts.push(rest.split('/').next().unwrap_or(rest).to_owned());
+    }
+    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let mut credentials = CredentialSources::from_env().credentials_for(&hosts)?;
+    if let Some(file) = &settings.auth_file {
+        let first = CredentialSources::new(Some(file.into()), Vec::new(), Vec::new());
+        credentials.extend(first.credentials_for(&hosts)?);
+    }
+    options.credentials = credentials;
     let client = HttpClient::with_options(&HttpClientOptions {
         ca_file: args.ca_file.clone(),
         ..HttpClientOptions::default()
