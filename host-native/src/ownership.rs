@@ -10,7 +10,14 @@ use std::io;
 use std::path::Path;
 
 /// Names of the host's own, kept beside the core's directories.
-const HOST_NAMES: [&str; 5] = [TEMP_DIR, LOCK_FILE, CONFIG_FILE, NODE_LOCK_FILE, NATIVE_DIR];
+const HOST_NAMES: [&str; 6] = [
+    TEMP_DIR,
+    LOCK_FILE,
+    CONFIG_FILE,
+    NODE_LOCK_FILE,
+    NATIVE_DIR,
+    crate::pull::LOCKS_DIR,
+];
 /// The core's directories.
 const CORE_DIRS: [&str; 3] = ["index", "blobs", "manifests"];
 

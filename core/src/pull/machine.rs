@@ -506,6 +506,47 @@ impl<W> Pull<W> {
         }
     }
 
+    /// The host found request `id`'s blob already stored before it sent the request: another
+    /// process downloaded it meanwhile (hosts that share a directory take a per-digest lock
+    /// around each blob download, then look). The pull takes the blob from the cache, and the
+    /// host sends nothing for `id`. If the blob is not stored after all, the request is queued
+    /// again.
+    pub fn on_stored<S: PullStore<Writer = W>>(&mut self, store: &mut S, id: RequestId) {
+        let Some(f) = self.fetch_of(id) else { return };
+        self.by_request.remove(&id);
+        self.requests = self.requests.saturating_sub(1);
+        if let Err(e) = self.take_stored(store, f) {
+            self.fail(e);
+        }
+    }
+
+    fn take_stored<S: PullStore<Writer = W>>(&mut self, store: &mut S, f: u64) -> Result<()> {
+        let fetch = self.fetches.get_mut(&f).expect("fetch exists");
+        fetch.in_flight = None;
+        let Target::Blob(digest) = fetch.target.clone() else {
+            return Err(Error::InvalidArgument(
+                "on_stored is for blob requests".into(),
+            ));
+        };
+        if !store.has_blob(&digest)? {
+            self.queue.push_back(f);
+            return Ok(());
+        }
+        let mut fetch = self.fetches.remove(&f).expect("fetch exists");
+        if let Some(w) = fetch.writer.take() {
+            store.abort_blob(w);
+        }
+        self.blobs_in_flight -= 1;
+        let key = Key::blob(digest.clone());
+        store.pin(&key)?;
+        self.pinned.push(key);
+        if let Some(r) = self.blob_reports.get_mut(&digest) {
+            r.fetched = fetch.fetched;
+            r.from_cache = r.size;
+        }
+        Ok(())
+    }
+
     // ----- internals -----
 
     fn fetch_of(&self, id: RequestId) -> Option<u64> {

@@ -985,3 +985,49 @@ fn layers_download_concurrently_up_to_the_limit() {
     assert_eq!(report.blobs.len(), 3);
     assert_stored(&mut cache, &img);
 }
+
+#[test]
+fn a_blob_another_process_stored_meanwhile_is_taken_from_the_cache() {
+    let (mut cache, _clock, mut reg, img) = setup(Config::default());
+    let mut p: Pull<crate::cache::BlobWriter> = Pull::new(
+        app("1.0"),
+        PullOptions {
+            max_concurrent: 1,
+            ..options()
+        },
+    );
+    let mut skipped = 0;
+    loop {
+        match p.poll(&mut cache).unwrap() {
+            Action::Send(req) => {
+                if let Purpose::Blob { digest, .. } = &req.purpose {
+                    // The host's per-digest lock was held by another process, which stored it.
+                    let bytes = reg.blobs[digest].clone();
+                    cache.put_blob(Some(digest), &bytes).unwrap();
+                    p.on_stored(&mut cache, req.id);
+                    skipped += 1;
+                    continue;
+                }
+                let (head, body) = reg.answer(&req);
+                if p.on_head(&mut cache, req.id, head) {
+                    p.on_body(&mut cache, req.id, &body);
+                    p.on_end(&mut cache, req.id);
+                }
+            }
+            Action::Done(report) => {
+                assert_eq!(skipped, 3);
+                assert!(
+                    report
+                        .blobs
+                        .iter()
+                        .all(|b| b.from_cache == b.size && b.fetched == 0)
+                );
+                assert_eq!(report.requests, 1, "only the manifest went out");
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_stored(&mut cache, &img);
+    assert!(cache.contents().iter().all(|e| e.pins == 0));
+}

@@ -2,6 +2,7 @@
 //! time), and every event comes back to the one thread that owns the pull and talks to the
 //! cache. Body chunks cross a bounded channel, so memory stays bounded whatever the sizes.
 
+use super::blob_lock::BlobLock;
 use super::http_client::HttpClient;
 use super::store::CacheStore;
 use crate::BlobWriter;
@@ -34,15 +35,21 @@ pub struct NoProgress;
 impl PullProgress for NoProgress {}
 
 enum Event {
+    /// The head; the pull answers on the channel whether it wants the body, and again (any
+    /// value) once it has handled the end, so that the worker keeps the blob's lock until the
+    /// blob is committed.
     Head(RequestId, ResponseHead, mpsc::Sender<bool>),
     Chunk(RequestId, Vec<u8>),
     End(RequestId),
     Failed(RequestId, String),
+    /// Another process stored the blob while this one waited for its lock.
+    Stored(RequestId),
 }
 
 struct InFlight {
     stop: Arc<AtomicBool>,
     blob: Option<Digest>,
+    ack: Option<mpsc::Sender<bool>>,
 }
 
 pub(crate) fn run(
@@ -52,6 +59,7 @@ pub(crate) fn run(
     progress: &mut dyn PullProgress,
 ) -> Result<PullReport> {
     let (events_tx, events) = mpsc::sync_channel::<Event>(CHANNEL_CHUNKS);
+    let shared: &crate::Cache = cache.0;
     std::thread::scope(|scope| {
         let mut in_flight: BTreeMap<RequestId, InFlight> = BTreeMap::new();
         // Requests whose body the pull no longer wants: later chunks are dropped.
@@ -76,11 +84,12 @@ pub(crate) fn run(
                         InFlight {
                             stop: stop.clone(),
                             blob,
+                            ack: None,
                         },
                     );
                     let tx = events_tx.clone();
                     let client = client.clone();
-                    scope.spawn(move || perform(&client, request, tx, stop));
+                    scope.spawn(move || perform(shared, &client, request, tx, stop));
                     continue;
                 }
                 Ok(Action::Done(report)) => break Ok(report),
@@ -109,7 +118,11 @@ pub(crate) fn run(
                 Event::Head(id, head, decide) => {
                     let wants = pull.on_head(cache, id, head);
                     let _ = decide.send(wants);
-                    if !wants {
+                    if wants {
+                        if let Some(f) = in_flight.get_mut(&id) {
+                            f.ack = Some(decide);
+                        }
+                    } else {
                         end_of(&mut in_flight, id, progress);
                     }
                 }
@@ -129,13 +142,19 @@ pub(crate) fn run(
                 }
                 Event::End(id) => {
                     stopped.remove(&id);
-                    end_of(&mut in_flight, id, progress);
+                    let ack = end_of(&mut in_flight, id, progress);
                     pull.on_end(cache, id);
+                    ack.map(|a| a.send(true));
                 }
                 Event::Failed(id, message) => {
                     stopped.remove(&id);
-                    end_of(&mut in_flight, id, progress);
+                    let ack = end_of(&mut in_flight, id, progress);
                     pull.on_error(cache, id, &message);
+                    ack.map(|a| a.send(true));
+                }
+                Event::Stored(id) => {
+                    end_of(&mut in_flight, id, progress);
+                    pull.on_stored(cache, id);
                 }
             }
         };
@@ -149,20 +168,48 @@ pub(crate) fn run(
     })
 }
 
-fn end_of(in_flight: &mut BTreeMap<RequestId, InFlight>, id: RequestId, p: &mut dyn PullProgress) {
-    if let Some(InFlight { blob: Some(d), .. }) = in_flight.remove(&id) {
-        p.blob_ended(&d);
+/// Forgets a request; returns the channel its worker waits on before it lets go of its lock.
+fn end_of(
+    in_flight: &mut BTreeMap<RequestId, InFlight>,
+    id: RequestId,
+    p: &mut dyn PullProgress,
+) -> Option<mpsc::Sender<bool>> {
+    let f = in_flight.remove(&id)?;
+    if let Some(d) = &f.blob {
+        p.blob_ended(d);
     }
+    f.ack
 }
 
-/// One request on a worker thread: head, then (if wanted) the body in chunks.
+/// One request on a worker thread: head, then (if wanted) the body in chunks. A blob is
+/// fetched under its cross-process lock, and only if it is still not stored once the lock is
+/// held.
 fn perform(
+    cache: &crate::Cache,
     client: &HttpClient,
     request: ocicache_core::pull::HttpRequest,
     events: mpsc::SyncSender<Event>,
     stop: Arc<AtomicBool>,
 ) {
     let id = request.id;
+    let _lock = match &request.purpose {
+        Purpose::Blob { digest, .. } => match BlobLock::acquire(cache.dir(), digest, &stop) {
+            Ok(Some(lock)) => {
+                if cache.has_blob(digest).unwrap_or(false) {
+                    let _ = events.send(Event::Stored(id));
+                    return;
+                }
+                Some(lock)
+            }
+            Ok(None) => {
+                let _ = events.send(Event::Failed(id, "the pull ended".into()));
+                return;
+            }
+            // A lock that cannot be taken costs a duplicate download at worst, never the pull.
+            Err(_) => None,
+        },
+        _ => None,
+    };
     let (head, mut body) = match client.send(&request) {
         Ok(r) => r,
         Err(message) => {
@@ -174,26 +221,25 @@ fn perform(
     if events.send(Event::Head(id, head, decide_tx)).is_err() || !decide.recv().unwrap_or(false) {
         return;
     }
+    // From here the end is acknowledged: the lock goes once the pull has committed the blob.
+    let finish = |event: Event| {
+        if events.send(event).is_ok() {
+            let _ = decide.recv();
+        }
+    };
     let mut buf = vec![0u8; CHUNK];
     loop {
         if stop.load(Ordering::Relaxed) {
-            let _ = events.send(Event::End(id));
-            return;
+            return finish(Event::End(id));
         }
         match read_some(&mut body, &mut buf) {
-            Ok(0) => {
-                let _ = events.send(Event::End(id));
-                return;
-            }
+            Ok(0) => return finish(Event::End(id)),
             Ok(n) => {
                 if events.send(Event::Chunk(id, buf[..n].to_vec())).is_err() {
                     return;
                 }
             }
-            Err(e) => {
-                let _ = events.send(Event::Failed(id, e.to_string()));
-                return;
-            }
+            Err(e) => return finish(Event::Failed(id, e.to_string())),
         }
     }
 }

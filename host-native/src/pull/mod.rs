@@ -9,10 +9,12 @@
 //! # Ok::<(), ocicache::Error>(())
 //! ```
 
+mod blob_lock;
 mod driver;
 mod http_client;
 mod store;
 
+pub use blob_lock::LOCKS_DIR;
 pub use driver::{NoProgress, PullProgress};
 pub use http_client::{HttpClient, HttpClientOptions};
 pub use ocicache_core::pull::{
