@@ -44,6 +44,12 @@ impl CoreSubject {
 impl Subject for CoreSubject {
     type Writer = BlobWriter;
     type Reader = BlobReader;
+    type PullWriter = BlobWriter;
+    type PullStore<'a> = &'a mut Cache;
+
+    fn pull_store(&mut self) -> &mut Cache {
+        self.c()
+    }
 
     fn open(&mut self, config: Config) -> Result<RecoveryReport> {
         let cache = Cache::builder(self.storage.clone(), self.clock.clone())

@@ -84,6 +84,14 @@ fn bytes_under(dir: &Path) -> u64 {
 impl Subject for FsSubject {
     type Writer = BlobWriter;
     type Reader = BlobReader;
+    type PullWriter = BlobWriter;
+    type PullStore<'a> = &'a Cache;
+
+    fn pull_store(&mut self) -> &Cache {
+        self.cache
+            .as_ref()
+            .expect("the runner checks that a cache is open")
+    }
 
     fn open(&mut self, config: Config) -> Result<RecoveryReport> {
         let cache = Cache::builder(self.dir.path())

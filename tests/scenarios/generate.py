@@ -2485,6 +2485,231 @@ def config():
 
 
 # =====================================================================================
+# pull: the core's sans-I/O Pull against scripted HTTP exchanges
+# =====================================================================================
+
+REG = "127.0.0.1:5000"
+API = "https://127.0.0.1:5000/v2/app"
+ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST])
+LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+
+
+def pull_image(tag_seed):
+    """An image: config, two layers (ASCII text), its manifest."""
+    cfg = compact({"architecture": "amd64", "os": "linux", "seed": tag_seed})
+    layers = [fill("ab"[i], 1500 + 700 * i) + tag_seed for i in range(2)]
+    body = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor("application/vnd.oci.image.config.v1+json", cfg),
+        "layers": [descriptor(LAYER_TAR, l) for l in layers],
+    }
+    return {"manifest": compact(body), "config": cfg, "layers": layers}
+
+
+def req(method, url, **headers):
+    out = {"method": method, "url": url}
+    if headers:
+        out["headers"] = {k.replace("_", "-"): v for k, v in headers.items()}
+    return out
+
+
+def resp(status, body="", headers=(), cut_after=None):
+    r = {"status": status, "headers": [list(h) for h in headers], "body": body}
+    if cut_after is not None:
+        r["cut_after"] = cut_after
+    return r
+
+
+def manifest_answer(body, media=OCI_MANIFEST, digest=None, head=False):
+    return resp(
+        200,
+        "" if head else body,
+        [("Content-Type", media), ("Docker-Content-Digest", digest or sha256(body)), ("Content-Length", str(len(body)))],
+    )
+
+
+def get_manifest(ref, body, media=OCI_MANIFEST, **auth):
+    return {"request": req("GET", f"{API}/manifests/{ref}", Accept=ACCEPT, **auth), "response": manifest_answer(body, media)}
+
+
+def get_blob(data, url=None, **headers):
+    url = url or f"{API}/blobs/{sha256(data)}"
+    return {"request": req("GET", url, **headers), "response": resp(200, data, [("Content-Length", str(len(data)))])}
+
+
+def cold(img, tag="1.0", **auth):
+    """The exchanges of a cold pull of `img` by tag."""
+    return [get_manifest(tag, img["manifest"], **auth)] + [get_blob(b, **auth) for b in [img["config"]] + img["layers"]]
+
+
+def refused(method, url):
+    return {"request": req(method, url), "error": "connection refused"}
+
+
+def pull():
+    img = pull_image("1")
+    ref = f"{REG}/app:1.0"
+    d = sha256(img["manifest"])
+    cold_ok = {"tag": {"state": "fetched"}, "digest": d, "media_type": OCI_MANIFEST, "requests": 4}
+
+    s = S("pull/cold_pull_stores_the_graph_then_the_tag", "An unknown tag is fetched with GET; every blob is verified into the cache, then the manifest, then the tag.")
+    s("pull", reference=ref, http=cold(img), ok=dict(cold_ok, bytes_fetched=len(img["manifest"]) + sum(len(b) for b in [img["config"]] + img["layers"])))
+    s("manifest.get", digest=d, ok={"digest": d, "media_type": OCI_MANIFEST, "data": img["manifest"]})
+    for b in [img["config"]] + img["layers"]:
+        s("blob.get", digest=sha256(b), ok=got(b))
+    s("tag.resolve", reference=ref, ok={"state": "fresh", "digest": d})
+
+    s = S("pull/a_fresh_tag_makes_no_request", "Within tag_ttl_ms a pull asks nothing: the graph comes from the cache.")
+    s("pull", reference=ref, http=cold(img), ok=cold_ok)
+    s("pull", reference=ref, http=[], ok={"tag": {"state": "fresh"}, "digest": d, "requests": 0, "bytes_fetched": 0})
+
+    s = S("pull/a_stale_tag_costs_one_head_and_is_renewed", "Past tag_ttl_ms one HEAD revalidates the tag: the same digest renews it, and no blob is asked for.")
+    s("pull", reference=ref, http=cold(img), ok=cold_ok)
+    s("clock.advance", ms=300_001)
+    s("pull", reference=ref, http=[{"request": req("HEAD", f"{API}/manifests/1.0", Accept=ACCEPT), "response": manifest_answer(img["manifest"], head=True)}], ok={"tag": {"state": "revalidated"}, "requests": 1})
+    s("pull", reference=ref, http=[], ok={"tag": {"state": "fresh"}, "requests": 0})
+
+    nxt = pull_image("2")
+    dn = sha256(nxt["manifest"])
+    s = S("pull/a_moved_tag_is_fetched_and_kept_in_history", "A stale tag whose HEAD gives another digest is fetched by digest; what the cache holds is not fetched again; the history keeps both.")
+    s("pull", reference=ref, http=cold(img), ok=cold_ok)
+    s("clock.advance", ms=300_001)
+    moved = [
+        {"request": req("HEAD", f"{API}/manifests/1.0"), "response": manifest_answer(nxt["manifest"], head=True)},
+        get_manifest(dn, nxt["manifest"]),
+    ] + [get_blob(b) for b in [nxt["config"]] + nxt["layers"]]
+    s("pull", reference=ref, http=moved, ok={"tag": {"state": "moved", "previous": d}, "digest": dn, "requests": 5})
+    s("tag.history", reference=ref, ok=[{"digest": d}, {"digest": dn}])
+
+    s = S("pull/an_unreachable_registry_serves_a_cached_tag_stale", "Connection errors after bounded retries: a cached tag is served stale (the report says so), an uncached one fails with network. A TLS failure to a loopback registry falls back to plain HTTP first.")
+    s("pull", reference=ref, http=cold(img), ok=cold_ok)
+    s("clock.advance", ms=300_001)
+    http_api = "http://127.0.0.1:5000/v2/app"
+    down = [refused("HEAD", f"{API}/manifests/1.0")] + [refused("HEAD", f"{http_api}/manifests/1.0") for _ in range(4)]
+    s("pull", reference=ref, http=down, ok={"tag": {"state": "stale"}, "digest": d, "requests": 5})
+    down = [refused("GET", f"{API}/manifests/2.0")] + [refused("GET", f"{http_api}/manifests/2.0") for _ in range(4)]
+    s("pull", reference=f"{REG}/app:2.0", http=down, err="network")
+    s("pull", reference=ref, options={"allow_stale": False}, http=[refused("HEAD", f"{API}/manifests/1.0")] + [refused("HEAD", f"{http_api}/manifests/1.0") for _ in range(4)], err="network")
+
+    s = S("pull/offline_uses_only_the_cache", "Offline, a pull never asks: an uncached tag is network, a stale one is served stale.")
+    s("pull", reference=ref, options={"offline": True}, http=[], err="network")
+    s("pull", reference=ref, http=cold(img), ok=cold_ok)
+    s("clock.advance", ms=300_001)
+    s("pull", reference=ref, options={"offline": True}, http=[], ok={"tag": {"state": "stale", "reason": "offline"}, "requests": 0})
+
+    challenge = ("WWW-Authenticate", 'Bearer realm="https://auth.example/token",service="registry.example",scope="repository:app:pull"')
+    token_url = "https://auth.example/token?service=registry.example&scope=repository%3Aapp%3Apull"
+    s = S("pull/a_bearer_token_is_fetched_once_and_reused", "A 401 with a Bearer challenge: one anonymous token request, then every request carries the token.")
+    http = [
+        {"request": req("GET", f"{API}/manifests/1.0", Authorization=None), "response": resp(401, '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}', [challenge])},
+        {"request": req("GET", token_url, Authorization=None), "response": resp(200, '{"token":"t1","expires_in":300}')},
+    ] + cold(img, Authorization="Bearer t1")
+    s("pull", reference=ref, http=http, ok=dict(cold_ok, requests=6))
+
+    basic = ("WWW-Authenticate", 'Basic realm="registry"')
+    s = S("pull/basic_auth_answers_the_challenge_with_the_credentials_for_the_registry", "A Basic challenge without credentials is unauthorized; with credentials for the registry the request is repeated with them.")
+    s("pull", reference=ref, http=[{"request": req("GET", f"{API}/manifests/1.0"), "response": resp(401, "", [basic])}], err="unauthorized")
+    creds = {REG: {"username": "bob", "password": "pw"}}
+    auth = "Basic Ym9iOnB3"
+    http = [{"request": req("GET", f"{API}/manifests/1.0", Authorization=None), "response": resp(401, "", [basic])}] + cold(img, Authorization=auth)
+    s("pull", reference=ref, options={"credentials": creds}, http=http, ok=dict(cold_ok, requests=5))
+    s("clock.advance", ms=300_001)
+    s("pull", reference=ref, options={"credentials": {REG: {"username": "bob", "password": "wrong"}}}, http=[
+        {"request": req("HEAD", f"{API}/manifests/1.0"), "response": resp(401, "", [basic])},
+        {"request": req("HEAD", f"{API}/manifests/1.0", Authorization="Basic Ym9iOndyb25n"), "response": resp(401, "", [basic])},
+    ], err="unauthorized")
+
+    s = S("pull/a_redirect_to_another_origin_carries_no_credentials", "Blob requests that redirect to another host (a CDN) are followed by the pull, without the registry's token.")
+    layer = img["layers"][1]
+    blob_url = f"{API}/blobs/{sha256(layer)}"
+    cdn = "https://cdn.example/storage/" + hexpart(sha256(layer))
+    http = [
+        {"request": req("GET", f"{API}/manifests/1.0"), "response": resp(401, "", [challenge])},
+        {"request": req("GET", token_url), "response": resp(200, '{"access_token":"t1"}')},
+        get_manifest("1.0", img["manifest"], Authorization="Bearer t1"),
+        get_blob(img["config"], Authorization="Bearer t1"),
+        get_blob(img["layers"][0], Authorization="Bearer t1"),
+        {"request": req("GET", blob_url, Authorization="Bearer t1"), "response": resp(307, "", [("Location", cdn)])},
+        get_blob(layer, url=cdn, Authorization=None),
+    ]
+    s("pull", reference=ref, http=http, ok=dict(cold_ok, requests=7))
+    s("blob.get", digest=sha256(layer), ok=got(layer))
+
+    s = S("pull/too_many_requests_is_retried", "A 429 (or 5xx) is retried after Retry-After (or a backoff); the registry's JSON error is its message when retries run out.")
+    http = [{"request": req("GET", f"{API}/manifests/1.0"), "response": resp(429, "", [("Retry-After", "7")])}] + cold(img)
+    s("pull", reference=ref, http=http, ok=dict(cold_ok, requests=5))
+    unavailable = resp(503, '{"errors":[{"code":"UNAVAILABLE","message":"maintenance"}]}')
+    s("pull", reference=f"{REG}/app:2.0", http=[{"request": req("GET", f"{API}/manifests/2.0"), "response": unavailable}] * 4, err="network")
+
+    s = S("pull/a_broken_download_resumes_with_range", "A blob download cut by the network resumes with a Range request from the byte it reached; a registry that ignores Range is read from the start.")
+    big = img["layers"][1]
+    big_url = f"{API}/blobs/{sha256(big)}"
+    http = cold(img)[:3] + [
+        {"request": req("GET", big_url, Range=None), "response": resp(200, big, [("Content-Length", str(len(big)))], cut_after=1000)},
+        {"request": req("GET", big_url, Range="bytes=1000-"), "response": resp(206, big[1000:], [("Content-Range", f"bytes 1000-{len(big) - 1}/{len(big)}")])},
+    ]
+    s("pull", reference=ref, http=http, ok=dict(cold_ok, requests=5, blobs=[{}, {}, {"digest": sha256(big), "resumed_from": 1000, "fetched": len(big)}]))
+    s("blob.get", digest=sha256(big), ok=got(big))
+    s = S("pull/a_registry_that_ignores_range_is_read_again_from_the_start", "A 200 answer to a Range request restarts the blob; the bytes still verify.")
+    http = cold(img)[:3] + [
+        {"request": req("GET", big_url), "response": resp(200, big, [], cut_after=1000)},
+        {"request": req("GET", big_url, Range="bytes=1000-"), "response": resp(200, big)},
+    ]
+    s("pull", reference=ref, http=http, ok=dict(cold_ok, requests=5, blobs=[{}, {}, {"resumed_from": None, "fetched": len(big) + 1000}]))
+    s("blob.get", digest=sha256(big), ok=got(big))
+
+    s = S("pull/a_flipped_byte_is_a_digest_mismatch_and_nothing_half_pulled_is_visible", "A blob whose bytes do not match its descriptor fails the pull with digest_mismatch: it is not stored, nor the manifest above it, nor the tag.")
+    flipped = big[:100] + ("b" if big[100] != "b" else "c") + big[101:]
+    http = cold(img)[:3] + [{"request": req("GET", big_url), "response": resp(200, flipped)}]
+    s("pull", reference=ref, http=http, err="digest_mismatch")
+    s("blob.has", digest=sha256(big), ok=False)
+    s("manifest.has", digest=d, ok=False)
+    s("tag.resolve", reference=ref, ok={"state": "unknown"})
+    s("contents", ok=[{"digest": sha256(img["config"]), "pins": 0}, {"digest": sha256(img["layers"][0]), "pins": 0}] if hexpart(sha256(img["config"])) < hexpart(sha256(img["layers"][0])) else [{"digest": sha256(img["layers"][0]), "pins": 0}, {"digest": sha256(img["config"]), "pins": 0}])
+
+    s = S("pull/manifests_are_checked_against_the_header_and_the_digest_asked_for", "A wrong Docker-Content-Digest, or a manifest whose digest differs from the reference's, is digest_mismatch; nothing is stored.")
+    other = sha256("something else")
+    s("pull", reference=ref, http=[{"request": req("GET", f"{API}/manifests/1.0"), "response": manifest_answer(img["manifest"], digest=other)}], err="digest_mismatch")
+    s("pull", reference=f"{REG}/app@{d}", http=[{"request": req("GET", f"{API}/manifests/{d}"), "response": resp(200, nxt["manifest"], [("Content-Type", OCI_MANIFEST)])}], err="digest_mismatch")
+    s("stats", ok={"total_entries": 0})
+
+    s = S("pull/an_oversize_manifest_is_too_large", "A manifest over the limit is refused from its Content-Length, or while it is read when none is given.")
+    s("pull", reference=ref, options={"max_manifest_bytes": 100}, http=[get_manifest("1.0", img["manifest"])], err="too_large")
+    s("pull", reference=ref, options={"max_manifest_bytes": 100}, http=[{"request": req("GET", f"{API}/manifests/1.0"), "response": resp(200, " " * 5000)}], err="too_large")
+
+    arm = pull_image("arm")
+    idx = compact({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            dict(descriptor(OCI_MANIFEST, img["manifest"]), platform={"architecture": "amd64", "os": "linux"}),
+            dict(descriptor(OCI_MANIFEST, arm["manifest"]), platform={"architecture": "arm64", "os": "linux", "variant": "v8"}),
+        ],
+    })
+    s = S("pull/an_index_gives_the_manifest_for_the_platform", "From an index the pull takes the manifest for the requested platform (linux/arm64 matches variant v8), and only its blobs; a platform the index lacks is not_found.")
+    http = [get_manifest("multi", idx, media=OCI_INDEX), get_manifest(sha256(arm["manifest"]), arm["manifest"])] + [get_blob(b) for b in [arm["config"]] + arm["layers"]]
+    s("pull", reference=f"{REG}/app:multi", options={"platform": "linux/arm64"}, http=http, ok={"tag": {"state": "fetched"}, "digest": sha256(idx), "media_type": OCI_INDEX, "manifests": [{"digest": sha256(idx)}, {"digest": sha256(arm["manifest"]), "platform": "linux/arm64/v8"}]})
+    s("manifest.has", digest=sha256(img["manifest"]), ok=False)
+    s("pull", reference=f"{REG}/app:other", options={"platform": "linux/s390x"}, http=[get_manifest("other", idx, media=OCI_INDEX)], err="not_found")
+
+    s = S("pull/a_graph_that_cannot_fit_fails_full_and_changes_nothing", "Before any blob is asked for, the pull checks that the whole graph fits under the cap: one that cannot fails with full, evicting nothing.", config=small(3000))
+    keep = "kept " * 100
+    s("blob.put", digest=sha256(keep), data=keep)
+    s("entry.pin", kind="blob", digest=sha256(keep), ok=1)
+    s("pull", reference=ref, http=[get_manifest("1.0", img["manifest"])], err="full")
+    s("contents", ok=[{"digest": sha256(keep), "pins": 1}])
+
+    s = S("pull/mirrors_come_first_and_a_failing_one_is_asked_once", "Mirrors are asked before the registry; one that fails is not asked again in that pull.")
+    mirror = "http://127.0.0.1:6000/v2/app"
+    http = [refused("GET", f"{mirror}/manifests/1.0")] + cold(img)
+    s("pull", reference=ref, options={"mirrors": ["http://127.0.0.1:6000"]}, http=http, ok=dict(cold_ok, requests=5))
+    s("clock.advance", ms=300_001)
+    s("pull", reference=ref, options={"mirrors": ["http://127.0.0.1:6000"]}, http=[{"request": req("HEAD", f"{mirror}/manifests/1.0"), "response": manifest_answer(img["manifest"], head=True)}], ok={"tag": {"state": "revalidated"}, "requests": 1})
+
+
+
+# =====================================================================================
 
 
 def main():
@@ -2498,6 +2723,7 @@ def main():
     metrics()
     hostile()
     config()
+    pull()
 
     names = [s.name for s in SCENARIOS]
     assert len(names) == len(set(names)), "duplicate scenario names"

@@ -5,6 +5,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { playable } from '../conformance/scenarios.js';
 
 const PKG = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SCENARIOS = path.resolve(PKG, '../tests/scenarios');
@@ -23,7 +24,8 @@ function scenarioIndex() {
     }
   };
   walk(SCENARIOS);
-  return out.sort();
+  // The areas the package cannot play yet are left out (conformance/scenarios.js, NOT_YET).
+  return out.filter(playable).sort();
 }
 
 export function serve(port = 0) {

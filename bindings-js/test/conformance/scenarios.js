@@ -5,7 +5,22 @@ import { fileURLToPath } from 'node:url';
 
 export const SCENARIOS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../tests/scenarios');
 
+/**
+ * Scenario areas the npm package cannot play yet, with the reason. `pull/` drives the core's
+ * sans-I/O Pull, which the package does not expose yet (issue 11); the Rust hosts play them.
+ */
+export const NOT_YET = Object.freeze({ 'pull/': 'the pull engine is not in the npm package yet (issue 11)' });
+
+/** Whether the package plays scenario `rel` (see NOT_YET). */
+export const playable = (rel) => !Object.keys(NOT_YET).some((prefix) => rel.startsWith(prefix));
+
+/** Every scenario the package plays (all but the NOT_YET areas). */
 export function loadScenarios() {
+  return loadAllScenarios().filter((s) => playable(s.rel));
+}
+
+/** Every scenario, NOT_YET areas included. */
+export function loadAllScenarios() {
   const out = [];
   const walk = (dir) => {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {

@@ -52,6 +52,56 @@ pub trait PullStore {
     fn check_room(&mut self, bytes: u64) -> Result<()>;
 }
 
+/// A store lent by `&mut` (a runner that keeps the cache) is a store.
+impl<T: PullStore + ?Sized> PullStore for &mut T {
+    type Writer = T::Writer;
+
+    fn now_millis(&self) -> Millis {
+        (**self).now_millis()
+    }
+    fn resolve_tag(&mut self, reference: &Reference) -> Result<Resolution> {
+        (**self).resolve_tag(reference)
+    }
+    fn put_tag(&mut self, reference: &Reference, digest: &Digest) -> Result<TagUpdate> {
+        (**self).put_tag(reference, digest)
+    }
+    fn get_manifest(&mut self, digest: &Digest) -> Result<Manifest> {
+        (**self).get_manifest(digest)
+    }
+    fn put_manifest(
+        &mut self,
+        digest: &Digest,
+        bytes: &[u8],
+        media_type: Option<&str>,
+    ) -> Result<MediaType> {
+        (**self).put_manifest(digest, bytes, media_type)
+    }
+    fn has_blob(&mut self, digest: &Digest) -> Result<bool> {
+        (**self).has_blob(digest)
+    }
+    fn begin_blob(&mut self, expected: &Digest, size: Option<u64>) -> Result<T::Writer> {
+        (**self).begin_blob(expected, size)
+    }
+    fn write_blob(&mut self, writer: &mut T::Writer, chunk: &[u8]) -> Result<()> {
+        (**self).write_blob(writer, chunk)
+    }
+    fn commit_blob(&mut self, writer: T::Writer) -> Result<Digest> {
+        (**self).commit_blob(writer)
+    }
+    fn abort_blob(&mut self, writer: T::Writer) {
+        (**self).abort_blob(writer);
+    }
+    fn pin(&mut self, key: &Key) -> Result<()> {
+        (**self).pin(key)
+    }
+    fn unpin(&mut self, key: &Key) -> Result<()> {
+        (**self).unpin(key)
+    }
+    fn check_room(&mut self, bytes: u64) -> Result<()> {
+        (**self).check_room(bytes)
+    }
+}
+
 impl PullStore for Cache {
     type Writer = BlobWriter;
 

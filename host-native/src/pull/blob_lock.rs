@@ -51,7 +51,11 @@ impl BlobLock {
             },
             Err(e) => return Err(e),
         }
-        let path = dir.join(format!("blob-{}-{}", digest.algorithm().name(), digest.hex()));
+        let path = dir.join(format!(
+            "blob-{}-{}",
+            digest.algorithm().name(),
+            digest.hex()
+        ));
         loop {
             let fd = rustix::fs::open(
                 &path,

@@ -4,8 +4,7 @@
 
 use super::blob_lock::BlobLock;
 use super::http_client::HttpClient;
-use super::store::CacheStore;
-use crate::BlobWriter;
+use crate::{BlobWriter, Cache};
 use ocicache_core::pull::{Action, Pull, PullReport, Purpose, RequestId, ResponseHead};
 use ocicache_core::{Clock, Digest, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,13 +52,14 @@ struct InFlight {
 }
 
 pub(crate) fn run(
-    cache: &mut CacheStore<'_>,
+    shared: &Cache,
     client: &HttpClient,
     pull: &mut Pull<BlobWriter>,
     progress: &mut dyn PullProgress,
 ) -> Result<PullReport> {
     let (events_tx, events) = mpsc::sync_channel::<Event>(CHANNEL_CHUNKS);
-    let shared: &crate::Cache = cache.0;
+    // The pull's store: the same cache, by reference (the workers hold copies of it).
+    let cache = &mut { shared };
     std::thread::scope(|scope| {
         let mut in_flight: BTreeMap<RequestId, InFlight> = BTreeMap::new();
         // Requests whose body the pull no longer wants: later chunks are dropped.
@@ -96,7 +96,7 @@ pub(crate) fn run(
                 Err(e) => break Err(e),
                 Ok(Action::Wait) => None,
                 Ok(Action::Sleep { until }) => {
-                    let now = cache.0.shared.clock.now_millis();
+                    let now = shared.shared.clock.now_millis();
                     Some(Duration::from_millis(until.saturating_sub(now)))
                 }
             };

@@ -43,6 +43,6 @@ impl Cache {
         progress: &mut dyn PullProgress,
     ) -> Result<PullReport> {
         let mut pull = ocicache_core::pull::Pull::new(reference.clone(), options);
-        driver::run(&mut store::CacheStore(self), client, &mut pull, progress)
+        driver::run(self, client, &mut pull, progress)
     }
 }

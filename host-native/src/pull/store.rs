@@ -1,5 +1,7 @@
 //! The core's [`PullStore`] over this host's [`Cache`]: every call takes the directory lock
-//! and catches up with other processes first, like any other operation.
+//! and catches up with other processes first, like any other operation. Implemented for
+//! `&Cache`, since a `Cache` is shared by reference (the pull's driver lends it to its
+//! download threads too).
 
 use crate::{BlobWriter, Cache};
 use ocicache_core::pull::PullStore;
@@ -7,23 +9,20 @@ use ocicache_core::{
     Clock, Digest, Key, Manifest, MediaType, Millis, Reference, Resolution, Result, TagUpdate,
 };
 
-/// The cache a pull stores into (the pull needs `&mut`; a [`Cache`] is shared by `&`).
-pub(crate) struct CacheStore<'a>(pub(crate) &'a Cache);
-
-impl PullStore for CacheStore<'_> {
+impl PullStore for &Cache {
     type Writer = BlobWriter;
 
     fn now_millis(&self) -> Millis {
-        self.0.shared.clock.now_millis()
+        self.shared.clock.now_millis()
     }
     fn resolve_tag(&mut self, reference: &Reference) -> Result<Resolution> {
-        Cache::resolve_tag(self.0, reference)
+        Cache::resolve_tag(self, reference)
     }
     fn put_tag(&mut self, reference: &Reference, digest: &Digest) -> Result<TagUpdate> {
-        Cache::put_tag(self.0, reference, digest)
+        Cache::put_tag(self, reference, digest)
     }
     fn get_manifest(&mut self, digest: &Digest) -> Result<Manifest> {
-        Cache::get_manifest(self.0, digest)
+        Cache::get_manifest(self, digest)
     }
     fn put_manifest(
         &mut self,
@@ -31,13 +30,13 @@ impl PullStore for CacheStore<'_> {
         bytes: &[u8],
         media_type: Option<&str>,
     ) -> Result<MediaType> {
-        Cache::put_manifest(self.0, digest, bytes, media_type)
+        Cache::put_manifest(self, digest, bytes, media_type)
     }
     fn has_blob(&mut self, digest: &Digest) -> Result<bool> {
-        Cache::has_blob(self.0, digest)
+        Cache::has_blob(self, digest)
     }
     fn begin_blob(&mut self, expected: &Digest, size: Option<u64>) -> Result<BlobWriter> {
-        self.0.blob_writer(Some(expected), size)
+        self.blob_writer(Some(expected), size)
     }
     fn write_blob(&mut self, writer: &mut BlobWriter, chunk: &[u8]) -> Result<()> {
         writer.write_chunk(chunk)
@@ -49,12 +48,12 @@ impl PullStore for CacheStore<'_> {
         writer.abort();
     }
     fn pin(&mut self, key: &Key) -> Result<()> {
-        Cache::pin(self.0, key).map(drop)
+        Cache::pin(self, key).map(drop)
     }
     fn unpin(&mut self, key: &Key) -> Result<()> {
-        Cache::unpin(self.0, key).map(drop)
+        Cache::unpin(self, key).map(drop)
     }
     fn check_room(&mut self, bytes: u64) -> Result<()> {
-        Cache::check_room(self.0, bytes)
+        Cache::check_room(self, bytes)
     }
 }

@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod pull;
 mod subject;
 pub use subject::Subject;
 
@@ -430,6 +431,12 @@ impl<S: Subject> Runner<S> {
             "tag.has" => {
                 let reference = args.reference("reference")?;
                 Ok(Value::Bool(self.s()?.has_tag(&reference)?))
+            }
+            "pull" => {
+                if !self.subject.is_open() {
+                    return Err(harness("no cache is open"));
+                }
+                pull::run(&mut self.subject, args.map)
             }
             "tag.resolve" => {
                 let reference = args.reference("reference")?;

@@ -19,6 +19,15 @@ pub trait Subject {
     type Writer;
     /// An open blob reader.
     type Reader;
+    /// A blob writer of the cache as a pull's store.
+    type PullWriter;
+    /// The open cache as a pull's store (`pull` scenarios drive the core's `Pull` over it).
+    type PullStore<'a>: ocicache_core::pull::PullStore<Writer = Self::PullWriter>
+    where
+        Self: 'a;
+
+    /// The open cache, lent to a pull for one call.
+    fn pull_store(&mut self) -> Self::PullStore<'_>;
 
     // ----- lifecycle and time -----
 
