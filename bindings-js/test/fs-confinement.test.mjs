@@ -245,6 +245,13 @@ test("the directory's config.json is read: keys, checks and errors as in the nat
     fs.writeFileSync(path.join(root, 'config.json'), text);
     assert.throws(() => openCache(root), (e) => e instanceof InvalidConfigError && why.test(e.message), text.slice(0, 20));
   }
+  // The pull's keys (platform, auth_file, registries) share the file; the cache's reader skips them.
+  fs.writeFileSync(path.join(root, 'config.json'), JSON.stringify({
+    max_bytes: 1 << 20, platform: 'linux/arm64', auth_file: '/x.json', registries: { 'docker.io': { mirrors: ['https://m.example'] } },
+  }));
+  cache = openCache(root);
+  assert.equal(cache.config.max_bytes, 1 << 20);
+  cache.close();
   // The code's settings can repair a bad file's for this process, as the CLI's --max-bytes can.
   fs.writeFileSync(path.join(root, 'config.json'), '{"max_bytes": 0}');
   openCache(root, { config: { max_bytes: 1 << 20 } }).close();
