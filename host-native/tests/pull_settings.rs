@@ -45,7 +45,10 @@ fn a_malformed_pull_setting_is_invalid_config_for_the_commands_that_read_it() {
         for args in [&["config"][..], &["pull", "--offline", "127.0.0.1:1/app:1"]] {
             let (code, _, err) = outcome(&run(dir.path(), args));
             assert_eq!(code, 8, "{bad} {args:?}: {err}");
-            assert!(err.contains("invalid_config") && err.contains("config.json"), "{err}");
+            assert!(
+                err.contains("invalid_config") && err.contains("config.json"),
+                "{err}"
+            );
         }
     }
 }
@@ -59,7 +62,10 @@ fn an_offline_pull_of_an_uncached_reference_is_network_and_asks_nobody() {
         r#"{"registries": {"127.0.0.1:9": {"mirrors": ["http://127.0.0.1:9"]}}}"#,
     )
     .unwrap();
-    let (code, _, err) = outcome(&run(dir.path(), &["pull", "--offline", "127.0.0.1:9/app:1"]));
+    let (code, _, err) = outcome(&run(
+        dir.path(),
+        &["pull", "--offline", "127.0.0.1:9/app:1"],
+    ));
     assert_eq!(code, 10, "{err}");
     assert!(err.contains("network") && err.contains("offline"), "{err}");
 }

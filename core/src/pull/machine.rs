@@ -646,15 +646,13 @@ impl<W> Pull<W> {
             if self.by_request.is_empty()
                 && self.fetches.values().all(|f| f.waiting_token.is_none())
             {
-                // Nothing queued, nothing in flight: the phase must be able to move on.
-                if self.phase == Phase::Top && self.fetches.is_empty() {
-                    return Err(Error::InvalidArgument(
-                        "internal: the pull stalled resolving its tag".into(),
-                    ));
-                }
-                if self.phase == Phase::Manifests || self.phase == Phase::Blobs {
-                    continue;
-                }
+                // Nothing queued, in flight or waiting, and no phase could move on: a bug, not
+                // a reason to spin.
+                return Err(Error::InvalidArgument(format!(
+                    "internal: the pull stalled ({:?}, {} fetches)",
+                    self.phase,
+                    self.fetches.len()
+                )));
             }
             return Ok(Action::Wait);
         }

@@ -1031,3 +1031,116 @@ fn a_blob_another_process_stored_meanwhile_is_taken_from_the_cache() {
     assert_stored(&mut cache, &img);
     assert!(cache.contents().iter().all(|e| e.pins == 0));
 }
+
+mod hostile {
+    //! A registry that answers anything: the pull ends (done or a typed error) within a bounded
+    //! number of requests, never panics, and never stores what does not verify.
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    struct Answer {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        /// A transport failure instead.
+        refuse: bool,
+        /// Answer honestly instead (so that pulls get deep into the graph).
+        honest: bool,
+    }
+
+    fn header() -> impl Strategy<Value = (String, String)> {
+        let names = prop::sample::select(vec![
+            "WWW-Authenticate",
+            "Location",
+            "Content-Range",
+            "Content-Length",
+            "Docker-Content-Digest",
+            "Content-Type",
+            "Retry-After",
+        ]);
+        let values = prop_oneof![
+            Just(r#"Bearer realm="https://t.example/token",service="s""#.to_owned()),
+            Just(r#"Basic realm="x""#.to_owned()),
+            Just("https://127.0.0.1:5000/v2/app/blobs/x".to_owned()),
+            Just("//evil.example/x".to_owned()),
+            Just("bytes 5-9/10".to_owned()),
+            Just("99999999999999999999".to_owned()),
+            Just(OCI_MANIFEST.to_owned()),
+            Just("sha256:00".to_owned()),
+            ".{0,40}",
+        ];
+        (names, values).prop_map(|(n, v)| (n.to_owned(), v))
+    }
+
+    fn answer() -> impl Strategy<Value = Answer> {
+        (
+            prop::sample::select(vec![
+                200u16, 206, 301, 307, 400, 401, 403, 404, 416, 429, 500, 503,
+            ]),
+            prop::collection::vec(header(), 0..4),
+            prop::collection::vec(any::<u8>(), 0..64),
+            prop::bool::weighted(0.1),
+            prop::bool::weighted(0.5),
+        )
+            .prop_map(|(status, headers, body, refuse, honest)| Answer {
+                status,
+                headers,
+                body,
+                refuse,
+                honest,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+        #[test]
+        fn any_answers_end_the_pull_without_panic_or_unverified_content(
+            answers in prop::collection::vec(answer(), 1..40),
+            by_digest in any::<bool>(),
+        ) {
+            let (mut cache, clock, mut reg, img) = setup(Config::default());
+            reg.auth = Auth::None;
+            let mut script = answers.into_iter();
+            let reference = if by_digest {
+                format!("{REGISTRY}/app@{}", img.digest).parse().unwrap()
+            } else {
+                app("1.0")
+            };
+            let mut p: Pull<crate::cache::BlobWriter> = Pull::new(reference, PullOptions { max_concurrent: 1, ..options() });
+            let mut outcome = None;
+            for _ in 0..500 {
+                match p.poll(&mut cache) {
+                    Err(e) => { outcome = Some(Err(e)); break; }
+                    Ok(Action::Done(r)) => { outcome = Some(Ok(r)); break; }
+                    Ok(Action::Sleep { until }) => clock.set(until),
+                    Ok(Action::Wait) => panic!("waits with nothing in flight"),
+                    Ok(Action::Send(req)) => {
+                        let a = script.next();
+                        let (head, body) = match a {
+                            Some(a) if a.refuse => { p.on_error(&mut cache, req.id, "refused"); continue; }
+                            Some(a) if !a.honest => (ResponseHead { status: a.status, headers: a.headers }, a.body),
+                            _ => reg.answer(&req),
+                        };
+                        if p.on_head(&mut cache, req.id, head) {
+                            if p.on_body(&mut cache, req.id, &body) {
+                                p.on_end(&mut cache, req.id);
+                            } else {
+                                p.on_end(&mut cache, req.id);
+                            }
+                        }
+                    }
+                }
+            }
+            prop_assert!(outcome.is_some(), "the pull ended within 500 steps");
+            // Whatever happened, everything stored verifies, and nothing stays pinned.
+            let report = cache.check_integrity().unwrap();
+            prop_assert!(report.healthy, "{report:?}");
+            prop_assert!(cache.contents().iter().all(|e| e.pins == 0));
+            if let Some(Ok(r)) = outcome {
+                prop_assert_eq!(&r.digest, &img.digest);
+                assert_stored(&mut cache, &img);
+            }
+        }
+    }
+}
