@@ -1123,11 +1123,9 @@ mod hostile {
                             _ => reg.answer(&req),
                         };
                         if p.on_head(&mut cache, req.id, head) {
-                            if p.on_body(&mut cache, req.id, &body) {
-                                p.on_end(&mut cache, req.id);
-                            } else {
-                                p.on_end(&mut cache, req.id);
-                            }
+                            // Stopped early or not, the host reports the end.
+                            p.on_body(&mut cache, req.id, &body);
+                            p.on_end(&mut cache, req.id);
                         }
                     }
                 }
