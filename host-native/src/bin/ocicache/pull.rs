@@ -3,7 +3,7 @@
 
 use crate::args::{Cli, PullArgs};
 use crate::exit::{Failure, Outcome};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar};
 use ocicache::pull::{
     HttpClient, HttpClientOptions, Platform, PlatformChoice, PullOptions, PullProgress, TagOutcome,
 };
@@ -126,17 +126,17 @@ impl Bars {
 impl PullProgress for Bars {
     fn blob_started(&mut self, digest: &Digest, size: u64, offset: u64) {
         let Some(multi) = &self.multi else { return };
-        let bar = self.bars.entry(digest.clone()).or_insert_with(|| {
-            let style = ProgressStyle::with_template(
-                "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-            let bar = multi.add(ProgressBar::new(size).with_style(style));
+        if !self.bars.contains_key(digest) {
             let hex = digest.hex();
-            bar.set_message(hex[..12.min(hex.len())].to_owned());
-            bar
-        });
-        bar.set_position(offset);
+            // Small blobs get no bar (progress::bytes decides, as for `blob put`).
+            let Some(bar) = super::progress::bytes(Some(size), &hex[..12.min(hex.len())]) else {
+                return;
+            };
+            self.bars.insert(digest.clone(), multi.add(bar));
+        }
+        if let Some(bar) = self.bars.get(digest) {
+            bar.set_position(offset);
+        }
     }
     fn blob_bytes(&mut self, digest: &Digest, n: u64) {
         if let Some(b) = self.bars.get(digest) {
