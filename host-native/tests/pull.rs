@@ -11,7 +11,7 @@ use ocicache::pull::{
     Credentials, HttpClient, HttpClientOptions, NoProgress, Platform, PlatformChoice, PullOptions,
     PullReport, TagOutcome,
 };
-use ocicache::{Cache, Digest, EngineKind, ErrorKind, ManualClock, Reference, Resolution};
+use ocicache::{Cache, Config, Digest, EngineKind, ErrorKind, ManualClock, Reference, Resolution};
 use ocicache_registry_harness::layouts::{Built, Image, ImageSpec, Layout};
 use ocicache_registry_harness::{Fault, Registry, TokenServer, push};
 use std::path::Path;
@@ -288,6 +288,17 @@ fn cold_pull_of_a_multi_arch_index_takes_one_platform_or_all() {
     let cache = open(dir.path(), EngineKind::Native);
     assert_holds(&cache, &p, &all);
     cache.close().unwrap();
+
+    // config.json's platform, when no flag names one.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"platform": "linux/arm/v7"}"#,
+    )
+    .unwrap();
+    json_report(&cli(dir.path(), &["--json", "pull", &reference]));
+    let cache = open(dir.path(), EngineKind::Native);
+    assert_holds(&cache, &p, &[p.built.image_for("linux/arm/v7").unwrap()]);
 }
 
 #[test]
@@ -333,6 +344,74 @@ fn cold_pull_of_a_docker_manifest_list_takes_the_docker_image_for_the_platform()
     assert_fetched(&report, &blobs_of(&[amd64]));
     assert_holds(&cache, &p, &[amd64]);
     assert_eq!(p.blob_gets(), 3);
+}
+
+#[test]
+fn cold_pull_of_a_docker_v2_image_keeps_its_docker_media_types() {
+    let p = publish(Registry::start_anonymous().unwrap(), "dock/img:1", |l| {
+        l.docker_image("v1", &ImageSpec::new(8, &SIZES)).unwrap()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path(), EngineKind::Component);
+    let report = cache.pull(&p.reference(), options()).unwrap();
+    let image = &p.built.images[0];
+    assert_eq!(report.media_type, p.built.media_type());
+    let types: Vec<&str> = report.blobs.iter().map(|b| b.media_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            image.config.blob.media_type.as_str(),
+            &image.layers[0].media_type,
+            &image.layers[1].media_type
+        ]
+    );
+    assert_holds(&cache, &p, &[image]);
+}
+
+#[test]
+fn pull_by_digest_fetches_without_a_tag_and_then_needs_no_request() {
+    let p = single_arch("dig/app:1", 9);
+    let by_digest = reference(
+        &p.registry
+            .reference(&format!("dig/app@{}", p.built.digest())),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path(), EngineKind::Native);
+    let report = cache.pull(&by_digest, options()).unwrap();
+    assert_eq!(report.tag, TagOutcome::Digest);
+    assert_eq!(
+        p.registry.count(
+            "GET",
+            &format!("/v2/dig/app/manifests/{}", p.built.digest())
+        ),
+        1
+    );
+    assert_eq!(p.blob_gets(), 3);
+    assert_holds(&cache, &p, &[&p.built.images[0]]);
+    assert_eq!(cache.tags().unwrap(), []);
+    p.registry.clear_requests();
+    let again = cache.pull(&by_digest, options()).unwrap();
+    assert_eq!((again.requests, again.bytes_fetched), (0, 0));
+    assert_eq!(p.registry.requests(), []);
+}
+
+#[test]
+fn a_tag_the_registry_lacks_is_not_found_and_the_cli_exits_1() {
+    let p = single_arch("nf/app:1", 10);
+    let missing = p.registry.reference("nf/app:nope");
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path(), EngineKind::Native);
+    let e = cache.pull(&reference(&missing), options()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(
+        e.to_string().contains("MANIFEST_UNKNOWN"),
+        "the registry's message: {e}"
+    );
+    assert_eq!(p.registry.count("GET", "/v2/nf/app/manifests/nope"), 1);
+    assert_eq!(cache.contents().unwrap(), []);
+    let (code, _, err) = outcome(&cli(dir.path(), &["pull", &missing]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.starts_with("ocicache: not_found:"), "{err}");
 }
 
 // ----- 2. a fresh tag: no request -----
@@ -483,6 +562,46 @@ fn registry_stopped_serves_a_cached_tag_stale_and_fails_an_uncached_one_with_net
     assert_eq!(e.kind(), ErrorKind::Network, "{e}");
     assert!(e.to_string().contains(&p.registry.host()), "{e}");
     assert_eq!(p.registry.requests(), []);
+}
+
+#[test]
+fn a_registry_failing_with_503_on_revalidation_serves_the_tag_stale_after_its_retries() {
+    let p = single_arch("fail/app:1", 31);
+    let dir = tempfile::tempdir().unwrap();
+    // Tags go stale at once; the real clock lets retry delays pass.
+    let config = Config {
+        tag_ttl_ms: 1,
+        ..Config::default()
+    };
+    let cache = Cache::builder(dir.path()).config(config).open().unwrap();
+    let digest_before = cache.pull(&p.reference(), options()).unwrap().digest;
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    p.registry.clear_requests();
+    p.registry.inject(
+        "HEAD",
+        "/v2/fail/app/manifests/1",
+        Fault::Respond {
+            status: 503,
+            headers: vec![],
+            body: String::new(),
+        },
+        4,
+    );
+    let report = cache.pull(&p.reference(), options()).unwrap();
+    assert_eq!(report.digest, digest_before);
+    assert!(
+        matches!(&report.tag, TagOutcome::Stale { reason } if reason.contains("503")),
+        "{:?}",
+        report.tag
+    );
+    // Four attempts (the default), then stale; nothing else asked.
+    let log = p.registry.requests();
+    assert_eq!(log.len(), 4, "{log:?}");
+    assert!(
+        log.iter()
+            .all(|r| r.is("HEAD", "/v2/fail/app/manifests/1") && r.status == 503)
+    );
+    assert_holds(&cache, &p, &[&p.built.images[0]]);
 }
 
 #[test]
@@ -721,6 +840,37 @@ fn bearer_token_auth_pulls_anonymously_with_one_token_per_pull_and_refuses_bad_c
         assert_holds(&cache, &p, &[&p.built.images[0]]);
         assert_eq!(tokens.tokens_issued(), pull, "one token per pull");
     }
+    // Past the tag's TTL, the HEAD is challenged: one more token, and no blob.
+    let clock = ManualClock::new(T0);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open_at(dir.path(), EngineKind::Native, &clock);
+    cache.pull(&p.reference(), options()).unwrap();
+    assert_eq!(tokens.tokens_issued(), 3);
+    clock.advance(TAG_TTL_MS + 1);
+    p.registry.clear_requests();
+    let report = cache.pull(&p.reference(), options()).unwrap();
+    assert_eq!(report.tag, TagOutcome::Revalidated);
+    assert_eq!(tokens.tokens_issued(), 4);
+    let seen: Vec<(String, u16, Option<String>)> = p
+        .registry
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.status, r.auth_scheme))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("HEAD".into(), 401, None),
+            ("HEAD".into(), 200, Some("Bearer".into()))
+        ]
+    );
+    p.registry.clear_requests();
+    for pull in 1..=2 {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), EngineKind::Native);
+        cache.pull(&p.reference(), options()).unwrap();
+        assert_eq!(tokens.tokens_issued(), 4 + pull);
+    }
     let log = p.registry.requests();
     assert_eq!(p.blob_gets(), 6);
     assert!(
@@ -741,7 +891,7 @@ fn bearer_token_auth_pulls_anonymously_with_one_token_per_pull_and_refuses_bad_c
     assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
     assert!(e.to_string().contains(&p.registry.host()), "{e}");
     assert_eq!(tokens.requests().last().unwrap().status, 401);
-    assert_eq!(tokens.tokens_issued(), 2);
+    assert_eq!(tokens.tokens_issued(), 6);
     assert_eq!(cache.contents().unwrap(), []);
 }
 
