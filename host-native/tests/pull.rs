@@ -903,6 +903,21 @@ fn bearer_token_auth_pulls_anonymously_with_one_token_per_pull_and_refuses_bad_c
         "{log:?}"
     );
 
+    // A user's credentials go to the token server, once.
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path(), EngineKind::Native);
+    cache
+        .pull(
+            &p.reference(),
+            with_credentials(&p.registry, basic("alice", "secret")),
+        )
+        .unwrap();
+    assert_holds(&cache, &p, &[&p.built.images[0]]);
+    let last = tokens.requests().last().unwrap().clone();
+    assert_eq!((last.user.as_deref(), last.status), (Some("alice"), 200));
+    assert_eq!(last.scopes, ["repository:tok/app:pull"]);
+    assert_eq!(tokens.tokens_issued(), 7);
+
     let dir = tempfile::tempdir().unwrap();
     let cache = open(dir.path(), EngineKind::Native);
     let e = cache
@@ -914,7 +929,7 @@ fn bearer_token_auth_pulls_anonymously_with_one_token_per_pull_and_refuses_bad_c
     assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
     assert!(e.to_string().contains(&p.registry.host()), "{e}");
     assert_eq!(tokens.requests().last().unwrap().status, 401);
-    assert_eq!(tokens.tokens_issued(), 6);
+    assert_eq!(tokens.tokens_issued(), 7);
     assert_eq!(cache.contents().unwrap(), []);
 }
 
@@ -1315,4 +1330,86 @@ fn an_untrusted_tls_registry_fails_naming_the_certificate_problem() {
         message.contains("certificate") || message.contains("issuer"),
         "{e}"
     );
+}
+
+// ----- 2b. a fresh tag whose content went -----
+
+#[test]
+fn a_fresh_tag_whose_blob_went_refetches_only_that_blob_and_offline_says_so() {
+    let p = single_arch("gone/app:1", 36);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path(), EngineKind::Native);
+    cache.pull(&p.reference(), options()).unwrap();
+    let layer = p.built.images[0].layers[0].digest.clone();
+    assert!(cache.delete_blob(&digest(&layer)).unwrap());
+    p.registry.clear_requests();
+
+    let offline = PullOptions {
+        offline: true,
+        ..options()
+    };
+    let e = cache.pull(&p.reference(), offline).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Network, "{e}");
+    assert!(e.to_string().contains(&layer), "{e}");
+    assert_eq!(p.registry.requests(), []);
+
+    let report = cache.pull(&p.reference(), options()).unwrap();
+    assert_eq!(report.tag, TagOutcome::Fresh);
+    let log = p.registry.requests();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(log[0].is("GET", &format!("/v2/gone/app/blobs/{layer}")));
+    assert_holds(&cache, &p, &[&p.built.images[0]]);
+}
+
+// ----- 3b. a revalidation answered without a digest -----
+
+#[test]
+fn a_head_without_a_usable_digest_is_followed_by_one_get_of_the_tag() {
+    let p = single_arch("nodig/app:1", 37);
+    let clock = ManualClock::new(T0);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open_at(dir.path(), EngineKind::Native, &clock);
+    cache.pull(&p.reference(), options()).unwrap();
+    clock.advance(TAG_TTL_MS + 1);
+    p.registry.clear_requests();
+    p.registry.inject(
+        "HEAD",
+        "/v2/nodig/app/manifests/1",
+        Fault::SetHeader {
+            name: "Docker-Content-Digest".into(),
+            value: String::new(),
+        },
+        1,
+    );
+    let report = cache.pull(&p.reference(), options()).unwrap();
+    assert_eq!(report.tag, TagOutcome::Revalidated);
+    let seen: Vec<(String, String)> = p
+        .registry
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect();
+    let tag = "/v2/nodig/app/manifests/1".to_string();
+    assert_eq!(seen, [("HEAD".into(), tag.clone()), ("GET".into(), tag)]);
+    assert_eq!(p.blob_gets(), 0);
+}
+
+// ----- a manifest over the limit -----
+
+#[test]
+fn a_manifest_over_max_manifest_bytes_is_too_large_and_nothing_is_stored() {
+    let p = single_arch("big/app:1", 38);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"max_manifest_bytes": 200}"#,
+    )
+    .unwrap();
+    let (code, _, err) = outcome(&cli(dir.path(), &["pull", &p.registry.reference(&p.name)]));
+    assert_eq!(code, 5, "{err}");
+    assert!(err.starts_with("ocicache: too_large:"), "{err}");
+    assert_eq!(p.blob_gets(), 0);
+    let cache = open(dir.path(), EngineKind::Native);
+    assert_eq!(cache.contents().unwrap(), []);
+    assert_eq!(cache.tags().unwrap(), []);
 }
