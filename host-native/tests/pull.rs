@@ -1413,3 +1413,52 @@ fn a_manifest_over_max_manifest_bytes_is_too_large_and_nothing_is_stored() {
     assert_eq!(cache.contents().unwrap(), []);
     assert_eq!(cache.tags().unwrap(), []);
 }
+
+// ----- 12b. mirrors that lack the image or serve bad bytes -----
+
+#[test]
+fn a_mirror_that_lacks_the_image_is_skipped_for_the_rest_of_the_pull() {
+    let p = single_arch("miss/app:1", 39);
+    let empty = Registry::start_anonymous().unwrap();
+    let mut o = options();
+    o.route.mirrors = vec![empty.url()];
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path(), EngineKind::Native);
+    cache.pull(&p.reference(), o).unwrap();
+    assert_holds(&cache, &p, &[&p.built.images[0]]);
+    let asked: Vec<(String, u16)> = empty
+        .requests()
+        .into_iter()
+        .map(|r| (r.path, r.status))
+        .collect();
+    assert_eq!(asked, [("/v2/miss/app/manifests/1".to_string(), 404)]);
+    assert_eq!(p.registry.count("GET", "/v2/miss/app/manifests/1"), 1);
+    assert_eq!(p.blob_gets(), 3);
+}
+
+#[test]
+fn bytes_a_mirror_corrupted_are_refused_and_fetched_from_the_registry() {
+    let p = single_arch("badmir/app:1", 40);
+    let mirror = Registry::builder()
+        .proxy(&p.registry, None)
+        .unwrap()
+        .start()
+        .unwrap();
+    let layer = p.built.images[0].layers[1].digest.clone();
+    let path = format!("/v2/badmir/app/blobs/{layer}");
+    mirror.inject("GET", &path, Fault::FlipByte { offset: 5 }, 1);
+    let mut o = options();
+    o.route.mirrors = vec![mirror.url()];
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path(), EngineKind::Component);
+    let report = cache.pull(&p.reference(), o).unwrap();
+    assert_holds(&cache, &p, &[&p.built.images[0]]);
+    assert_eq!(mirror.count("GET", &path), 1);
+    let blob = report
+        .blobs
+        .iter()
+        .find(|b| b.digest.to_string() == layer)
+        .unwrap();
+    // The mirror's bytes, then the registry's.
+    assert_eq!(blob.fetched, 2 * blob.size);
+}
