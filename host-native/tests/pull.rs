@@ -3,6 +3,11 @@
 //! skopeo): each case asserts that the cache serves exactly the bytes the registry holds, and
 //! on the registry's request log (the harness's recording forwarder sees every request, with
 //! its status and `Range`).
+//!
+//! Every test starts its own registries on free loopback ports, so tests run in parallel. The
+//! machine needs Debian's `docker-registry`, `skopeo` and `openssl` (installed by `.ci/run`).
+//! Tests that move time use a [`ManualClock`]; as retry delays are measured on the cache's
+//! clock, those tests allow one attempt per request where a retry could happen.
 
 mod common;
 
