@@ -1467,3 +1467,38 @@ fn bytes_a_mirror_corrupted_are_refused_and_fetched_from_the_registry() {
     // The mirror's bytes, then the registry's.
     assert_eq!(blob.fetched, 2 * blob.size);
 }
+
+// ----- 11b. two threads, one cache -----
+
+#[test]
+fn two_threads_pulling_one_image_into_one_cache_both_succeed() {
+    let p = publish(Registry::start_anonymous().unwrap(), "threads/app:1", |l| {
+        l.image("v1", &ImageSpec::new(41, &[300_000, 600_000]))
+            .unwrap()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path(), EngineKind::Component);
+    let reports: Vec<PullReport> = std::thread::scope(|scope| {
+        let pulls: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| cache.pull(&p.reference(), options())))
+            .collect();
+        pulls
+            .into_iter()
+            .map(|t| t.join().unwrap().unwrap())
+            .collect()
+    });
+    for report in &reports {
+        assert_eq!(report.digest.to_string(), p.built.digest());
+    }
+    assert_holds(&cache, &p, &[&p.built.images[0]]);
+    let integrity = cache.check_integrity().unwrap();
+    assert!(integrity.healthy, "{integrity:?}");
+    assert_eq!(cache.stats().unwrap().pinned_entries, 0);
+    // Without single-flight each thread may fetch each blob (seen: 1 or 2 GETs per blob).
+    for b in blobs_of(&[&p.built.images[0]]) {
+        let n = p
+            .registry
+            .count("GET", &format!("/v2/threads/app/blobs/{b}"));
+        assert!((1..=2).contains(&n), "{b}: {n} GETs");
+    }
+}
