@@ -322,6 +322,8 @@ pub struct Pull<W> {
     pinned: Vec<Key>,
     requests: u64,
     bytes_fetched: u64,
+    /// Per endpoint: why its TLS connection failed, when plain HTTP took over.
+    tls_failure: Vec<Option<String>>,
     failed: Option<Error>,
     finished: bool,
 }
@@ -359,8 +361,18 @@ impl<W> Pull<W> {
             pinned: Vec::new(),
             requests: 0,
             bytes_fetched: 0,
+            tls_failure: vec![None; n],
             failed: None,
             finished: false,
+        }
+    }
+
+    /// The host waited as long as the last [`Action::Sleep`] asked, by its own clock: the
+    /// delayed requests are due now, whatever the cache's clock says (a host whose cache runs
+    /// on simulated time sleeps real time).
+    pub fn slept(&mut self) {
+        for f in self.fetches.values_mut() {
+            f.not_before = 0;
         }
     }
 
@@ -497,6 +509,7 @@ impl<W> Pull<W> {
             && !matches!(fetch.target, Target::Token(_))
         {
             self.plain[endpoint] = true;
+            self.tls_failure[endpoint] = Some(message.to_owned());
             self.queue.push_back(f);
             return;
         }
@@ -1110,7 +1123,22 @@ impl<W> Pull<W> {
             }
             Target::TagManifest { head: false } => self.end_manifest(f, None),
             Target::Manifest(d) => self.end_manifest(f, Some(d)),
-            Target::Blob(d) => self.end_blob(store, f, d),
+            Target::Blob(d) => {
+                // A body that ends short of the descriptor's size is a break, not the end:
+                // resumed with Range like any other.
+                let size = self.blobs.iter().find(|b| b.digest == d).map(|b| b.size);
+                let written = self.fetches.get(&f).map_or(0, |x| x.written);
+                match size {
+                    Some(size) if written < size => self.retry_or_move_on(
+                        f,
+                        None,
+                        format!("the body of blob {d} ended after {written} of {size} bytes"),
+                        None,
+                        now,
+                    ),
+                    _ => self.end_blob(store, f, d),
+                }
+            }
             Target::Token(key) => self.end_token(f, key, now),
         }
         .or_else(|e| {
@@ -1214,6 +1242,12 @@ impl<W> Pull<W> {
         let base_ms = self.options.retry_base_ms;
         let max_attempts = self.options.max_attempts.max(1);
         let fetch = self.fetches.get_mut(&f).expect("fetch exists");
+        // An endpoint reached over plain HTTP after its TLS connection failed: say both, so
+        // that a certificate problem is not hidden behind what plain HTTP made of a TLS port.
+        let message = match &self.tls_failure[fetch.endpoint] {
+            Some(tls) if status.is_none() => format!("{message} (over TLS first: {tls})"),
+            _ => message,
+        };
         fetch.attempts += 1;
         fetch.last_failure = Some((status, message.clone()));
         fetch.redirect_url = None;

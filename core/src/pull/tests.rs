@@ -113,6 +113,8 @@ enum Reply {
     Flip(usize),
     /// The normal response, ignoring a `Range` header.
     IgnoreRange,
+    /// The normal response, its body ending (without an error) after `n` bytes.
+    Short(usize),
 }
 
 type Hook = Box<dyn FnMut(&HttpRequest, usize) -> Reply>;
@@ -338,6 +340,11 @@ fn drive(
                     Reply::Flip(at) => {
                         let (head, mut body) = reg.answer(&req);
                         body[at] ^= 1;
+                        (head, body)
+                    }
+                    Reply::Short(k) => {
+                        let (head, mut body) = reg.answer(&req);
+                        body.truncate(k);
                         (head, body)
                     }
                     Reply::IgnoreRange => {
@@ -1141,4 +1148,68 @@ mod hostile {
             }
         }
     }
+}
+
+#[test]
+fn a_blob_body_that_ends_short_is_a_break_resumed_with_range() {
+    let (mut cache, clock, mut reg, img) = setup(Config::default());
+    let big = sha(&img.blobs[2]);
+    let big_url = format!("/blobs/{big}");
+    let mut first = true;
+    reg.hook = Some(Box::new(move |req, _| {
+        if req.url.ends_with(&big_url) && first {
+            first = false;
+            Reply::Short(1234)
+        } else {
+            Reply::Normal
+        }
+    }));
+    let report = pull(&mut cache, &clock, &mut reg, app("1.0"), options()).unwrap();
+    let b = report.blobs.iter().find(|b| b.digest == big).unwrap();
+    assert_eq!(b.resumed_from, Some(1234));
+    assert!(
+        reg.log
+            .iter()
+            .any(|l| l.range.as_deref() == Some("bytes=1234-"))
+    );
+    assert_stored(&mut cache, &img);
+}
+
+#[test]
+fn a_host_that_slept_by_its_own_clock_finds_the_retry_due() {
+    let (mut cache, _clock, mut reg, img) = setup(Config::default());
+    let mut p: Pull<crate::cache::BlobWriter> = Pull::new(app("1.0"), options());
+    let Action::Send(first) = p.poll(&mut cache).unwrap() else {
+        panic!()
+    };
+    let busy = ResponseHead::new(429, &[("Retry-After", "30")]);
+    assert!(p.on_head(&mut cache, first.id, busy));
+    p.on_end(&mut cache, first.id);
+    // The cache's clock does not move (simulated time); the host sleeps 30 s by its own.
+    assert!(matches!(p.poll(&mut cache).unwrap(), Action::Sleep { .. }));
+    assert!(matches!(p.poll(&mut cache).unwrap(), Action::Sleep { .. }));
+    p.slept();
+    let Action::Send(again) = p.poll(&mut cache).unwrap() else {
+        panic!("due after slept()")
+    };
+    assert_eq!(again.url, first.url);
+    let (head, body) = reg.answer(&again);
+    assert!(p.on_head(&mut cache, again.id, head));
+    p.on_body(&mut cache, again.id, &body);
+    p.on_end(&mut cache, again.id);
+    let mut p2 = p;
+    let report = loop {
+        match p2.poll(&mut cache).unwrap() {
+            Action::Send(r) => {
+                let (head, body) = reg.answer(&r);
+                if p2.on_head(&mut cache, r.id, head) {
+                    p2.on_body(&mut cache, r.id, &body);
+                    p2.on_end(&mut cache, r.id);
+                }
+            }
+            Action::Done(r) => break r,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(report.digest, img.digest);
 }

@@ -104,7 +104,11 @@ pub(crate) fn run(
                 None => events.recv().ok(),
                 Some(d) => match events.recv_timeout(d) {
                     Ok(e) => Some(e),
-                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        // Waited by the real clock: due now, whatever the cache's clock says.
+                        pull.slept();
+                        continue;
+                    }
                     Err(mpsc::RecvTimeoutError::Disconnected) => None,
                 },
             };
@@ -232,20 +236,25 @@ fn perform(
         if stop.load(Ordering::Relaxed) {
             return finish(Event::End(id));
         }
-        match read_some(&mut body, &mut buf) {
-            Ok(0) => return finish(Event::End(id)),
-            Ok(n) => {
-                if events.send(Event::Chunk(id, buf[..n].to_vec())).is_err() {
-                    return;
-                }
-            }
-            Err(e) => return finish(Event::Failed(id, e.to_string())),
+        let (n, broken) = read_some(&mut body, &mut buf);
+        if n > 0 && events.send(Event::Chunk(id, buf[..n].to_vec())).is_err() {
+            return;
+        }
+        if let Some(e) = broken {
+            // After the bytes that did arrive: the pull resumes from there.
+            return finish(Event::Failed(id, e.to_string()));
+        }
+        if n == 0 {
+            return finish(Event::End(id));
         }
     }
 }
 
 /// Fills as much of `buf` as the body gives before blocking long: fewer, larger chunks.
-fn read_some(body: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+/// Returns the bytes read and the error that ended the read, if one did: a transfer that
+/// breaks after some bytes yields both, so that the break is never taken for the body's end
+/// (a reader need not repeat its error on the next read; ureq's does not).
+fn read_some(body: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<std::io::Error>) {
     let mut filled = 0;
     while filled < buf.len() {
         match body.read(&mut buf[filled..]) {
@@ -257,13 +266,53 @@ fn read_some(body: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if filled > 0 => {
-                // Deliver what arrived; the error comes again at the next read.
-                let _ = e;
-                break;
-            }
-            Err(e) => return Err(e),
+            Err(e) => return (filled, Some(e)),
         }
     }
-    Ok(filled)
+    (filled, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_some;
+    use std::io::{self, Read};
+
+    /// Gives its chunks, then one error, then end of stream: how ureq's body reader behaves
+    /// when the connection drops before `Content-Length` bytes.
+    struct Breaking(Vec<io::Result<Vec<u8>>>);
+
+    impl Read for Breaking {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Ok(0);
+            }
+            let chunk = self.0.remove(0)?;
+            buf[..chunk.len()].copy_from_slice(&chunk);
+            Ok(chunk.len())
+        }
+    }
+
+    #[test]
+    fn a_break_after_some_bytes_is_reported_with_them_never_as_the_end() {
+        let mut body = Breaking(vec![
+            Ok(vec![1; 100]),
+            Ok(vec![2; 50]),
+            Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed")),
+        ]);
+        let mut buf = vec![0; 1024];
+        let (n, broken) = read_some(&mut body, &mut buf);
+        assert_eq!(n, 150);
+        assert_eq!(&buf[..150], [[1; 100].as_slice(), &[2; 50]].concat());
+        assert_eq!(broken.unwrap().kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn a_whole_body_ends_without_an_error() {
+        let mut body = Breaking(vec![Ok(vec![7; 10]), Ok(vec![8; 10])]);
+        let mut buf = vec![0; 1024];
+        let (n, broken) = read_some(&mut body, &mut buf);
+        assert_eq!((n, broken.is_none()), (20, true));
+        let (n, broken) = read_some(&mut body, &mut buf);
+        assert_eq!((n, broken.is_none()), (0, true));
+    }
 }
