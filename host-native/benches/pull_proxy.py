@@ -10,7 +10,7 @@ truncated body. Everything after that passes untouched, except that with --strip
 `Range` request header is removed, so the registry answers 200 with the whole blob (a
 registry that ignores Range).
 
-Requests are parsed as header blocks (a pull sends GET and HEAD only, without bodies); the
+Plain-HTTP requests are parsed as header blocks (a pull sends GET and HEAD only, without bodies); the
 response to a request comes on its own connection after it, as HTTP/1.1 keep-alive without
 pipelining does. Events go to stderr, one line each.
 """
@@ -39,6 +39,13 @@ async def client_to_server(reader, writer, conn):
         if not data:
             break
         buf += data
+        if not buf[:1].isalpha():
+            # Not HTTP (a TLS ClientHello: the client tries HTTPS first on loopback): passed
+            # through, so that the registry answers it at once.
+            writer.write(buf)
+            buf = b""
+            await writer.drain()
+            continue
         while b"\r\n\r\n" in buf:
             head, buf = buf.split(b"\r\n\r\n", 1)
             lines = head.split(b"\r\n")
