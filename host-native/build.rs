@@ -26,6 +26,7 @@ fn main() {
         println!("cargo:rerun-if-changed={prebuilt}");
         std::fs::copy(&prebuilt, &out)
             .unwrap_or_else(|e| panic!("OCICACHE_COMPONENT={prebuilt}: {e}"));
+        write_digest(&out);
         return;
     }
     for input in [
@@ -56,8 +57,21 @@ fn main() {
         .and_then(|encoder| encoder.validate(true).encode())
         .unwrap_or_else(|e| panic!("componentizing {}: {e:?}", module_path.display()));
     std::fs::write(&out, &component).expect("writing the component");
+    write_digest(&out);
     // Beside the build's outputs too, for jco, wasmtime's CLI or inspection with wasm-tools.
     let _ = std::fs::write(target_root.join("ocicache.wasm"), &component);
+}
+
+/// `ocicache.wasm.sha256` beside the component: its SHA-256 in hex, which names its compiled
+/// form in the on-disk cache (`src/component/compiled.rs`) without hashing 1 MB at each start.
+fn write_digest(component: &Path) {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(component).expect("reading the component");
+    let hex: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(component.with_extension("wasm.sha256"), hex).expect("writing its digest");
 }
 
 /// `cargo rustc -p ocicache-component --release --target wasm32-unknown-unknown --crate-type cdylib`

@@ -73,7 +73,13 @@ fn read_frames(
     mut parser: FrameParser,
     mut each: impl FnMut(Record),
 ) -> Result<Replay, StorageError> {
-    let mut chunk = vec![0u8; READ_CHUNK];
+    // A small journal gets a small buffer: zeroing 1 MiB showed in a warm CLI run.
+    let left = storage
+        .size(path)?
+        .unwrap_or(0)
+        .saturating_sub(start)
+        .clamp(4096, READ_CHUNK as u64);
+    let mut chunk = vec![0u8; left as usize];
     let mut offset = start;
     let stopped = loop {
         let n = storage.read_at(path, offset, &mut chunk)?;

@@ -28,9 +28,18 @@ fn dir() -> Option<PathBuf> {
     Some(base.join("ocicache-compiled"))
 }
 
+/// The embedded component's SHA-256 in hex, computed by the build script.
+const EMBEDDED_SHA256: &str = include_str!(concat!(env!("OUT_DIR"), "/ocicache.wasm.sha256"));
+
 fn file_name(engine: &Engine, wasm: &[u8]) -> String {
-    let digest = Sha256::digest(wasm);
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    // The embedded component's digest is known from the build: hashing its 1 MB at every
+    // process start was a measurable part of a warm `ocicache pull`.
+    let hex: String = if std::ptr::eq(wasm, super::COMPONENT_WASM) {
+        EMBEDDED_SHA256[..24].to_owned()
+    } else {
+        let digest = Sha256::digest(wasm);
+        digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+    };
     // `DefaultHasher::new()` has fixed keys: the same engine gives the same name in every run.
     let mut h = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);

@@ -250,7 +250,7 @@ fn perform(
     }
 }
 
-/// Fills as much of `buf` as the body gives before blocking long: fewer, larger chunks.
+/// Fills `buf` from the body (fewer, larger chunks: each costs a lock round in the cache).
 /// Returns the bytes read and the error that ended the read, if one did: a transfer that
 /// breaks after some bytes yields both, so that the break is never taken for the body's end
 /// (a reader need not repeat its error on the next read; ureq's does not).
@@ -259,12 +259,7 @@ fn read_some(body: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<std::io::Err
     while filled < buf.len() {
         match body.read(&mut buf[filled..]) {
             Ok(0) => break,
-            Ok(n) => {
-                filled += n;
-                if filled >= 64 * 1024 {
-                    break;
-                }
-            }
+            Ok(n) => filled += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return (filled, Some(e)),
         }
