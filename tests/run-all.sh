@@ -4,7 +4,9 @@
 # Format, lints (including the core's purity rules in core/clippy.toml), docs, then every test:
 # unit tests, doctests, seed-lesson tests, property tests, crash enumeration, the conformance
 # scenarios under tests/scenarios (native core, component in wasmtime, Node, Chromium), the
-# CLI's real-process tests, and the npm package's tests.
+# CLI's real-process tests, pulls, exports and imports against a real docker-registry (started
+# by the tests on 127.0.0.1; .ci/run installs docker-registry, skopeo and umoci), and the npm
+# package's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
