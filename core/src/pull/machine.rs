@@ -218,8 +218,6 @@ struct Fetch<W> {
     written: u64,
     resumed_from: Option<u64>,
     fetched: u64,
-    /// The last failure, for the error once attempts run out.
-    last_failure: Option<(Option<u16>, String)>,
 }
 
 impl<W> Fetch<W> {
@@ -241,7 +239,6 @@ impl<W> Fetch<W> {
             written: 0,
             resumed_from: None,
             fetched: 0,
-            last_failure: None,
         }
     }
 }
@@ -1249,7 +1246,6 @@ impl<W> Pull<W> {
             _ => message,
         };
         fetch.attempts += 1;
-        fetch.last_failure = Some((status, message.clone()));
         fetch.redirect_url = None;
         fetch.redirects = 0;
         fetch.in_flight = None;
