@@ -571,9 +571,9 @@ impl Cache {
     }
 
     /// Fails with `Full`, changing nothing, if `bytes` more could not fit under the cap even
-    /// after evicting everything evictable (see `ocicache_core::Cache::check_room`).
-    pub fn check_room(&self, bytes: u64) -> Result<()> {
-        self.locked(|e| e.check_room(bytes))
+    /// after evicting everything evictable but `keep` (see `ocicache_core::Cache::check_room`).
+    pub fn check_room(&self, bytes: u64, keep: &[Key]) -> Result<()> {
+        self.locked(|e| e.check_room(bytes, keep))
     }
     /// Removes expired entries, evicts down to the low watermark if over the high one, and
     /// compacts the index.

@@ -455,8 +455,9 @@ impl GuestCache for Cache {
         self.with(|c| c.clear_expired())
     }
 
-    fn check_room(&self, bytes: u64) -> WitResult<()> {
-        self.with(|c| c.check_room(bytes))
+    fn check_room(&self, bytes: u64, keep: Vec<wit::Key>) -> WitResult<()> {
+        let keep = keep.into_iter().map(key).collect::<WitResult<Vec<_>>>()?;
+        self.with(|c| c.check_room(bytes, &keep))
     }
 
     fn cleanup(&self) -> WitResult<wit::CleanupReport> {

@@ -393,27 +393,31 @@ impl Cache {
     }
 
     /// Fails with `Full`, changing nothing, if `incoming` more bytes could not fit under the
-    /// cap even after evicting everything evictable (sizes announced by open writers count as
-    /// stored). A pull asks this before it stores anything, so that one that cannot fit leaves
-    /// the cache as it was.
+    /// cap even after evicting everything evictable but the entries `keep` (sizes announced by
+    /// open writers count as stored). A pull asks this before it stores or pins anything,
+    /// keeping what its graph already holds, so that one that cannot fit leaves the cache as
+    /// it was.
     ///
     /// ```
     /// use ocicache_core::{Cache, Config, ErrorKind, Key, ManualClock, storage::MemoryStorage};
     /// let config = Config { max_bytes: 100, ..Config::default() };
     /// let mut cache = Cache::builder(MemoryStorage::new(), ManualClock::new(0)).config(config).open()?;
     /// let d = cache.put_blob(None, &[1; 60])?;
-    /// cache.check_room(90)?; // the 60 bytes could be evicted
-    /// cache.pin(&Key::blob(d))?;
-    /// assert_eq!(cache.check_room(90).unwrap_err().kind(), ErrorKind::Full);
+    /// cache.check_room(90, &[])?; // the 60 bytes could be evicted
+    /// let kept = Key::blob(d);
+    /// assert_eq!(cache.check_room(90, &[kept.clone()]).unwrap_err().kind(), ErrorKind::Full);
+    /// cache.pin(&kept)?;
+    /// assert_eq!(cache.check_room(90, &[]).unwrap_err().kind(), ErrorKind::Full);
     /// # Ok::<(), ocicache_core::Error>(())
     /// ```
-    pub fn check_room(&self, incoming: u64) -> Result<()> {
+    pub fn check_room(&self, incoming: u64, keep: &[Key]) -> Result<()> {
         let incoming = incoming.saturating_add(self.reserved);
         let cap = self.config.max_bytes;
+        let keep: Vec<EntryId> = keep.iter().filter_map(|k| self.index.find(k)).collect();
         let floor = self
             .index
             .bytes()
-            .saturating_sub(self.index.eventually_evictable_bytes());
+            .saturating_sub(self.index.eventually_evictable_bytes_keeping(&keep));
         if floor.saturating_add(incoming) > cap {
             return Err(Error::Full {
                 needed: incoming,

@@ -201,11 +201,18 @@ impl Index {
     /// pinned, being read or quarantined, and the content those reference (transitively).
     /// O(n); meant for the rare case where [`Index::candidate_bytes`] alone is not enough.
     pub fn eventually_evictable_bytes(&self) -> u64 {
+        self.eventually_evictable_bytes_keeping(&[])
+    }
+
+    /// [`Index::eventually_evictable_bytes`] with the entries `keep` (and what they reference)
+    /// protected as if pinned.
+    pub fn eventually_evictable_bytes_keeping(&self, keep: &[EntryId]) -> u64 {
         let mut protected = vec![false; self.slots.len()];
         let mut stack: Vec<EntryId> = self
             .iter()
             .filter(|(_, e)| e.pins > 0 || e.readers > 0 || e.quarantined)
             .map(|(id, _)| id)
+            .chain(keep.iter().copied())
             .collect();
         let mut protected_bytes = 0u64;
         while let Some(id) = stack.pop() {

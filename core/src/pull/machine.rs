@@ -1638,28 +1638,34 @@ impl<W> Pull<W> {
                 message: format!("offline, and blob {} is not cached", b.digest),
             });
         }
-        if !missing.is_empty() {
-            // While blobs download, nothing of the graph already stored may be evicted to make
-            // room for them (by this process or another).
-            for d in cached {
-                let key = Key::blob(d);
-                store.pin(&key)?;
-                self.pinned.push(key);
-            }
-            for m in self.graph.iter().filter(|m| m.fetched == 0) {
-                let key = Key::manifest(m.digest.clone());
-                store.pin(&key)?;
-                self.pinned.push(key);
-            }
-        }
         let needed = missing
             .iter()
             .map(|b| b.size)
             .sum::<u64>()
             .saturating_add(new_manifest_bytes);
+        // What the graph already holds stays (it is pinned below while blobs download).
+        let kept: Vec<Key> = cached
+            .iter()
+            .map(|d| Key::blob(d.clone()))
+            .chain(
+                self.graph
+                    .iter()
+                    .filter(|m| m.fetched == 0)
+                    .map(|m| Key::manifest(m.digest.clone())),
+            )
+            .collect();
         if needed > 0 {
-            // All or nothing: a graph that cannot fit fails before anything is stored.
-            store.check_room(needed)?;
+            // All or nothing: a graph that cannot fit fails before anything is stored or
+            // pinned, so the cache is left exactly as it was.
+            store.check_room(needed, &kept)?;
+        }
+        if !missing.is_empty() {
+            // While blobs download, nothing of the graph already stored may be evicted to make
+            // room for them (by this process or another).
+            for key in kept {
+                store.pin(&key)?;
+                self.pinned.push(key);
+            }
         }
         self.blob_queue = missing.into();
         self.phase = Phase::Blobs;

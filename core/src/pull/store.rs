@@ -48,8 +48,8 @@ pub trait PullStore {
     /// Releases a [`PullStore::pin`].
     fn unpin(&mut self, key: &Key) -> Result<()>;
     /// Fails with `Full`, changing nothing, if `bytes` more could not fit under the cap even
-    /// after evicting everything evictable.
-    fn check_room(&mut self, bytes: u64) -> Result<()>;
+    /// after evicting everything evictable but `keep`.
+    fn check_room(&mut self, bytes: u64, keep: &[Key]) -> Result<()>;
 }
 
 /// A store lent by `&mut` (a runner that keeps the cache) is a store.
@@ -97,8 +97,8 @@ impl<T: PullStore + ?Sized> PullStore for &mut T {
     fn unpin(&mut self, key: &Key) -> Result<()> {
         (**self).unpin(key)
     }
-    fn check_room(&mut self, bytes: u64) -> Result<()> {
-        (**self).check_room(bytes)
+    fn check_room(&mut self, bytes: u64, keep: &[Key]) -> Result<()> {
+        (**self).check_room(bytes, keep)
     }
 }
 
@@ -146,7 +146,7 @@ impl PullStore for Cache {
     fn unpin(&mut self, key: &Key) -> Result<()> {
         Cache::unpin(self, key).map(drop)
     }
-    fn check_room(&mut self, bytes: u64) -> Result<()> {
-        Cache::check_room(self, bytes)
+    fn check_room(&mut self, bytes: u64, keep: &[Key]) -> Result<()> {
+        Cache::check_room(self, bytes, keep)
     }
 }

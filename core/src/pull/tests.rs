@@ -1213,3 +1213,47 @@ fn a_host_that_slept_by_its_own_clock_finds_the_retry_due() {
     };
     assert_eq!(report.digest, img.digest);
 }
+
+#[test]
+fn a_graph_that_fits_only_by_evicting_its_own_cached_part_is_full_and_writes_nothing() {
+    let config = Config {
+        max_bytes: 6_000,
+        high_watermark_percent: 100,
+        low_watermark_percent: 100,
+        ..Config::default()
+    };
+    let clock = ManualClock::new(T0);
+    let storage = MemoryStorage::new();
+    let mut cache = Cache::builder(storage.clone(), clock.clone())
+        .config(config)
+        .open()
+        .unwrap();
+    let mut reg = FakeRegistry::new();
+    let img = image(1, &[3000, 5000]);
+    reg.push_image("1.0", &img);
+    // The cache already holds the 3000-byte layer: the rest fits only if it were evicted,
+    // which the pull must not count on (it keeps its own graph).
+    cache.put_blob(None, &img.blobs[1]).unwrap();
+    cache.flush().unwrap();
+    let before: Vec<(String, Vec<u8>)> = storage
+        .paths()
+        .into_iter()
+        .map(|p| {
+            let bytes = storage.get(&p).unwrap_or_default();
+            (p, bytes)
+        })
+        .collect();
+    let e = pull(&mut cache, &clock, &mut reg, app("1.0"), options()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Full, "{e}");
+    assert_eq!(reg.requests("GET", "/blobs/"), 0);
+    cache.flush().unwrap();
+    let after: Vec<(String, Vec<u8>)> = storage
+        .paths()
+        .into_iter()
+        .map(|p| {
+            let bytes = storage.get(&p).unwrap_or_default();
+            (p, bytes)
+        })
+        .collect();
+    assert_eq!(before, after, "not even a pin record");
+}

@@ -624,9 +624,10 @@ impl ComponentCache {
         self.call(|g, s, c| g.cache().call_clear_expired(s, c))
     }
 
-    /// `Full`, changing nothing, if `bytes` more could not fit under the cap.
-    pub fn check_room(&mut self, bytes: u64) -> Result<()> {
-        self.call(|g, s, c| g.cache().call_check_room(s, c, bytes))
+    /// `Full`, changing nothing, if `bytes` more could not fit under the cap, keeping `keep`.
+    pub fn check_room(&mut self, bytes: u64, keep: &[Key]) -> Result<()> {
+        let keep: Vec<_> = keep.iter().map(key_to_wit).collect();
+        self.call(|g, s, c| g.cache().call_check_room(s, c, bytes, &keep))
     }
 
     /// Removes expired entries, evicts to the low watermark, compacts.

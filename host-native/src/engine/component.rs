@@ -74,7 +74,7 @@ impl Engine for ComponentCache {
         fn repair(&mut self) -> Result<RepairReport>;
         fn validate_digests(&mut self) -> Result<(u64, Vec<String>)>;
         fn clear_expired(&mut self) -> Result<u64>;
-        fn check_room(&mut self, bytes: u64) -> Result<()>;
+        fn check_room(&mut self, bytes: u64, keep: &[Key]) -> Result<()>;
         fn cleanup(&mut self) -> Result<CleanupReport>;
         fn clear(&mut self) -> Result<()>;
         fn config(&mut self) -> Result<Config>;

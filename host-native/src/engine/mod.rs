@@ -112,8 +112,8 @@ pub(crate) trait Engine: Send {
     fn repair(&mut self) -> Result<RepairReport>;
     fn validate_digests(&mut self) -> Result<(u64, Vec<String>)>;
     fn clear_expired(&mut self) -> Result<u64>;
-    /// `Full`, changing nothing, if `bytes` more could not fit under the cap.
-    fn check_room(&mut self, bytes: u64) -> Result<()>;
+    /// `Full`, changing nothing, if `bytes` more could not fit under the cap, keeping `keep`.
+    fn check_room(&mut self, bytes: u64, keep: &[Key]) -> Result<()>;
     fn cleanup(&mut self) -> Result<CleanupReport>;
     fn clear(&mut self) -> Result<()>;
     fn config(&mut self) -> Result<Config>;

@@ -206,8 +206,8 @@ impl Engine for NativeEngine {
     fn clear_expired(&mut self) -> Result<u64> {
         self.cache.clear_expired()
     }
-    fn check_room(&mut self, bytes: u64) -> Result<()> {
-        self.cache.check_room(bytes)
+    fn check_room(&mut self, bytes: u64, keep: &[Key]) -> Result<()> {
+        self.cache.check_room(bytes, keep)
     }
     fn cleanup(&mut self) -> Result<CleanupReport> {
         self.cache.cleanup()

@@ -53,7 +53,7 @@ impl PullStore for &Cache {
     fn unpin(&mut self, key: &Key) -> Result<()> {
         Cache::unpin(self, key).map(drop)
     }
-    fn check_room(&mut self, bytes: u64) -> Result<()> {
-        Cache::check_room(self, bytes)
+    fn check_room(&mut self, bytes: u64, keep: &[Key]) -> Result<()> {
+        Cache::check_room(self, bytes, keep)
     }
 }
