@@ -58,7 +58,14 @@ const DEFAULT_CONCURRENCY = 4;
  * `allPlatforms`, `allowStale`, `offline`, `plainHttp`, `mirrors`, `credentials`
  * (`{host: {username, password} | {identityToken}}`), `concurrency`.
  */
+const OPTION_NAMES = new Set([
+  'platform', 'allPlatforms', 'allowStale', 'offline', 'plainHttp', 'mirrors', 'credentials', 'concurrency',
+]);
+
 export function engineOptions(options) {
+  for (const name of Object.keys(options)) {
+    if (!OPTION_NAMES.has(name)) throw new InvalidArgumentError(`unknown pull option ${JSON.stringify(name)}`);
+  }
   const {
     platform, allPlatforms = false, allowStale, offline, plainHttp, mirrors, credentials,
     concurrency = DEFAULT_CONCURRENCY,

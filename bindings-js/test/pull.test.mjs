@@ -142,7 +142,14 @@ test('a blob cut mid-way resumes with Range', { timeout: 60_000 }, async () => {
   const cache = Cache.open({ storage: new MemoryStorage() });
   try {
     reg.breakLayer = 70_000;
-    const report = await cache.pull(reg.reference, { concurrency: 1 });
+    // A given fetch is the one used: every request the registry saw went through it.
+    const urls = [];
+    const counted = (url, init) => {
+      urls.push(url);
+      return fetch(url, init);
+    };
+    const report = await cache.pull(reg.reference, { concurrency: 1, fetch: counted });
+    for (const r of reg.requests) assert.ok(urls.some((u) => u.endsWith(r.path)), r.path);
     const layer = report.blobs.find((b) => b.digest === img.digests.layer);
     assert.ok(layer.resumed_from > 0 && layer.resumed_from <= 70_000, `resumed_from ${layer.resumed_from}`);
     const asked = reg.requests.filter((r) => r.path.endsWith(img.digests.layer));
@@ -187,6 +194,7 @@ test('options are checked', { timeout: 60_000 }, async () => {
     await assert.rejects(cache.pull(42), (e) => e.code === 'invalid_reference');
     await assert.rejects(cache.pull('127.0.0.1:1/a:1', { concurrency: 0 }), (e) => e.code === 'invalid_argument');
     await assert.rejects(cache.pull('127.0.0.1:1/a:1', { platform: 'linux' }), (e) => e.code === 'invalid_argument');
+    await assert.rejects(cache.pull('127.0.0.1:1/a:1', { allow_stale: true }), (e) => e.code === 'invalid_argument');
     await assert.rejects(cache.pull('127.0.0.1:1/a:1', { offline: true }), (e) => e.code === 'network');
   } finally {
     cache.close();
