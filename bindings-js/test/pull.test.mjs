@@ -26,12 +26,12 @@ function image() {
 /**
  * A registry serving `img` as `app:1.0`. `requests` lists what it was asked (method, path,
  * range). `breakLayer`: the next layer response sends that many bytes, then the connection
- * is cut. `stallLayer`: the next layer response sends half, then hangs (until the test ends);
- * `stalled` resolves when it does.
+ * is cut. `nextStall()`: the next layer response sends half, then hangs (until the test ends);
+ * `stalled` resolves when it does. `failManifest`: that many tag manifest GETs answer 503.
  */
 async function registry(img) {
   const blobs = new Map([[img.digests.config, img.config], [img.digests.layer, img.layer]]);
-  const state = { requests: [], breakLayer: null, stallLayer: false, stalled: null };
+  const state = { requests: [], breakLayer: null, stallLayer: false, stalled: null, failManifest: 0 };
   let onStall = null;
   state.nextStall = () => {
     state.stallLayer = true;
@@ -41,6 +41,12 @@ async function registry(img) {
   };
   const server = http.createServer((req, res) => {
     state.requests.push({ method: req.method, path: req.url, range: req.headers.range ?? null });
+    if (req.url === '/v2/app/manifests/1.0' && state.failManifest > 0) {
+      state.failManifest--;
+      res.writeHead(503, { 'Content-Type': 'application/json' });
+      res.end('{"errors":[{"code":"UNAVAILABLE"}]}');
+      return;
+    }
     if (req.url === '/v2/app/manifests/1.0' || req.url === `/v2/app/manifests/${img.digests.manifest}`) {
       res.writeHead(200, {
         'Content-Type': 'application/vnd.oci.image.manifest.v1+json',
@@ -168,10 +174,20 @@ test('an aborted pull rejects with the signal reason and leaves no manifest or t
   try {
     reg.nextStall();
     const controller = new AbortController();
-    const pulling = cache.pull(reg.reference, { signal: controller.signal });
-    await reg.stalled;
+    let configStored;
+    const configDone = new Promise((resolve) => {
+      configStored = resolve;
+    });
+    const onProgress = (e) => {
+      if (e.type === 'done' && e.digest === img.digests.config) configStored();
+    };
+    const pulling = cache.pull(reg.reference, { signal: controller.signal, onProgress });
+    // Both blobs download at once: the config is stored while the layer hangs half-way.
+    await Promise.all([reg.stalled, configDone]);
     controller.abort();
     await assert.rejects(pulling, (e) => e.name === 'AbortError');
+    // The verified config stays; the half layer, the manifest and the tag do not exist.
+    assert.equal(cache.hasBlob(img.digests.config), true);
     assert.equal(cache.hasManifest(img.digests.manifest), false);
     assert.equal(cache.hasBlob(img.digests.layer), false);
     assert.throws(() => cache.getTag(reg.reference), (e) => e.code === 'not_found');
@@ -181,6 +197,23 @@ test('an aborted pull rejects with the signal reason and leaves no manifest or t
     // The next pull completes.
     const report = await cache.pull(reg.reference);
     assert.equal(report.tag.state, 'fetched');
+    assertStored(cache, img);
+  } finally {
+    cache.close();
+    reg.close();
+  }
+});
+
+test('a 503 is retried after the engine\'s delay', { timeout: 60_000 }, async () => {
+  const img = image();
+  const reg = await registry(img);
+  const cache = Cache.open({ storage: new MemoryStorage() });
+  try {
+    reg.failManifest = 1;
+    const report = await cache.pull(reg.reference);
+    assert.equal(report.tag.state, 'fetched');
+    const asked = reg.requests.filter((r) => r.path === '/v2/app/manifests/1.0');
+    assert.equal(asked.length, 2);
     assertStored(cache, img);
   } finally {
     cache.close();
