@@ -1,9 +1,10 @@
 //! # ocicache-js
 //!
-//! The wasm-bindgen face of [`ocicache_core`]: one class, [`WasmCache`], with the core's whole
-//! operation set, over host parts written in JavaScript (storage, clock, hasher, log sink; see
-//! [`host`]). The npm package (`bindings-js/src/`) wraps it in the typed, documented `Cache`
-//! class of its Node and browser entries; this layer is internal to the package.
+//! The wasm-bindgen face of [`ocicache_core`]: [`WasmCache`], with the core's whole operation
+//! set, and [`pull::WasmPull`], its pull engine, over host parts written in JavaScript
+//! (storage, clock, hasher, log sink; see [`host`]). The npm package (`bindings-js/src/`) wraps
+//! them in the typed, documented `Cache` class of its Node and browser entries; this layer is
+//! internal to the package.
 //!
 //! Conventions at the boundary:
 //! - digests and references arrive as strings and are parsed here (`invalid_digest`,
@@ -14,6 +15,7 @@
 //!   [`set_error_factory`] (an `Error` subclass with a stable `code`).
 
 pub mod host;
+pub mod pull;
 
 use host::{JsClock, JsHasher, JsLog, JsStorage};
 use js_sys::{Function, Uint8Array};
@@ -76,7 +78,7 @@ pub fn error_details(e: &Error) -> Value {
 }
 
 /// Converts a core error to the JS value to throw.
-fn to_js(e: Error) -> JsValue {
+pub(crate) fn to_js(e: Error) -> JsValue {
     let code = e.kind().code();
     let message = e.to_string();
     let details = error_details(&e).to_string();
@@ -102,13 +104,13 @@ fn to_js(e: Error) -> JsValue {
     err.into()
 }
 
-type JsResult<T> = Result<T, JsValue>;
+pub(crate) type JsResult<T> = Result<T, JsValue>;
 
 fn digest(s: &str) -> JsResult<Digest> {
     Digest::parse(s).map_err(to_js)
 }
 
-fn reference(s: &str) -> JsResult<Reference> {
+pub(crate) fn reference(s: &str) -> JsResult<Reference> {
     Reference::parse(s).map_err(to_js)
 }
 

@@ -1,6 +1,6 @@
 // The Cache class shared by the Node entry and the browser worker: argument checks, result
 // decoding and streams around the wasm engine (dist/, built from bindings-js/rust).
-import init, { initSync, WasmCache, setErrorFactory } from '../dist/ocicache_js.js';
+import init, { initSync, WasmCache, WasmPull, setErrorFactory } from '../dist/ocicache_js.js';
 import {
   makeError,
   InvalidArgumentError,
@@ -10,6 +10,7 @@ import {
 } from './errors.js';
 import { systemClock } from './clock.js';
 import { iterateStream } from './streams.js';
+import { PullMachine, engineOptions, pullOverFetch } from './pull.js';
 
 let ready = false;
 
@@ -426,6 +427,42 @@ export class Cache {
   }
   tags() {
     return parse(this.#engine.tagsJson());
+  }
+
+  // ----- pulling from registries -----
+
+  /**
+   * Pulls `reference` from its registry into the cache over the global `fetch`; resolves to
+   * the pull's report (the Rust `PullReport`: `reference`, `digest`, `media_type`, `tag`,
+   * `manifests`, `blobs`, `requests`, `bytes_fetched`, `bytes_from_cache`). A fresh tag with
+   * its graph cached makes no request. Options: `platform`, `allPlatforms`, `allowStale`,
+   * `offline`, `plainHttp`, `mirrors`, `credentials`, `concurrency` (blobs in flight, default
+   * 4), `signal` (an AbortSignal: rejects with `signal.reason`), `onProgress` (per-blob
+   * events `started`, `bytes`, `done`, `from-cache`). Failures are NetworkError,
+   * UnauthorizedError, DigestMismatchError, … as the engine reports them.
+   */
+  async pull(reference, options) {
+    const { signal, onProgress, fetch, ...rest } = optionsArg(options);
+    if (onProgress !== undefined && typeof onProgress !== 'function') {
+      throw new InvalidArgumentError('options.onProgress must be a function');
+    }
+    signal?.throwIfAborted();
+    const machine = this.pullMachine(reference, engineOptions(rest));
+    return pullOverFetch(machine, {
+      signal,
+      onProgress,
+      fetch,
+      hasBlob: (d) => this.#engine.hasBlob(d),
+    });
+  }
+
+  /**
+   * The engine of a pull of `reference` over this cache, driven by the caller (the package's
+   * `fetch` driver, the conformance player's script). `options` are the engine's keys
+   * (rust/pull.rs). Internal to the package.
+   */
+  pullMachine(reference, options = {}) {
+    return new PullMachine(this.#engine, new WasmPull(refArg(reference), JSON.stringify(options)));
   }
 
   // ----- inspection and maintenance -----

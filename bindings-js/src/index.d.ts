@@ -256,6 +256,69 @@ export class BlobReader implements Disposable, Iterable<Uint8Array> {
   [Symbol.dispose](): void;
 }
 
+/** What became of the tag in a pull. */
+export type TagOutcome =
+  | { state: 'digest' | 'fresh' | 'revalidated' | 'fetched' }
+  | { state: 'moved'; previous: string }
+  | { state: 'stale'; reason: string };
+/** One manifest of a pulled graph (`fetched`: bytes downloaded, 0 when it came from the cache). */
+export interface ManifestReport { digest: string; media_type: string; platform: string | null; fetched: number; }
+/** One blob of a pulled graph. */
+export interface BlobReport {
+  digest: string;
+  media_type: string;
+  size: number;
+  platform: string | null;
+  /** Body bytes received for it (more than `size` when a download restarted). */
+  fetched: number;
+  /** Its size when it was already cached, else 0. */
+  from_cache: number;
+  /** Where a download resumed with `Range` after a break, if it did. */
+  resumed_from: number | null;
+}
+/** What a pull did: the Rust `PullReport`, with its field names. */
+export interface PullReport {
+  reference: string;
+  digest: string;
+  media_type: string;
+  tag: TagOutcome;
+  manifests: ManifestReport[];
+  blobs: BlobReport[];
+  /** HTTP requests made (token requests included). */
+  requests: number;
+  bytes_fetched: number;
+  bytes_from_cache: number;
+}
+/** Per-blob progress of a pull. `bytes` events carry the chunk's length and the bytes held so far. */
+export type PullProgress =
+  | { type: 'started'; digest: string; size: number; offset: number }
+  | { type: 'bytes'; digest: string; bytes: number; received: number; size: number }
+  | { type: 'done'; digest: string; size: number }
+  | { type: 'from-cache'; digest: string; size: number };
+export interface PullOptions {
+  /** `os/arch[/variant]` taken from an index (default `linux/amd64`). */
+  platform?: string;
+  /** Every platform of an index. */
+  allPlatforms?: boolean;
+  /** Serve a cached tag stale when the registry is unreachable or answers 5xx (default true). */
+  allowStale?: boolean;
+  /** Only what the cache holds: no request at all. */
+  offline?: boolean;
+  /** Plain HTTP allowed for this registry (always allowed on loopback). */
+  plainHttp?: boolean;
+  /** Mirror base URLs tried before the registry. */
+  mirrors?: string[];
+  /** Per registry host (`host[:port]`). No login files are read yet. */
+  credentials?: Record<string, { username: string; password: string } | { identityToken: string }>;
+  /** Blob downloads in flight at once (default 4). */
+  concurrency?: number;
+  /** Cancels the pull: in-flight requests are aborted and the promise rejects with `signal.reason`. */
+  signal?: AbortSignal;
+  onProgress?: (event: PullProgress) => void;
+  /** The fetch to use (default the global `fetch`); it must not follow redirects itself. */
+  fetch?: typeof globalThis.fetch;
+}
+
 /** An OCI artifact cache (synchronous; in browsers it lives in a Worker, see `ocicache/browser`). */
 export class Cache implements Disposable {
   static open(options: OpenOptions): Cache;
@@ -273,6 +336,11 @@ export class Cache implements Disposable {
   putBlobStream(source: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options?: { digest?: string; size?: number | bigint }): Promise<string>;
   getBlob(digest: string): Uint8Array;
   openBlob(digest: string): BlobReader;
+  /**
+   * Pulls `reference` from its registry over `fetch` (Node 20+) into the cache; see the
+   * README's "Pulling from a registry". A fresh tag with its graph cached makes no request.
+   */
+  pull(reference: string, options?: PullOptions): Promise<PullReport>;
   blobStream(digest: string, options?: { chunkSize?: number }): ReadableStream<Uint8Array>;
   /** Node only: the blob as a Node Readable. */
   blobReadable(digest: string, options?: { chunkSize?: number }): import('node:stream').Readable;

@@ -121,8 +121,11 @@ class CodeError extends Error {
 const CODES = new Set([
   'not_found', 'expired', 'corrupted', 'full', 'invalidated', 'invalid_digest',
   'invalid_reference', 'digest_mismatch', 'size_mismatch', 'invalid_manifest', 'too_large',
-  'invalid_argument', 'invalid_config', 'storage',
+  'invalid_argument', 'invalid_config', 'storage', 'network', 'unauthorized',
 ]);
+
+/** Bounds a scenario's pull (a script cannot make the player loop). */
+const MAX_PULL_STEPS = 10_000;
 
 class Runner {
   constructor(env, config, startMs) {
@@ -389,6 +392,9 @@ class Runner {
       case 'storage.temps':
         return this.storage.tempCount();
 
+      case 'pull':
+        return playPull(this, a);
+
       default:
         throw harness(`unknown op ${JSON.stringify(op)}`);
     }
@@ -420,6 +426,93 @@ class Runner {
       return null;
     }
     return w.commit();
+  }
+}
+
+/**
+ * The `pull` step, as tests/conformance-runner/src/pull.rs plays it: the engine over the open
+ * cache, one request at a time, each answered by the script's next exchange (in chunks of
+ * 1000 bytes; `cut_after` then a transport error); a sleep sets the clock to its end. Every
+ * exchange must be used.
+ */
+function playPull(runner, a) {
+  const options = { max_concurrent: 1, retry_base_ms: 100, ...(a.get('options') ?? {}) };
+  const script = a.get('http') ?? [];
+  if (!Array.isArray(script)) throw harness('http must be an array');
+  const machine = runner.c().pullMachine(a.str('reference'), options);
+  let next = 0;
+  const unused = () => script.length - next;
+  let finished = false;
+  try {
+    for (let step = 0; step < MAX_PULL_STEPS; step++) {
+      let action;
+      try {
+        action = machine.poll();
+      } catch (e) {
+        finished = true;
+        if (unused() !== 0) throw harness(`the pull failed (${e?.code}: ${e?.message}) with ${unused()} exchange(s) of the script unused`);
+        throw e;
+      }
+      if (action.done) {
+        finished = true;
+        if (unused() !== 0) throw harness(`the pull ended with ${unused()} exchange(s) of the script unused`);
+        return action.done;
+      }
+      if (action.sleep !== undefined) {
+        runner.clock.set(action.sleep);
+        continue;
+      }
+      if (action.wait) throw harness('the pull waits with nothing in flight');
+      const request = action.send;
+      const exchange = script[next];
+      if (exchange === undefined) {
+        throw harness(`request ${request.method} ${request.url} beyond the script's ${script.length} exchange(s)`);
+      }
+      next++;
+      checkRequest(next, exchange, request);
+      if (typeof exchange.error === 'string') {
+        machine.onError(request.id, exchange.error);
+        continue;
+      }
+      const response = exchange.response;
+      if (!response || typeof response !== 'object') throw harness(`exchange ${next}: no response or error`);
+      if (!Number.isInteger(response.status)) throw harness(`exchange ${next}: response.status`);
+      const headers = response.headers ?? [];
+      if (!Array.isArray(headers) || headers.some((h) => !Array.isArray(h) || h.length !== 2 || h.some((x) => typeof x !== 'string'))) {
+        throw harness(`exchange ${next}: headers are [name, value] pairs`);
+      }
+      if (!machine.onHead(request.id, response.status, headers)) continue;
+      const full = encoder.encode(response.body ?? '');
+      const cut = response.cut_after;
+      const body = cut === undefined || cut === null ? full : full.subarray(0, Math.min(cut, full.length));
+      let more = true;
+      for (let at = 0; at < body.length; at += 1000) {
+        if (!machine.onBody(request.id, body.subarray(at, at + 1000))) {
+          more = false;
+          break;
+        }
+      }
+      if (more && cut !== undefined && cut !== null) machine.onError(request.id, 'connection reset');
+      else machine.onEnd(request.id);
+    }
+    throw harness('the pull did not end');
+  } finally {
+    if (!finished) machine.cancel();
+  }
+}
+
+function checkRequest(n, exchange, request) {
+  const want = exchange?.request;
+  if (!want || typeof want !== 'object') throw harness(`exchange ${n}: no request`);
+  const shown = `${request.method} ${request.url}`;
+  if (want.method !== request.method || want.url !== request.url) {
+    throw harness(`exchange ${n}: expected ${want.method ?? '?'} ${want.url ?? '?'}, the pull sent ${shown}`);
+  }
+  for (const [name, value] of Object.entries(want.headers ?? {})) {
+    const got = request.headers.find(([h]) => h.toLowerCase() === name.toLowerCase())?.[1] ?? null;
+    if (got !== value) {
+      throw harness(`exchange ${n} (${shown}): header ${name} is ${JSON.stringify(got)}, expected ${JSON.stringify(value)}`);
+    }
   }
 }
 

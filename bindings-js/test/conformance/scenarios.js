@@ -5,11 +5,8 @@ import { fileURLToPath } from 'node:url';
 
 export const SCENARIOS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../tests/scenarios');
 
-/**
- * Scenario areas the npm package cannot play yet, with the reason. `pull/` drives the core's
- * sans-I/O Pull, which the package does not expose yet (issue 11); the Rust hosts play them.
- */
-export const NOT_YET = Object.freeze({ 'pull/': 'the pull engine is not in the npm package yet (issue 11)' });
+/** Scenario areas the npm package cannot play yet, with the reason (none now). */
+export const NOT_YET = Object.freeze({});
 
 /** Whether the package plays scenario `rel` (see NOT_YET). */
 export const playable = (rel) => !Object.keys(NOT_YET).some((prefix) => rel.startsWith(prefix));
