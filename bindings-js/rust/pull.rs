@@ -43,13 +43,14 @@ impl WasmPull {
     }
 
     /// The next action, as JSON: `{"send": {id, method, url, headers: [[n, v]…], purpose}}`,
-    /// `{"sleep": until}`, `{"wait": true}` or `{"done": PullReport}`. Throws the pull's error.
+    /// `{"sleep": until, "delay_ms": ms}`, `{"wait": true}` or `{"done": PullReport}`. Throws
+    /// the pull's error.
     pub fn poll(&mut self, cache: &mut WasmCache) -> JsResult<String> {
         let store = cache.cache()?;
         let pull = self.pull.as_mut().ok_or_else(over)?;
         let action = match pull.poll(store).map_err(to_js)? {
             Action::Send(request) => json!({ "send": request_json(&request) }),
-            Action::Sleep { until } => json!({ "sleep": until }),
+            Action::Sleep { until, delay_ms } => json!({ "sleep": until, "delay_ms": delay_ms }),
             Action::Wait => json!({ "wait": true }),
             Action::Done(report) => json!({ "done": report }),
         };

@@ -18,7 +18,7 @@ export class PullMachine {
   }
   /**
    * `{send: {id, method, url, headers: [[name, value]…], purpose: {kind: 'manifest'|'token'}
-   * | {kind: 'blob', digest, size, offset}}}`, `{sleep: untilMs}`, `{wait: true}` or
+   * | {kind: 'blob', digest, size, offset}}}`, `{sleep: untilMs, delay_ms}`, `{wait: true}` or
    * `{done: report}`. Throws the pull's error (it has then released what it held).
    */
   poll() {
@@ -207,7 +207,8 @@ export async function pullOverFetch(machine, { signal, onProgress, hasBlob, fetc
         const woke = await Promise.race([
           nextEvent().then(() => true),
           new Promise((resolve) => {
-            timer = setTimeout(resolve, Math.max(0, action.sleep - Date.now()), false);
+            // The engine's delay, not its clock: the cache may run on simulated time.
+            timer = setTimeout(resolve, action.delay_ms, false);
           }),
         ]);
         clearTimeout(timer);

@@ -171,8 +171,11 @@ pub enum Action {
     /// Nothing to send before this wall time (a retry's delay); poll again then, or earlier
     /// when a response arrives.
     Sleep {
-        /// Wall time in milliseconds since the epoch.
+        /// The cache clock's time (ms since the epoch) when the first delayed request is due.
         until: Millis,
+        /// The same, as a delay from now: what a host whose own clock is not the cache's
+        /// (simulated time, or the browser's) sleeps, before it calls [`Pull::slept`].
+        delay_ms: u64,
     },
     /// Nothing to send until a response in flight is reported.
     Wait,
@@ -651,7 +654,10 @@ impl<W> Pull<W> {
                 continue;
             }
             if let Some(until) = earliest {
-                return Ok(Action::Sleep { until });
+                return Ok(Action::Sleep {
+                    until,
+                    delay_ms: until.saturating_sub(now),
+                });
             }
             if self.by_request.is_empty()
                 && self.fetches.values().all(|f| f.waiting_token.is_none())

@@ -19,9 +19,9 @@
 //!             // Perform `request`; report with pull.on_head, on_body, on_end or on_error.
 //!             # unreachable!("offline: {request:?}");
 //!         }
-//!         Ok(Action::Sleep { until }) => {
-//!             // Sleep until then (by the host's own clock), then call pull.slept().
-//!             # let _ = until;
+//!         Ok(Action::Sleep { delay_ms, .. }) => {
+//!             // Sleep that long (by the host's own clock), then call pull.slept().
+//!             # let _ = delay_ms;
 //!         }
 //!         Ok(Action::Wait) => { /* wait for a response in flight */ }
 //!         Ok(Action::Done(report)) => break Ok(report),

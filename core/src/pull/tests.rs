@@ -364,7 +364,7 @@ fn drive(
                     pull.on_end(cache, req.id);
                 }
             }
-            Action::Sleep { until } => clock.set(until),
+            Action::Sleep { until, .. } => clock.set(until),
             Action::Wait => panic!("nothing in flight, yet the pull waits"),
             Action::Done(report) => return Ok(report),
         }
@@ -1120,7 +1120,7 @@ mod hostile {
                 match p.poll(&mut cache) {
                     Err(e) => { outcome = Some(Err(e)); break; }
                     Ok(Action::Done(r)) => { outcome = Some(Ok(r)); break; }
-                    Ok(Action::Sleep { until }) => clock.set(until),
+                    Ok(Action::Sleep { until, .. }) => clock.set(until),
                     Ok(Action::Wait) => panic!("waits with nothing in flight"),
                     Ok(Action::Send(req)) => {
                         let a = script.next();

@@ -6,7 +6,7 @@ use super::blob_lock::BlobLock;
 use super::http_client::HttpClient;
 use crate::{BlobWriter, Cache};
 use ocicache_core::pull::{Action, Pull, PullReport, Purpose, RequestId, ResponseHead};
-use ocicache_core::{Clock, Digest, Result};
+use ocicache_core::{Digest, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,10 +95,7 @@ pub(crate) fn run(
                 Ok(Action::Done(report)) => break Ok(report),
                 Err(e) => break Err(e),
                 Ok(Action::Wait) => None,
-                Ok(Action::Sleep { until }) => {
-                    let now = shared.shared.clock.now_millis();
-                    Some(Duration::from_millis(until.saturating_sub(now)))
-                }
+                Ok(Action::Sleep { delay_ms, .. }) => Some(Duration::from_millis(delay_ms)),
             };
             let event = match wait {
                 None => events.recv().ok(),

@@ -63,7 +63,7 @@ pub(crate) fn run<S: Subject>(subject: &mut S, args: Option<&Map<String, Value>>
                 }
                 return to_json(&report);
             }
-            Ok(Action::Sleep { until }) => subject.set_clock(until),
+            Ok(Action::Sleep { until, .. }) => subject.set_clock(until),
             Ok(Action::Wait) => return Err(harness("the pull waits with nothing in flight")),
             Ok(Action::Send(request)) => {
                 let exchange = script.get(next).ok_or_else(|| {
