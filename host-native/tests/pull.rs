@@ -1500,3 +1500,32 @@ fn two_threads_pulling_one_image_into_one_cache_both_succeed() {
         assert!((1..=2).contains(&n), "{b}: {n} GETs");
     }
 }
+
+// ----- a failure while other downloads are in flight -----
+
+/// A pull that fails (a flipped byte in the small config blob) while a large layer is still
+/// downloading returns at once: the driver stops the other workers, which must not wait for an
+/// acknowledgement that no longer comes (this hung before).
+#[test]
+fn a_pull_that_fails_while_other_blobs_download_returns_promptly() {
+    let p = publish(Registry::start_anonymous().unwrap(), "busy/app:1", |l| {
+        l.image("v1", &ImageSpec::new(77, &[24 << 20, 24 << 20]))
+            .unwrap()
+    });
+    let config = &p.built.images[0].config;
+    let path = format!("/v2/busy/app/blobs/{}", config.blob.digest);
+    p.registry
+        .inject("GET", &path, Fault::FlipByte { offset: 1 }, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reference = p.reference();
+    let root = dir.path().to_path_buf();
+    std::thread::spawn(move || {
+        let cache = open(&root, EngineKind::Native);
+        let _ = tx.send(cache.pull(&reference, options()).map(|_| ()));
+    });
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the failed pull returned (within 120 s)");
+    assert_eq!(result.unwrap_err().kind(), ErrorKind::DigestMismatch);
+}

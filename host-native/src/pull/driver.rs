@@ -160,7 +160,9 @@ pub(crate) fn run(
             }
         };
         // Done or failed: stop what still runs (its events are drained below and ignored).
-        for f in in_flight.values() {
+        // Dropping the acknowledgement senders too: a worker that reported its end waits on
+        // one before it lets go of its blob's lock, and no acknowledgement comes any more.
+        for (_, f) in std::mem::take(&mut in_flight) {
             f.stop.store(true, Ordering::Relaxed);
         }
         drop(events_tx);
@@ -306,5 +308,133 @@ mod tests {
         assert_eq!((n, broken.is_none()), (20, true));
         let (n, broken) = read_some(&mut body, &mut buf);
         assert_eq!((n, broken.is_none()), (0, true));
+    }
+}
+
+#[cfg(test)]
+mod shutdown_tests {
+    //! The driver's shutdown when a pull fails while other downloads are still going: against
+    //! a small loopback HTTP server whose large layer trickles, so that it is mid-body (and
+    //! its worker's end not yet acknowledged) when the config's bad bytes fail the pull.
+
+    use crate::pull::{HttpClient, PullOptions};
+    use crate::{Cache, EngineKind};
+    use ocicache_core::hashing::digest_of;
+    use ocicache_core::{Algorithm, BuiltinHasher, ErrorKind};
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    fn sha(b: &[u8]) -> String {
+        digest_of(&BuiltinHasher, Algorithm::Sha256, b)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn a_pull_failing_while_a_layer_trickles_in_returns_promptly() {
+        let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+        let small = vec![7u8; 1000];
+        let slow = vec![9u8; 4 << 20];
+        let desc = |m: &str, b: &[u8]| {
+            format!(
+                r#"{{"mediaType":"{m}","digest":"{}","size":{}}}"#,
+                sha(b),
+                b.len()
+            )
+        };
+        let tar = "application/vnd.oci.image.layer.v1.tar";
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[{},{}]}}"#,
+            desc("application/vnd.oci.image.config.v1+json", &config),
+            desc(tar, &small),
+            desc(tar, &slow)
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (config_d, small_d, slow_d) = (sha(&config), sha(&small), sha(&slow));
+        std::thread::spawn(move || {
+            // Bounded: the test makes a handful of requests.
+            for stream in listener.incoming().take(16) {
+                let Ok(mut stream) = stream else { continue };
+                let (manifest, config, small, slow) = (
+                    manifest.clone(),
+                    config.clone(),
+                    small.clone(),
+                    slow.clone(),
+                );
+                let (config_d, small_d, slow_d) =
+                    (config_d.clone(), small_d.clone(), slow_d.clone());
+                std::thread::spawn(move || {
+                    let mut line = String::new();
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    if reader.read_line(&mut line).is_err() {
+                        return;
+                    }
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) <= 2 {
+                            break;
+                        }
+                    }
+                    let path = line.split(' ').nth(1).unwrap_or("").to_owned();
+                    let (body, trickle) = if path.ends_with("/manifests/1") {
+                        (manifest.into_bytes(), false)
+                    } else if path.ends_with(&config_d) {
+                        // Late, so that the layers' heads are handled first.
+                        std::thread::sleep(Duration::from_millis(500));
+                        let mut bad = config;
+                        bad[3] ^= 1; // the pull fails on this blob
+                        (bad, false)
+                    } else if path.ends_with(&small_d) {
+                        (small, false)
+                    } else if path.ends_with(&slow_d) {
+                        (slow, true)
+                    } else {
+                        (Vec::new(), false)
+                    };
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    if stream.write_all(head.as_bytes()).is_err() {
+                        return;
+                    }
+                    for piece in body.chunks(if trickle { 64 << 10 } else { body.len().max(1) }) {
+                        if stream.write_all(piece).is_err() {
+                            return;
+                        }
+                        if trickle {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                });
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let cache = Cache::builder(&root)
+                .engine(EngineKind::Native)
+                .open()
+                .unwrap();
+            let reference = format!("127.0.0.1:{port}/app:1").parse().unwrap();
+            let options = PullOptions {
+                route: ocicache_core::pull::RegistryRoute {
+                    plain_http: true,
+                    ..Default::default()
+                },
+                ..PullOptions::default()
+            };
+            let client = HttpClient::new().unwrap();
+            let r = cache.pull_with(&reference, options, &client, &mut super::NoProgress);
+            let _ = tx.send(r.map(|_| ()));
+        });
+        // The trickling layer alone would take 64 × 50 ms = 3.2 s; a stuck shutdown, forever.
+        let result = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the failed pull returned");
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::DigestMismatch);
     }
 }
