@@ -35,6 +35,12 @@ pub fn entry_path(key: &Key) -> String {
     )
 }
 
+/// Where a download that may resume in a later pull keeps its bytes (see
+/// [`crate::Storage::open_partial`]).
+pub fn partial_path(digest: &Digest) -> String {
+    format!("partials/{}/{}", digest.algorithm().name(), digest.hex())
+}
+
 /// The directory listing one kind and algorithm.
 pub fn algorithm_dir(kind: Kind, algorithm: Algorithm) -> String {
     format!("{}/{}", kind_dir(kind), algorithm.name())

@@ -85,6 +85,26 @@ impl BlobWriter {
         Ok(())
     }
 
+    /// A writer that already holds `written` bytes (a resumed download).
+    pub(crate) fn resumed(shared: Arc<Shared>, handle: Handle, written: u64) -> BlobWriter {
+        BlobWriter {
+            shared,
+            handle: Some(handle),
+            written,
+        }
+    }
+
+    /// Keeps what was written for a later resumed download (where the storage keeps
+    /// partials; otherwise as [`BlobWriter::abort`]).
+    pub(crate) fn keep(mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = self.shared.locked(|e| {
+                e.keep_blob(h);
+                Ok(())
+            });
+        }
+    }
+
     /// Discards what was written.
     pub fn abort(mut self) {
         self.abort_now();

@@ -446,6 +446,19 @@ impl Cache {
         let handle = self.locked(|e| e.begin_blob(expected, size))?;
         Ok(BlobWriter::new(self.shared.clone(), handle))
     }
+
+    /// A writer continuing the download of `expected` that an earlier pull kept (see
+    /// `ocicache_core::Cache::resume_blob`), with the bytes it holds; `None` where the engine's
+    /// storage keeps no partials.
+    pub(crate) fn resume_writer(
+        &self,
+        expected: &Digest,
+        size: Option<u64>,
+    ) -> Result<Option<(BlobWriter, u64)>> {
+        Ok(self
+            .locked(|e| e.resume_blob(expected, size))?
+            .map(|(h, n)| (BlobWriter::resumed(self.shared.clone(), h, n), n)))
+    }
     /// Opens a blob for streaming out through [`std::io::Read`]. The bytes are re-hashed as
     /// they stream; a mismatch fails the final read with an error wrapping the core's
     /// `Corrupted` (see [`crate::error_of`]). The blob is protected from eviction until the

@@ -1223,16 +1223,21 @@ fn a_429_with_retry_after_is_waited_out_and_the_pull_succeeds() {
 // ----- 6b. a download broken in one pull resumes in the next -----
 
 #[test]
-#[ignore = "not implemented: a failed pull aborts its partial blob (Pull::release -> abort_blob), so the next pull starts the blob over instead of sending Range"]
 fn a_blob_download_broken_in_one_pull_resumes_with_range_in_the_next() {
-    let mut p = single_arch("later/app:1", 30);
+    for (engine, seed) in [(EngineKind::Native, 30), (EngineKind::Component, 31)] {
+        resume_in_a_later_process(engine, seed);
+    }
+}
+
+fn resume_in_a_later_process(engine: EngineKind, seed: u64) {
+    let mut p = single_arch("later/app:1", seed);
     let layer = p.built.images[0].layers[1].clone();
     let path = format!("/v2/later/app/blobs/{}", layer.digest);
     // The registry dies mid-blob; this pull gives up.
     p.registry
         .inject("GET", &path, Fault::CutBody { after: 20_000 }, 1);
     let dir = tempfile::tempdir().unwrap();
-    let cache = open(dir.path(), EngineKind::Native);
+    let cache = open(dir.path(), engine);
     let once = PullOptions {
         max_attempts: 1,
         ..options()
@@ -1245,7 +1250,7 @@ fn a_blob_download_broken_in_one_pull_resumes_with_range_in_the_next() {
     // Restarted; a later process continues where the bytes stopped.
     p.registry.restart().unwrap();
     p.registry.clear_requests();
-    let cache = open(dir.path(), EngineKind::Native);
+    let cache = open(dir.path(), engine);
     let report = cache.pull(&p.reference(), options()).unwrap();
     let ranges: Vec<(u16, Option<String>)> = p
         .registry

@@ -54,6 +54,14 @@ impl Storage for HostStorage {
     fn clear_temps(&mut self) -> Result<u64, StorageError> {
         storage::clear_temps().map_err(storage_error)
     }
+    fn open_partial(&mut self, path: &str) -> Result<Option<(TempId, u64)>, StorageError> {
+        Ok(storage::open_partial(path)
+            .map_err(storage_error)?
+            .map(|(id, len)| (TempId(id), len)))
+    }
+    fn keep_partial(&mut self, temp: TempId) -> Result<(), StorageError> {
+        storage::keep_partial(temp.0).map_err(storage_error)
+    }
 }
 
 /// The host's `clock` import.

@@ -129,6 +129,14 @@ impl GuestBlobWriter for Writer {
             c.abort_blob(&mut writer);
         }
     }
+
+    fn keep(&self) {
+        if let Some(writer) = self.writer.borrow_mut().take()
+            && let Some(c) = self.cache.borrow_mut().as_mut()
+        {
+            c.keep_blob(writer);
+        }
+    }
 }
 
 impl Drop for Writer {
@@ -281,6 +289,19 @@ impl GuestCache for Cache {
         Ok(BlobWriter::new(Writer {
             cache: self.shared.clone(),
             writer: RefCell::new(Some(writer)),
+        }))
+    }
+
+    fn resume_blob(&self, expected: String, size: Option<u64>) -> WitResult<Option<BlobWriter>> {
+        let expected = digest(&expected)?;
+        let mut guard = self.shared.borrow_mut();
+        let cache = guard.as_mut().ok_or_else(closed)?;
+        let writer = cache.resume_blob(&expected, size).map_err(ToWit::to_wit)?;
+        Ok(writer.map(|w| {
+            BlobWriter::new(Writer {
+                cache: self.shared.clone(),
+                writer: RefCell::new(Some(w)),
+            })
         }))
     }
 

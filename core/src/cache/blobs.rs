@@ -21,6 +21,8 @@ pub struct BlobWriter {
     written: u64,
     /// Bytes of the cap held for this writer (its announced size) until it commits or aborts.
     reserved: u64,
+    /// Begun by `resume_blob`: its bytes can be kept for a later writer.
+    partial: bool,
 }
 
 impl BlobWriter {
@@ -126,6 +128,7 @@ impl Cache {
                 hasher: Hasher::new(c.hasher.as_ref(), algorithm),
                 written: 0,
                 reserved,
+                partial: false,
             })
         })
     }
@@ -159,6 +162,131 @@ impl Cache {
         writer.hasher.update(chunk);
         writer.written = total;
         Ok(())
+    }
+
+    /// Starts, or continues, a download of `expected` whose bytes a storage can keep across
+    /// pulls and processes ([`crate::Storage::open_partial`]): the bytes an earlier writer
+    /// kept ([`Cache::keep_blob`]) are hashed again once, and the writer stands after them
+    /// ([`BlobWriter::written`]). `None` when the storage keeps no partials (use
+    /// [`Cache::begin_blob`]). Otherwise as `begin_blob`: `size` is announced and reserved.
+    ///
+    /// ```
+    /// use ocicache_core::{Cache, ManualClock, hashing::digest_of, BuiltinHasher, Algorithm};
+    /// use ocicache_core::storage::MemoryStorage;
+    /// let storage = MemoryStorage::new();
+    /// let data = b"a download that breaks half-way";
+    /// let d = digest_of(&BuiltinHasher, Algorithm::Sha256, data)?;
+    /// let mut cache = Cache::builder(storage.clone(), ManualClock::new(0)).open()?;
+    /// let mut w = cache.resume_blob(&d, Some(data.len() as u64))?.expect("memory keeps partials");
+    /// cache.write_blob(&mut w, &data[..10])?;
+    /// cache.keep_blob(w); // the connection broke
+    /// drop(cache);
+    /// // Another process:
+    /// let mut cache = Cache::builder(storage, ManualClock::new(0)).open()?;
+    /// let mut w = cache.resume_blob(&d, Some(data.len() as u64))?.unwrap();
+    /// assert_eq!(w.written(), 10);
+    /// cache.write_blob(&mut w, &data[10..])?;
+    /// assert_eq!(cache.commit_blob(w)?, d);
+    /// # Ok::<(), ocicache_core::Error>(())
+    /// ```
+    pub fn resume_blob(
+        &mut self,
+        expected: &Digest,
+        size: Option<u64>,
+    ) -> Result<Option<BlobWriter>> {
+        self.counted(|c| {
+            if let Some(size) = size
+                && size > c.config.max_bytes
+            {
+                return Err(Error::Full {
+                    needed: size,
+                    available: c.config.max_bytes,
+                    capacity: c.config.max_bytes,
+                });
+            }
+            let path = layout::partial_path(expected);
+            let Some((temp, len)) = c.storage.open_partial(&path)? else {
+                return Ok(None);
+            };
+            let mut hasher = Hasher::new(c.hasher.as_ref(), expected.algorithm());
+            let mut done = 0u64;
+            let valid = size.is_none_or(|s| len <= s);
+            if valid {
+                // Hashed again once: what was kept is read back, never trusted blind.
+                let mut buf = vec![0u8; (len.min(1 << 20) as usize).max(1)];
+                while done < len {
+                    let want = ((len - done) as usize).min(buf.len());
+                    let n = match c.storage.read_at(&path, done, &mut buf[..want]) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            let _ = c.storage.abort_temp(temp);
+                            return Err(e.into());
+                        }
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..n]);
+                    done += n as u64;
+                }
+            }
+            if !valid || done != len {
+                // Longer than the blob, or shorter than it said: start over.
+                let _ = c.storage.abort_temp(temp);
+                return match c.storage.open_partial(&path)? {
+                    Some((temp, _)) => c.partial_writer(
+                        temp,
+                        expected,
+                        size,
+                        Hasher::new(c.hasher.as_ref(), expected.algorithm()),
+                        0,
+                    ),
+                    None => Ok(None),
+                };
+            }
+            c.partial_writer(temp, expected, size, hasher, len)
+        })
+    }
+
+    fn partial_writer(
+        &mut self,
+        temp: TempId,
+        expected: &Digest,
+        size: Option<u64>,
+        hasher: Hasher,
+        written: u64,
+    ) -> Result<Option<BlobWriter>> {
+        let reserved = size.unwrap_or(0).saturating_sub(written);
+        if reserved > 0
+            && let Err(e) = self.make_room(reserved)
+        {
+            let _ = self.storage.keep_partial(temp);
+            return Err(e);
+        }
+        self.open_writers += 1;
+        self.reserved += reserved;
+        Ok(Some(BlobWriter {
+            temp: Some(temp),
+            expected: Some(expected.clone()),
+            expected_size: size,
+            hasher,
+            written,
+            reserved,
+            partial: true,
+        }))
+    }
+
+    /// Closes a writer begun by [`Cache::resume_blob`], keeping its bytes for a later one (in
+    /// this process or another); any other writer is aborted.
+    pub fn keep_blob(&mut self, mut writer: BlobWriter) {
+        if !writer.partial {
+            return self.abort_blob(&mut writer);
+        }
+        if let Some(temp) = writer.temp.take() {
+            self.open_writers = self.open_writers.saturating_sub(1);
+            self.reserved = self.reserved.saturating_sub(writer.reserved);
+            let _ = self.storage.keep_partial(temp);
+        }
     }
 
     /// Discards a writer's bytes.

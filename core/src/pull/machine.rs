@@ -212,6 +212,8 @@ struct Fetch<W> {
     in_flight: Option<RequestId>,
     /// Waiting for a token fetch to finish.
     waiting_token: Option<TokenKey>,
+    /// A blob's kept partial was looked for (once per fetch).
+    resume_checked: bool,
     // Response state.
     status: u16,
     head: ResponseHead,
@@ -235,6 +237,7 @@ impl<W> Fetch<W> {
             not_before: 0,
             in_flight: None,
             waiting_token: None,
+            resume_checked: false,
             status: 0,
             head: ResponseHead::default(),
             body: Vec::new(),
@@ -578,7 +581,12 @@ impl<W> Pull<W> {
     fn release<S: PullStore<Writer = W>>(&mut self, store: &mut S) {
         for (_, fetch) in std::mem::take(&mut self.fetches) {
             if let Some(w) = fetch.writer {
-                store.abort_blob(w);
+                // What arrived stays for the next pull, where the storage can keep it.
+                if fetch.written > 0 {
+                    store.keep_blob(w);
+                } else {
+                    store.abort_blob(w);
+                }
             }
         }
         self.by_request.clear();
@@ -739,6 +747,21 @@ impl<W> Pull<W> {
     ) -> Result<Option<HttpRequest>> {
         let now = store.now_millis();
         let repository = self.reference.repository().to_owned();
+        if let Target::Blob(d) = &self.fetches[&f].target
+            && self.fetches[&f].writer.is_none()
+            && !self.fetches[&f].resume_checked
+        {
+            // A download an earlier pull (or process) kept: continue it with Range.
+            let d = d.clone();
+            let size = self.blobs.iter().find(|b| b.digest == d).map(|b| b.size);
+            let resumed = store.resume_blob(&d, size)?;
+            let fetch = self.fetches.get_mut(&f).expect("queued fetches exist");
+            fetch.resume_checked = true;
+            if let Some((w, n)) = resumed {
+                fetch.writer = Some(w);
+                fetch.written = n;
+            }
+        }
         let fetch = self.fetches.get_mut(&f).expect("queued fetches exist");
         let endpoint = &self.endpoints[fetch.endpoint];
         let credentials_key = endpoint.credentials_key.clone();
@@ -1031,7 +1054,12 @@ impl<W> Pull<W> {
                 return Ok(true);
             }
         }
+        // A full body for a writer that holds nothing yet (a fresh partial): write into it.
+        if fetch.status == 200 && fetch.written == 0 && fetch.writer.is_some() {
+            return Ok(true);
+        }
         // A full body (or a range the registry did not honour as asked): start over.
+        let restart = fetch.writer.is_some();
         if let Some(w) = fetch.writer.take() {
             store.abort_blob(w);
         }
@@ -1046,7 +1074,14 @@ impl<W> Pull<W> {
                 message: format!("unexpected partial content for {digest}"),
             });
         }
-        let writer = store.begin_blob(&digest, size)?;
+        let writer = match restart
+            .then(|| store.resume_blob(&digest, size))
+            .transpose()?
+        {
+            // The aborted partial is gone: this is a fresh one, for the next break.
+            Some(Some((w, _))) => w,
+            _ => store.begin_blob(&digest, size)?,
+        };
         let fetch = self.fetches.get_mut(&f).expect("fetch exists");
         fetch.writer = Some(writer);
         Ok(true)

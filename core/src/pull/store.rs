@@ -43,6 +43,21 @@ pub trait PullStore {
     fn commit_blob(&mut self, writer: Self::Writer) -> Result<Digest>;
     /// Discards a writer.
     fn abort_blob(&mut self, writer: Self::Writer);
+    /// Starts or continues a download whose bytes the storage keeps across pulls and
+    /// processes: the writer and the bytes it already holds, or `None` if the storage keeps
+    /// no partials (the default; the pull then begins an ordinary writer).
+    fn resume_blob(
+        &mut self,
+        expected: &Digest,
+        size: Option<u64>,
+    ) -> Result<Option<(Self::Writer, u64)>> {
+        let _ = (expected, size);
+        Ok(None)
+    }
+    /// Keeps a writer's bytes for a later [`PullStore::resume_blob`] (the default aborts it).
+    fn keep_blob(&mut self, writer: Self::Writer) {
+        self.abort_blob(writer);
+    }
     /// Protects an entry from eviction.
     fn pin(&mut self, key: &Key) -> Result<()>;
     /// Releases a [`PullStore::pin`].
@@ -90,6 +105,16 @@ impl<T: PullStore + ?Sized> PullStore for &mut T {
     }
     fn abort_blob(&mut self, writer: T::Writer) {
         (**self).abort_blob(writer);
+    }
+    fn resume_blob(
+        &mut self,
+        expected: &Digest,
+        size: Option<u64>,
+    ) -> Result<Option<(T::Writer, u64)>> {
+        (**self).resume_blob(expected, size)
+    }
+    fn keep_blob(&mut self, writer: T::Writer) {
+        (**self).keep_blob(writer);
     }
     fn pin(&mut self, key: &Key) -> Result<()> {
         (**self).pin(key)
@@ -139,6 +164,19 @@ impl PullStore for Cache {
     }
     fn abort_blob(&mut self, mut writer: BlobWriter) {
         Cache::abort_blob(self, &mut writer);
+    }
+    fn resume_blob(
+        &mut self,
+        expected: &Digest,
+        size: Option<u64>,
+    ) -> Result<Option<(BlobWriter, u64)>> {
+        Ok(Cache::resume_blob(self, expected, size)?.map(|w| {
+            let n = w.written();
+            (w, n)
+        }))
+    }
+    fn keep_blob(&mut self, writer: BlobWriter) {
+        Cache::keep_blob(self, writer);
     }
     fn pin(&mut self, key: &Key) -> Result<()> {
         Cache::pin(self, key).map(drop)

@@ -1257,3 +1257,89 @@ fn a_graph_that_fits_only_by_evicting_its_own_cached_part_is_full_and_writes_not
         .collect();
     assert_eq!(before, after, "not even a pin record");
 }
+
+#[test]
+fn a_download_broken_in_one_pull_resumes_with_range_in_a_later_process() {
+    let clock = ManualClock::new(T0);
+    let storage = MemoryStorage::new();
+    let mut reg = FakeRegistry::new();
+    let img = image(1, &[3000, 5000]);
+    reg.push_image("1.0", &img);
+    let big = sha(&img.blobs[2]);
+    let big_url = format!("/blobs/{big}");
+    let mut cut = false;
+    reg.hook = Some(Box::new(move |req, _| {
+        if req.url.ends_with(&big_url) && !cut {
+            cut = true;
+            Reply::CutAfter(2000)
+        } else {
+            Reply::Normal
+        }
+    }));
+    // This pull gives up at the break (one attempt); what arrived is kept.
+    let mut cache = Cache::builder(storage.clone(), clock.clone())
+        .open()
+        .unwrap();
+    let once = PullOptions {
+        max_attempts: 1,
+        ..options()
+    };
+    let e = pull(&mut cache, &clock, &mut reg, app("1.0"), once).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Network, "{e}");
+    assert!(!cache.has_blob(&big));
+    assert_eq!(
+        storage
+            .get(&crate::layout::partial_path(&big))
+            .map(|b| b.len()),
+        Some(2000),
+        "the partial is kept"
+    );
+    drop(cache);
+    // A later process continues it where the bytes stopped.
+    reg.log.clear();
+    let mut cache = Cache::builder(storage.clone(), clock.clone())
+        .open()
+        .unwrap();
+    let report = pull(&mut cache, &clock, &mut reg, app("1.0"), options()).unwrap();
+    let ranged: Vec<_> = reg
+        .log
+        .iter()
+        .filter(|l| l.url.ends_with(&format!("/blobs/{big}")))
+        .map(|l| l.range.clone())
+        .collect();
+    assert_eq!(ranged, [Some("bytes=2000-".to_owned())]);
+    let b = report.blobs.iter().find(|b| b.digest == big).unwrap();
+    assert_eq!((b.resumed_from, b.fetched), (Some(2000), 3000));
+    assert_stored(&mut cache, &img);
+    assert_eq!(
+        storage.get(&crate::layout::partial_path(&big)),
+        None,
+        "committed: no partial left"
+    );
+}
+
+#[test]
+fn a_kept_partial_with_wrong_bytes_never_reaches_the_cache() {
+    let clock = ManualClock::new(T0);
+    let storage = MemoryStorage::new();
+    let mut reg = FakeRegistry::new();
+    let img = image(1, &[3000, 5000]);
+    reg.push_image("1.0", &img);
+    let big = sha(&img.blobs[2]);
+    // A partial whose bytes are not the blob's (damaged, or planted).
+    storage.put(&crate::layout::partial_path(&big), &vec![0xee; 2000]);
+    let mut cache = Cache::builder(storage.clone(), clock.clone())
+        .open()
+        .unwrap();
+    let e = pull(&mut cache, &clock, &mut reg, app("1.0"), options()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::DigestMismatch, "{e}");
+    assert!(!cache.has_blob(&big));
+    assert_eq!(
+        storage.get(&crate::layout::partial_path(&big)),
+        None,
+        "bytes that failed verification are not kept"
+    );
+    // The next pull starts the blob over and succeeds.
+    pull(&mut cache, &clock, &mut reg, app("1.0"), options()).unwrap();
+    assert_stored(&mut cache, &img);
+}

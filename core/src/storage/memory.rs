@@ -27,6 +27,8 @@ struct State {
     /// deterministic (SipHash with fixed keys): the core takes no randomness.
     files: HashMap<String, Vec<u8>, BuildHasherDefault<DefaultHasher>>,
     temps: BTreeMap<u64, Vec<u8>>,
+    /// Open partial downloads: their bytes live in `files` under these paths.
+    partials: BTreeMap<u64, String>,
     next_temp: u64,
 }
 
@@ -110,6 +112,10 @@ impl Storage for MemoryStorage {
 
     fn write_temp(&mut self, temp: TempId, data: &[u8]) -> Result<(), StorageError> {
         let mut s = self.state();
+        if let Some(path) = s.partials.get(&temp.0).cloned() {
+            s.files.entry(path).or_default().extend_from_slice(data);
+            return Ok(());
+        }
         let t = s
             .temps
             .get_mut(&temp.0)
@@ -121,6 +127,11 @@ impl Storage for MemoryStorage {
     fn commit_temp(&mut self, temp: TempId, path: &str) -> Result<(), StorageError> {
         check_path(path)?;
         let mut s = self.state();
+        if let Some(partial) = s.partials.remove(&temp.0) {
+            let data = s.files.remove(&partial).unwrap_or_default();
+            s.files.insert(path.to_owned(), data);
+            return Ok(());
+        }
         let data = s
             .temps
             .remove(&temp.0)
@@ -130,7 +141,26 @@ impl Storage for MemoryStorage {
     }
 
     fn abort_temp(&mut self, temp: TempId) -> Result<(), StorageError> {
-        self.state().temps.remove(&temp.0);
+        let mut s = self.state();
+        if let Some(partial) = s.partials.remove(&temp.0) {
+            s.files.remove(&partial);
+        }
+        s.temps.remove(&temp.0);
+        Ok(())
+    }
+
+    fn open_partial(&mut self, path: &str) -> Result<Option<(TempId, u64)>, StorageError> {
+        check_path(path)?;
+        let mut s = self.state();
+        let len = s.files.entry(path.to_owned()).or_default().len() as u64;
+        s.next_temp += 1;
+        let id = s.next_temp;
+        s.partials.insert(id, path.to_owned());
+        Ok(Some((TempId(id), len)))
+    }
+
+    fn keep_partial(&mut self, temp: TempId) -> Result<(), StorageError> {
+        self.state().partials.remove(&temp.0);
         Ok(())
     }
 

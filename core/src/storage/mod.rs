@@ -70,6 +70,21 @@ pub trait Storage: Send {
     fn remove(&mut self, path: &str) -> Result<(), StorageError>;
     /// Removes temp objects left over by earlier runs; returns how many.
     fn clear_temps(&mut self) -> Result<u64, StorageError>;
+
+    /// Opens the partial download at `path` (`partials/<algorithm>/<hex>`, built by the core)
+    /// as a temp object, created empty if absent: unlike other temps it outlives
+    /// [`Storage::clear_temps`] and the process, until it is committed or aborted (or kept
+    /// again with [`Storage::keep_partial`]). Writes append to it, [`Storage::read_at`] reads
+    /// it at `path`. Returns its id and length, or `None` if this storage keeps no partials
+    /// (the default: downloads then start over after a break in another pull).
+    fn open_partial(&mut self, path: &str) -> Result<Option<(TempId, u64)>, StorageError> {
+        let _ = path;
+        Ok(None)
+    }
+    /// Closes a temp opened by [`Storage::open_partial`], keeping its bytes for a later one.
+    fn keep_partial(&mut self, temp: TempId) -> Result<(), StorageError> {
+        self.abort_temp(temp)
+    }
 }
 
 /// Reads the first `len` bytes of an object; `Ok(None)` if it is shorter. The caller bounds

@@ -96,6 +96,16 @@ impl storage::Host for HostState {
     fn clear_temps(&mut self) -> Result<u64, storage::StorageError> {
         self.storage().clear_temps().map_err(to_wit)
     }
+    fn open_partial(&mut self, path: String) -> Result<Option<(u64, u64)>, storage::StorageError> {
+        Ok(self
+            .storage()
+            .open_partial(&path)
+            .map_err(to_wit)?
+            .map(|(t, len)| (t.0, len)))
+    }
+    fn keep_partial(&mut self, temp: u64) -> Result<(), storage::StorageError> {
+        self.storage().keep_partial(TempId(temp)).map_err(to_wit)
+    }
 }
 
 impl clock::Host for HostState {

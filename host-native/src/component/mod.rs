@@ -411,6 +411,30 @@ impl ComponentCache {
         }
     }
 
+    /// Starts or continues a download the storage keeps across processes: the writer's handle
+    /// and the bytes it holds, or `None`.
+    pub fn resume_blob(
+        &mut self,
+        expected: &Digest,
+        size: Option<u64>,
+    ) -> Result<Option<(u32, u64)>> {
+        let e = expected.to_string();
+        let Some(w) = self.call(|g, s, c| g.cache().call_resume_blob(s, c, &e, size))? else {
+            return Ok(None);
+        };
+        let written = self.call(|g, s, _| g.blob_writer().call_written(s, w).map(Ok))?;
+        Ok(Some((self.add_stream(Stream::Writer(w)), written)))
+    }
+
+    /// Closes a writer keeping its bytes for a later `resume_blob`.
+    pub fn keep_blob(&mut self, handle: u32) {
+        let Ok(w) = self.writer(handle) else { return };
+        let _ = self.call(|g, s, _| g.blob_writer().call_keep(s, w).map(Ok));
+        if let Ok(Stream::Writer(w)) = self.take_stream(handle) {
+            self.drop_resource(w);
+        }
+    }
+
     /// Stores a small blob in one call.
     pub fn put_blob(&mut self, expected: Option<&Digest>, data: &[u8]) -> Result<Digest> {
         let e = expected.map(Digest::to_string);

@@ -46,6 +46,7 @@ impl Engine for ComponentCache {
         fn write_blob(&mut self, writer: Handle, chunk: &[u8]) -> Result<()>;
         fn commit_blob(&mut self, writer: Handle) -> Result<Digest>;
         fn abort_blob(&mut self, writer: Handle) -> ();
+        fn keep_blob(&mut self, writer: Handle) -> ();
         fn open_blob(&mut self, digest: &Digest) -> Result<(Handle, u64)>;
         fn read_blob(&mut self, reader: Handle, buf: &mut [u8]) -> Result<usize>;
         fn close_blob(&mut self, reader: Handle) -> ();
@@ -74,6 +75,8 @@ impl Engine for ComponentCache {
         fn repair(&mut self) -> Result<RepairReport>;
         fn validate_digests(&mut self) -> Result<(u64, Vec<String>)>;
         fn clear_expired(&mut self) -> Result<u64>;
+        fn resume_blob(&mut self, expected: &Digest, size: Option<u64>) -> Result<Option<(Handle, u64)>>;
+
         fn check_room(&mut self, bytes: u64, keep: &[Key]) -> Result<()>;
         fn cleanup(&mut self) -> Result<CleanupReport>;
         fn clear(&mut self) -> Result<()>;

@@ -74,6 +74,21 @@ pub(crate) trait Engine: Send {
     fn commit_blob(&mut self, writer: Handle) -> Result<Digest>;
     /// Discards a writer; unknown handles are ignored.
     fn abort_blob(&mut self, writer: Handle);
+    /// Starts or continues a download whose bytes the storage keeps across processes
+    /// (`ocicache_core::Cache::resume_blob`): the writer and the bytes it holds, or `None`
+    /// where the engine's storage keeps none (the default).
+    fn resume_blob(
+        &mut self,
+        expected: &Digest,
+        size: Option<u64>,
+    ) -> Result<Option<(Handle, u64)>> {
+        let _ = (expected, size);
+        Ok(None)
+    }
+    /// Keeps a resumable writer's bytes for a later `resume_blob` (others are aborted).
+    fn keep_blob(&mut self, writer: Handle) {
+        self.abort_blob(writer);
+    }
     /// Opens a reader; returns its handle and the blob's size.
     fn open_blob(&mut self, digest: &Digest) -> Result<(Handle, u64)>;
     /// Reads the next chunk (`Ok(0)` at the end; the last chunk only after verification).

@@ -112,6 +112,24 @@ impl Engine for NativeEngine {
             self.cache.abort_blob(&mut w);
         }
     }
+    fn resume_blob(
+        &mut self,
+        expected: &Digest,
+        size: Option<u64>,
+    ) -> Result<Option<(Handle, u64)>> {
+        let Some(w) = self.cache.resume_blob(expected, size)? else {
+            return Ok(None);
+        };
+        let n = w.written();
+        let h = self.handle();
+        self.writers.insert(h, w);
+        Ok(Some((h, n)))
+    }
+    fn keep_blob(&mut self, writer: Handle) {
+        if let Some(w) = self.writers.remove(&writer) {
+            self.cache.keep_blob(w);
+        }
+    }
     fn open_blob(&mut self, digest: &Digest) -> Result<(Handle, u64)> {
         let r = self.cache.open_blob(digest)?;
         let size = r.size();

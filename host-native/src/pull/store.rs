@@ -47,6 +47,16 @@ impl PullStore for &Cache {
     fn abort_blob(&mut self, writer: BlobWriter) {
         writer.abort();
     }
+    fn resume_blob(
+        &mut self,
+        expected: &Digest,
+        size: Option<u64>,
+    ) -> Result<Option<(BlobWriter, u64)>> {
+        self.resume_writer(expected, size)
+    }
+    fn keep_blob(&mut self, writer: BlobWriter) {
+        writer.keep();
+    }
     fn pin(&mut self, key: &Key) -> Result<()> {
         Cache::pin(self, key).map(drop)
     }

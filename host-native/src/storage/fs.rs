@@ -521,6 +521,55 @@ impl Storage for FsStorage {
         Ok(())
     }
 
+    fn open_partial(&mut self, path: &str) -> Result<Option<(TempId, u64)>, StorageError> {
+        check_path(path)?;
+        let full = self.root.join(path);
+        let dir = self.open_dir(parent_of(path), true)?;
+        between_check_and_use();
+        let name = file_name(path).to_owned();
+        let flags = OFlags::RDWR | OFlags::CREATE | FILE_FLAGS;
+        let mut file = match rfs::openat(&dir, name.as_str(), flags, FILE_MODE) {
+            Ok(fd) => File::from(fd),
+            Err(e) => return Err(map_err(e.into(), &full)),
+        };
+        if !file.metadata().map_err(|e| map_err(e, &full))?.is_file() {
+            return Err(StorageError::InvalidPath(format!(
+                "{}: not a regular file",
+                full.display()
+            )));
+        }
+        if file.try_lock().is_err() {
+            // Another process continues it right now: this one downloads without a partial.
+            return Ok(None);
+        }
+        let len = std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))
+            .map_err(|e| map_err(e, &full))?;
+        self.next_temp += 1;
+        let id = self.next_temp;
+        self.temps.insert(
+            id,
+            Temp {
+                file,
+                dir,
+                name,
+                written: len,
+                writeback_from: len,
+                reserved: 0,
+            },
+        );
+        Ok(Some((TempId(id), len)))
+    }
+
+    fn keep_partial(&mut self, temp: TempId) -> Result<(), StorageError> {
+        if let Some(t) = self.temps.remove(&temp.0) {
+            // Durable before the lock goes, so that the next process finds what it hashes.
+            t.file
+                .sync_data()
+                .map_err(|e| map_err(e, &self.root.join(&t.name)))?;
+        }
+        Ok(())
+    }
+
     fn append(&mut self, path: &str, data: &[u8]) -> Result<(), StorageError> {
         check_path(path)?;
         let full = self.root.join(path);
