@@ -38,7 +38,12 @@ pub fn entry_path(key: &Key) -> String {
 /// Where a download that may resume in a later pull keeps its bytes (see
 /// [`crate::Storage::open_partial`]).
 pub fn partial_path(digest: &Digest) -> String {
-    format!("partials/{}/{}", digest.algorithm().name(), digest.hex())
+    format!("{}/{}", partials_dir(digest.algorithm()), digest.hex())
+}
+
+/// The directory of one algorithm's partial downloads.
+pub fn partials_dir(algorithm: Algorithm) -> String {
+    format!("partials/{}", algorithm.name())
 }
 
 /// The directory listing one kind and algorithm.

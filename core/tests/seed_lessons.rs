@@ -1076,7 +1076,7 @@ fn lesson_09_hostile_digests_and_references_never_reach_storage() {
 
     let seen = recording.take();
     for p in &seen.paths {
-        let dir_listing = ["index", "manifests", "blobs"]
+        let dir_listing = ["index", "manifests", "blobs", "partials"]
             .iter()
             .any(|k| p == k || p.strip_prefix(k).is_some_and(in_layout_dir));
         assert!(

@@ -377,3 +377,45 @@ fn a_live_node_lock_refuses_the_open_and_leaves_no_marker() {
     assert!(err.to_string().contains("open in a Node process"), "{err}");
     assert_eq!(native_markers(dir.path()), Vec::<serde_json::Value>::new());
 }
+
+#[test]
+fn a_partial_in_use_is_refused_to_other_openers_and_survives_another_process_gc() {
+    use ocicache_core::Storage;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = crate::storage::FsStorage::open(dir.path()).unwrap();
+    let mut b = crate::storage::FsStorage::open(dir.path()).unwrap();
+    let path = "partials/sha256/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let (t, len) = a
+        .open_partial(path)
+        .unwrap()
+        .expect("the native host keeps partials");
+    assert_eq!(len, 0);
+    a.write_temp(t, b"half of it").unwrap();
+    // Held (flock): another opener, in this process or another, gets none.
+    assert_eq!(b.open_partial(path).unwrap(), None);
+    a.keep_partial(t).unwrap();
+    // Kept: it outlives clear_temps, and the next opener continues after its bytes.
+    b.clear_temps().unwrap();
+    let (t2, len) = b.open_partial(path).unwrap().unwrap();
+    assert_eq!(len, 10);
+    b.write_temp(t2, b", the rest").unwrap();
+    b.commit_temp(
+        t2,
+        "blobs/sha256/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    )
+    .unwrap();
+    let mut buf = [0u8; 64];
+    let n = b
+        .read_at(
+            "blobs/sha256/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            0,
+            &mut buf,
+        )
+        .unwrap();
+    assert_eq!(&buf[..n], b"half of it, the rest");
+    assert_eq!(
+        b.size(path).unwrap(),
+        None,
+        "committed: the partial is gone"
+    );
+}

@@ -1,8 +1,10 @@
 //! Housekeeping: expiry cleanup, enforcing the cap, clearing.
 
 use super::Cache;
+use crate::digest::Algorithm;
 use crate::error::Result;
 use crate::layout;
+use crate::log::Level;
 use crate::metrics::EvictionReason;
 use serde::{Deserialize, Serialize};
 
@@ -78,12 +80,45 @@ impl Cache {
                 false
             }
         };
+        if let Err(e) = self.remove_idle_partials() {
+            self.warn(
+                "could not remove partial downloads",
+                &[("error", &e.to_string())],
+            );
+        }
         Ok(CleanupReport {
             expired_removed,
             evicted,
             bytes_freed: before - self.index.bytes(),
             compacted,
         })
+    }
+
+    /// Removes the partial downloads nobody is continuing: they are not indexed or counted
+    /// against the cap, so cleanup is what bounds them. One in use is open (a file storage
+    /// holds it locked), so `open_partial` refuses it and it stays; names the core does not
+    /// write are left alone.
+    fn remove_idle_partials(&mut self) -> Result<u64> {
+        let mut removed = 0;
+        for algorithm in Algorithm::ALL {
+            for name in self.storage.list(&layout::partials_dir(algorithm))? {
+                let Some(digest) = layout::parse_entry_name(algorithm, &name) else {
+                    continue;
+                };
+                if let Some((temp, len)) =
+                    self.storage.open_partial(&layout::partial_path(&digest))?
+                {
+                    self.storage.abort_temp(temp)?;
+                    removed += 1;
+                    self.log.log(
+                        Level::Info,
+                        "removed a partial download",
+                        &[("blob", &digest.to_string()), ("bytes", &len.to_string())],
+                    );
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Removes every entry and tag mapping, and their bytes.

@@ -1343,3 +1343,31 @@ fn a_kept_partial_with_wrong_bytes_never_reaches_the_cache() {
     pull(&mut cache, &clock, &mut reg, app("1.0"), options()).unwrap();
     assert_stored(&mut cache, &img);
 }
+
+#[test]
+fn cleanup_removes_the_partials_nobody_continues_and_keeps_the_one_in_use() {
+    let storage = MemoryStorage::new();
+    let clock = ManualClock::new(T0);
+    let mut cache = Cache::builder(storage.clone(), clock.clone())
+        .open()
+        .unwrap();
+    let (idle, busy) = (content(1, 4000), content(2, 4000));
+    let (di, db) = (sha(&idle), sha(&busy));
+    // One kept by a pull that broke, one being written now.
+    let mut w = cache.resume_blob(&di, Some(4000)).unwrap().unwrap();
+    cache.write_blob(&mut w, &idle[..1000]).unwrap();
+    cache.keep_blob(w);
+    let mut open = cache.resume_blob(&db, Some(4000)).unwrap().unwrap();
+    cache.write_blob(&mut open, &busy[..1000]).unwrap();
+    // A name the core never writes is left alone.
+    storage.put("partials/sha256/not-a-digest", b"x");
+    cache.cleanup().unwrap();
+    assert_eq!(storage.get(&crate::layout::partial_path(&di)), None);
+    assert!(storage.get("partials/sha256/not-a-digest").is_some());
+    cache.write_blob(&mut open, &busy[1000..]).unwrap();
+    assert_eq!(
+        cache.commit_blob(open).unwrap(),
+        db,
+        "the one in use was left alone"
+    );
+}

@@ -152,6 +152,10 @@ impl Storage for MemoryStorage {
     fn open_partial(&mut self, path: &str) -> Result<Option<(TempId, u64)>, StorageError> {
         check_path(path)?;
         let mut s = self.state();
+        if s.partials.values().any(|p| p == path) {
+            // Open already (a file storage's lock would refuse it likewise).
+            return Ok(None);
+        }
         let len = s.files.entry(path.to_owned()).or_default().len() as u64;
         s.next_temp += 1;
         let id = s.next_temp;

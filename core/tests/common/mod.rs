@@ -50,11 +50,12 @@ pub fn in_layout(path: &str) -> bool {
         ["index", name] => name
             .strip_prefix("journal-")
             .is_some_and(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit())),
-        [kind, alg, hex] if *kind == "manifests" || *kind == "blobs" => Algorithm::from_name(alg)
-            .is_some_and(|a| {
+        [kind, alg, hex] if *kind == "manifests" || *kind == "blobs" || *kind == "partials" => {
+            Algorithm::from_name(alg).is_some_and(|a| {
                 hex.len() == a.digest_len() * 2
                     && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            }),
+            })
+        }
         _ => false,
     }
 }

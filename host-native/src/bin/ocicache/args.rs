@@ -92,7 +92,8 @@ pub enum Command {
     /// Remove corrupted and missing entries, adopt or remove stray files (a symbolic link
     /// itself, never its target).
     Repair,
-    /// Remove expired entries and evict down to the cap's low watermark.
+    /// Remove expired entries, evict down to the cap's low watermark, and remove the partial
+    /// downloads no pull is continuing.
     Gc,
     /// Pin an entry (protect it from eviction).
     Pin {
