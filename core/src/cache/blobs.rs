@@ -93,15 +93,7 @@ impl Cache {
     ) -> Result<BlobWriter> {
         // Not timed: a put's latency is measured once, at commit.
         self.counted(|c| {
-            if let Some(size) = size
-                && size > c.config.max_bytes
-            {
-                return Err(Error::Full {
-                    needed: size,
-                    available: c.config.max_bytes,
-                    capacity: c.config.max_bytes,
-                });
-            }
+            c.refuse_larger_than_cap(size)?;
             let algorithm = expected.map_or(Algorithm::Sha256, Digest::algorithm);
             // A live entry with the expected digest holds these bytes already: a re-put
             // needs no room (as at commit).
@@ -195,15 +187,7 @@ impl Cache {
         size: Option<u64>,
     ) -> Result<Option<BlobWriter>> {
         self.counted(|c| {
-            if let Some(size) = size
-                && size > c.config.max_bytes
-            {
-                return Err(Error::Full {
-                    needed: size,
-                    available: c.config.max_bytes,
-                    capacity: c.config.max_bytes,
-                });
-            }
+            c.refuse_larger_than_cap(size)?;
             let path = layout::partial_path(expected);
             let Some((temp, len)) = c.storage.open_partial(&path)? else {
                 return Ok(None);
@@ -286,6 +270,18 @@ impl Cache {
             self.open_writers = self.open_writers.saturating_sub(1);
             self.reserved = self.reserved.saturating_sub(writer.reserved);
             let _ = self.storage.keep_partial(temp);
+        }
+    }
+
+    /// A blob announced larger than the whole cap fails with `Full` before anything is written.
+    fn refuse_larger_than_cap(&self, size: Option<u64>) -> Result<()> {
+        match size {
+            Some(size) if size > self.config.max_bytes => Err(Error::Full {
+                needed: size,
+                available: self.config.max_bytes,
+                capacity: self.config.max_bytes,
+            }),
+            _ => Ok(()),
         }
     }
 

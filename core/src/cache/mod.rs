@@ -411,13 +411,18 @@ impl Cache {
     /// # Ok::<(), ocicache_core::Error>(())
     /// ```
     pub fn check_room(&self, incoming: u64, keep: &[Key]) -> Result<()> {
-        let incoming = incoming.saturating_add(self.reserved);
-        let cap = self.config.max_bytes;
         let keep: Vec<EntryId> = keep.iter().filter_map(|k| self.index.find(k)).collect();
+        self.fits_after_eviction(incoming.saturating_add(self.reserved), &keep)
+    }
+
+    /// `Full` if `incoming` (reservations included) could not fit under the cap even after
+    /// evicting everything evictable but `keep`. O(n): for the cases the fast checks miss.
+    fn fits_after_eviction(&self, incoming: u64, keep: &[EntryId]) -> Result<()> {
+        let cap = self.config.max_bytes;
         let floor = self
             .index
             .bytes()
-            .saturating_sub(self.index.eventually_evictable_bytes_keeping(&keep));
+            .saturating_sub(self.index.eventually_evictable_bytes_keeping(keep));
         if floor.saturating_add(incoming) > cap {
             return Err(Error::Full {
                 needed: incoming,
@@ -684,14 +689,7 @@ impl Cache {
             .saturating_add(incoming)
             > cap
         {
-            let floor = used.saturating_sub(self.index.eventually_evictable_bytes());
-            if floor.saturating_add(incoming) > cap {
-                return Err(Error::Full {
-                    needed: incoming,
-                    available: cap.saturating_sub(floor),
-                    capacity: cap,
-                });
-            }
+            self.fits_after_eviction(incoming, &[])?;
         }
         // Down to the low watermark; an entry larger than that only needs room under the cap.
         let low = self.config.low_bytes();

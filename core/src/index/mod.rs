@@ -198,14 +198,9 @@ impl Index {
     }
 
     /// Bytes eviction could free if it ran to the end: everything except entries that are
-    /// pinned, being read or quarantined, and the content those reference (transitively).
-    /// O(n); meant for the rare case where [`Index::candidate_bytes`] alone is not enough.
-    pub fn eventually_evictable_bytes(&self) -> u64 {
-        self.eventually_evictable_bytes_keeping(&[])
-    }
-
-    /// [`Index::eventually_evictable_bytes`] with the entries `keep` (and what they reference)
-    /// protected as if pinned.
+    /// pinned, being read or quarantined, the entries `keep` (protected as if pinned), and the
+    /// content those reference (transitively). O(n); meant for the rare case where
+    /// [`Index::candidate_bytes`] alone is not enough.
     pub fn eventually_evictable_bytes_keeping(&self, keep: &[EntryId]) -> u64 {
         let mut protected = vec![false; self.slots.len()];
         let mut stack: Vec<EntryId> = self

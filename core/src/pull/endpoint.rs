@@ -73,16 +73,11 @@ pub fn endpoints(registry: &str, route: &RegistryRoute) -> Vec<Endpoint> {
     let mut out: Vec<Endpoint> = route
         .mirrors
         .iter()
-        .map(|m| {
-            let base = m.trim_end_matches('/').to_owned();
-            let rest = base.split_once("://").map_or(base.as_str(), |(_, r)| r);
-            let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-            Endpoint {
-                credentials_key: host.to_ascii_lowercase(),
-                base,
-                mirror: true,
-                plain_fallback: None,
-            }
+        .map(|m| Endpoint {
+            credentials_key: super::http::authority(m),
+            base: m.trim_end_matches('/').to_owned(),
+            mirror: true,
+            plain_fallback: None,
         })
         .collect();
     let host = if registry.eq_ignore_ascii_case(crate::reference::DEFAULT_REGISTRY) {

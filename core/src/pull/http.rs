@@ -152,9 +152,22 @@ pub(crate) fn resolve_location(base: &str, location: &str) -> Option<String> {
 /// The `scheme://authority` part of a URL, lower-cased: requests go with credentials only to
 /// the origin they were meant for.
 pub(crate) fn origin(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    format!("{}://{}", scheme, authority).to_ascii_lowercase()
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    format!("{scheme}://{}", authority(url))
+}
+
+/// The `host[:port]` of a URL (or of a bare `host[:port]`), lower-cased: what credentials and
+/// mirrors are named by.
+///
+/// ```
+/// assert_eq!(ocicache_core::pull::authority("https://Mirror.Example:5000/v2/x?y"), "mirror.example:5000");
+/// ```
+pub fn authority(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#'])
+        .next()
+        .unwrap_or(rest)
+        .to_ascii_lowercase()
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use super::auth::{
 };
 use super::endpoint::{Endpoint, RegistryRoute, endpoints};
 use super::http::{
-    HttpRequest, Method, Purpose, RequestId, ResponseHead, origin, resolve_location,
+    HttpRequest, Method, Purpose, RequestId, ResponseHead, authority, origin, resolve_location,
 };
 use super::platform::{Platform, PlatformChoice};
 use super::store::PullStore;
@@ -762,17 +762,9 @@ impl<W> Pull<W> {
                 fetch.written = n;
             }
         }
+        let base = self.current_base(f);
         let fetch = self.fetches.get_mut(&f).expect("queued fetches exist");
-        let endpoint = &self.endpoints[fetch.endpoint];
-        let credentials_key = endpoint.credentials_key.clone();
-        let base = if self.plain[fetch.endpoint] {
-            endpoint
-                .plain_fallback
-                .clone()
-                .unwrap_or_else(|| endpoint.base.clone())
-        } else {
-            endpoint.base.clone()
-        };
+        let credentials_key = self.endpoints[fetch.endpoint].credentials_key.clone();
         let mut headers: Vec<(String, String)> = Vec::new();
         let (method, url) = match &fetch.target {
             Target::TagManifest { head } => {
@@ -803,7 +795,7 @@ impl<W> Pull<W> {
                     url.push_str(&format!("service={}&", query_escape(service)));
                 }
                 url.push_str(&format!("scope={}", query_escape(scope)));
-                if let Some(c) = self.options.credentials.get(&endpoint.credentials_key) {
+                if let Some(c) = self.options.credentials.get(&credentials_key) {
                     headers.push(("Authorization".into(), c.basic_header()));
                 }
                 (Method::Get, url)
@@ -968,7 +960,7 @@ impl<W> Pull<W> {
 
     fn handle_challenge(&mut self, f: u64, base: &str) -> Result<()> {
         let registry = self.registry_name();
-        let host = host_key(base);
+        let host = authority(base);
         let fetch = self.fetches.get_mut(&f).expect("fetch exists");
         let key = self.endpoints[fetch.endpoint].credentials_key.clone();
         let challenges: Vec<Challenge> = fetch
@@ -1785,15 +1777,6 @@ impl<W> Pull<W> {
             bytes_from_cache,
         })
     }
-}
-
-/// The key credentials are looked up by: `host[:port]` of a base URL.
-fn host_key(base: &str) -> String {
-    let rest = base.split_once("://").map_or(base, |(_, r)| r);
-    rest.split(['/', '?', '#'])
-        .next()
-        .unwrap_or(rest)
-        .to_ascii_lowercase()
 }
 
 /// The registry's message from an error body (`{"errors":[{"code","message"}]}`).

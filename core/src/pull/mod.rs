@@ -54,7 +54,7 @@ mod store;
 pub use auth::{Challenge, Credentials, parse_challenges};
 pub use config::{PULL_KEYS, PullConfig, RegistrySettings};
 pub use endpoint::{DOCKER_HUB_API, Endpoint, RegistryRoute, endpoints, is_loopback};
-pub use http::{HttpRequest, Method, Purpose, RequestId, ResponseHead};
+pub use http::{HttpRequest, Method, Purpose, RequestId, ResponseHead, authority};
 pub use machine::{
     Action, BlobReport, MANIFEST_ACCEPT, ManifestReport, Pull, PullOptions, PullReport, TagOutcome,
 };

@@ -4,6 +4,7 @@
 use crate::args::{Cli, PullArgs};
 use crate::exit::{Failure, Outcome};
 use indicatif::{MultiProgress, ProgressBar};
+use ocicache::ocicache_core::pull::endpoints;
 use ocicache::pull::{
     HttpClient, HttpClientOptions, Platform, PlatformChoice, PullOptions, PullProgress, TagOutcome,
 };
@@ -58,11 +59,10 @@ pub fn run(cli: &Cli, cache: &Cache, args: &PullArgs) -> Result<Outcome, Failure
     options.route.plain_http |= args.plain_http;
     // Credentials: config.json's auth_file first, then where docker, podman and skopeo keep
     // them. Read only for the hosts this pull may talk to.
-    let mut hosts: Vec<String> = vec![reference.registry().to_owned()];
-    for m in &options.route.mirrors {
-        let rest = m.split_once("://").map_or(m.as_str(), |(_, r)| r);
-        hosts.push(rest.split('/').next().unwrap_or(rest).to_owned());
-    }
+    let hosts: Vec<String> = endpoints(reference.registry(), &options.route)
+        .into_iter()
+        .map(|e| e.credentials_key)
+        .collect();
     let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
     let mut credentials = CredentialSources::from_env().credentials_for(&hosts)?;
     if let Some(file) = &settings.auth_file {
