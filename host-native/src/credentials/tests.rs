@@ -587,24 +587,3 @@ fn the_environment_names_the_files_as_docker_and_podman_do() {
     assert_eq!(s.docker_config, None);
     assert!(s.containers_auth.is_empty());
 }
-
-#[test]
-fn base64_decodes_with_or_without_padding() {
-    assert_eq!(decode_base64(b"").unwrap(), b"");
-    assert_eq!(decode_base64(b"Zg==").unwrap(), b"f");
-    assert_eq!(decode_base64(b"Zg").unwrap(), b"f");
-    assert_eq!(decode_base64(b"Zm8=").unwrap(), b"fo");
-    assert_eq!(decode_base64(b"Zm9v").unwrap(), b"foo");
-    assert_eq!(
-        decode_base64(b"QWxhZGRpbjpvcGVuIHNlc2FtZQ==").unwrap(),
-        b"Aladdin:open sesame"
-    );
-    for bad in [&b"Z"[..], b"Zg=", b"Zm9v=", b"Z===", b"Zm-v", b"Zm9v\n"] {
-        assert_eq!(
-            decode_base64(bad),
-            None,
-            "{:?}",
-            String::from_utf8_lossy(bad)
-        );
-    }
-}
