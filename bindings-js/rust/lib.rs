@@ -14,6 +14,7 @@
 //! - errors are thrown as the JS value built by the error factory the package installs with
 //!   [`set_error_factory`] (an `Error` subclass with a stable `code`).
 
+pub mod credentials;
 pub mod host;
 pub mod pull;
 

@@ -447,13 +447,26 @@ export class Cache {
       throw new InvalidArgumentError('options.onProgress must be a function');
     }
     signal?.throwIfAborted();
-    const machine = this.pullMachine(reference, engineOptions(rest));
+    const engine = engineOptions(rest);
+    if (engine.credentials === undefined) {
+      engine.credentials = await this.findCredentials(refArg(reference), engine);
+      signal?.throwIfAborted();
+    }
+    const machine = this.pullMachine(reference, engine);
     return pullOverFetch(machine, {
       signal,
       onProgress,
       fetch,
       hasBlob: (d) => this.#engine.hasBlob(d),
     });
+  }
+
+  /**
+   * The credentials of a pull that was given none (`options` are the engine's), in the
+   * engine's form. None here: the Node entry reads the login files.
+   */
+  async findCredentials(reference, options) {
+    return {};
   }
 
   /**

@@ -308,7 +308,12 @@ export interface PullOptions {
   plainHttp?: boolean;
   /** Mirror base URLs tried before the registry. */
   mirrors?: string[];
-  /** Per registry host (`host[:port]`). No login files are read yet. */
+  /**
+   * Per registry host (`host[:port]`). When absent, Node looks them up for the registry and
+   * each mirror where docker, podman and skopeo keep them (the cache directory's `auth_file`,
+   * Docker's `config.json` with its credential helpers, containers' `auth.json`); `{}` sends
+   * none and reads no file. The browser entry reads no file.
+   */
   credentials?: Record<string, { username: string; password: string } | { identityToken: string }>;
   /** Blob downloads in flight at once (default 4). */
   concurrency?: number;

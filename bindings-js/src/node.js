@@ -7,6 +7,8 @@ import { FsStorage } from './fs-storage.js';
 import { MemoryStorage } from './memory.js';
 import { ManualClock, systemClock } from './clock.js';
 import { ThreadedHasher } from './threaded-hasher.js';
+import { lookupCredentials } from './credentials.js';
+import { pullCredentialHosts, pullAuthFile } from '../dist/ocicache_js.js';
 
 initEngineSync(fs.readFileSync(new URL('../dist/ocicache_js_bg.wasm', import.meta.url)));
 
@@ -34,6 +36,18 @@ export class Cache extends BaseCache {
     const o = { ...options };
     if (o.hasher === undefined) o.hasher = threadedHasher;
     return super.open(o);
+  }
+  /**
+   * A pull given no `credentials` looks them up for every host it may talk to (its mirrors'
+   * and its registry's) where docker, podman and skopeo keep them, as the native host does:
+   * the cache directory's `auth_file` setting, Docker's `config.json` (`auths`, `credsStore`,
+   * `credHelpers`), containers' `auth.json`.
+   */
+  async findCredentials(reference, options) {
+    const hosts = pullCredentialHosts(reference, JSON.stringify(options));
+    const configFile = typeof this.storage?.readConfigFile === 'function' ? this.storage.readConfigFile() : null;
+    const authFile = configFile ? pullAuthFile(configFile) : undefined;
+    return lookupCredentials(hosts, { authFile });
   }
   /** A blob as a Node `Readable` stream. */
   blobReadable(digest, options) {

@@ -587,3 +587,27 @@ fn the_environment_names_the_files_as_docker_and_podman_do() {
     assert_eq!(s.docker_config, None);
     assert!(s.containers_auth.is_empty());
 }
+
+#[test]
+fn the_auth_file_is_asked_first() {
+    let home = Home::new();
+    home.docker(&format!(
+        r#"{{"auths": {{"both.example": {{"auth": "{}"}}, "docker.example": {{"auth": "{}"}}}}}}"#,
+        b64("docker:pw"),
+        b64("docker:pw")
+    ));
+    std::fs::write(
+        home.path("cache-auth.json"),
+        format!(
+            r#"{{"auths": {{"both.example": {{"auth": "{}"}}}}}}"#,
+            b64("first:pw")
+        ),
+    )
+    .unwrap();
+    let s = home.sources().with_auth_file(home.path("cache-auth.json"));
+    assert_eq!(s.lookup("both.example").unwrap(), basic("first", "pw"));
+    assert_eq!(s.lookup("docker.example").unwrap(), basic("docker", "pw"));
+    // A missing auth_file holds nothing.
+    let s = home.sources().with_auth_file(home.path("absent.json"));
+    assert_eq!(s.lookup("both.example").unwrap(), basic("docker", "pw"));
+}
