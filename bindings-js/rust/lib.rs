@@ -16,6 +16,7 @@
 
 pub mod credentials;
 pub mod host;
+pub mod image_layout;
 pub mod pull;
 
 use host::{JsClock, JsHasher, JsLog, JsStorage};

@@ -478,6 +478,14 @@ export class Cache {
     return new PullMachine(this.#engine, new WasmPull(refArg(reference), JSON.stringify(options)));
   }
 
+  /**
+   * The core's plan of an export of `reference` from this cache (every manifest and blob of
+   * its graph checked to be cached). Internal to the package: the Node entry's `export`.
+   */
+  exportPlan(reference) {
+    return this.#engine.exportPlan(refArg(reference));
+  }
+
   // ----- inspection and maintenance -----
 
   stats() {

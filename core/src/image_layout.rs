@@ -16,7 +16,7 @@
 mod export_plan;
 mod import_plan;
 
-pub use export_plan::{ExportContent, ExportPlan, export_root, is_missing};
+pub use export_plan::{ExportContent, ExportPlan, export_root, is_missing, root_lookup_error};
 pub use import_plan::{ImportContent, ImportPlan, PlannedImage};
 
 use crate::digest::Digest;

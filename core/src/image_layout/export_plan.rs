@@ -26,6 +26,16 @@ pub fn export_root(reference: &Reference, resolution: Resolution) -> Result<(Dig
     }
 }
 
+/// The error for the root manifest [`export_root`] named when the cache cannot give it: a
+/// missing one is `NotFound` naming the reference, any other error is returned as it is.
+pub fn root_lookup_error(reference: &Reference, digest: &Digest, error: Error) -> Error {
+    if is_missing(&error) {
+        Error::NotFound(format!("manifest {digest} of {reference}: {error}"))
+    } else {
+        error
+    }
+}
+
 /// Whether a cache lookup found nothing servable: absent or expired content is missing.
 pub fn is_missing(e: &Error) -> bool {
     matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Expired)

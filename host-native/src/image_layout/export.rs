@@ -6,9 +6,9 @@ use crate::Cache;
 use crate::blob_io::error_of;
 use ocicache_core::image_layout::{
     BLOBS_DIR, ExportPlan, INDEX_FILE, MAX_INDEX_BYTES, MAX_OCI_LAYOUT_BYTES, OCI_LAYOUT_FILE,
-    export_root, is_missing, layout_to_export_into, oci_layout_bytes,
+    export_root, is_missing, layout_to_export_into, oci_layout_bytes, root_lookup_error,
 };
-use ocicache_core::{Algorithm, Digest, Error, Reference, Resolution, Result};
+use ocicache_core::{Algorithm, Digest, Reference, Resolution, Result};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -41,13 +41,9 @@ impl Cache {
             None => self.resolve_tag(reference)?,
         };
         let (digest, tag_stale) = export_root(reference, resolution)?;
-        let root = self.get_manifest(&digest).map_err(|e| {
-            if is_missing(&e) {
-                Error::NotFound(format!("manifest {digest} of {reference}: {e}"))
-            } else {
-                e
-            }
-        })?;
+        let root = self
+            .get_manifest(&digest)
+            .map_err(|e| root_lookup_error(reference, &digest, e))?;
 
         // Every manifest and blob, before anything is written.
         let mut plan = ExportPlan::new(reference, &digest, root.media_type, root.bytes)?;
