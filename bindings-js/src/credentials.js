@@ -120,26 +120,41 @@ function findExecutable(dirs, name) {
  */
 function runHelper(program, input, timeoutMs) {
   return new Promise((resolve) => {
+    let settled = false;
+    let guard;
+    const settle = (outcome) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(guard);
+      resolve(outcome);
+    };
     const child = execFile(program, ['get'], {
       encoding: 'buffer',
       maxBuffer: MAX_BYTES,
-      timeout: timeoutMs,
       killSignal: 'SIGKILL',
       windowsHide: true,
     }, (err, stdout, stderr) => {
       if (!err) {
-        resolve({ success: true, status: 'exit status: 0', stdout, stderr });
+        settle({ success: true, status: 'exit status: 0', stdout, stderr });
       } else if (err.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') {
-        resolve({ failed: `wrote more than ${MAX_BYTES} bytes` });
-      } else if (err.killed) {
-        resolve({ failed: `did not answer within ${timeoutMs} ms; killed` });
+        settle({ failed: `wrote more than ${MAX_BYTES} bytes` });
       } else if (typeof err.code === 'number' || err.signal) {
         const status = err.signal ? `signal: ${err.signal}` : `exit status: ${err.code}`;
-        resolve({ success: false, status, stdout: stdout ?? Buffer.alloc(0), stderr: stderr ?? Buffer.alloc(0) });
+        settle({ success: false, status, stdout: stdout ?? Buffer.alloc(0), stderr: stderr ?? Buffer.alloc(0) });
       } else {
-        resolve({ failed: `cannot be started: ${err.message}` });
+        settle({ failed: `cannot be started: ${err.message}` });
       }
     });
+    // At the deadline a helper still running is killed. execFile answers only once the pipes
+    // close, so one that exited but left a process holding them would keep it waiting: given
+    // up on too, as the native host does.
+    guard = setTimeout(() => {
+      const running = child.exitCode === null && child.signalCode === null;
+      if (running) child.kill('SIGKILL');
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+      settle({ failed: running ? `did not answer within ${timeoutMs} ms; killed` : 'did not close its stdout' });
+    }, timeoutMs);
     // A helper that exits without reading gives EPIPE; its exit status tells the rest.
     child.stdin.on('error', () => {});
     child.stdin.end(input);

@@ -254,12 +254,30 @@ test('a failing or missing helper is an InvalidConfigError naming it, and nothin
   }
 });
 
-test('a hanging helper is killed after the timeout', { timeout: 60_000 }, async () => {
+test('a hanging helper is killed after the timeout, a flooding one at the output bound', { timeout: 60_000 }, async () => {
   const { lookupCredentials } = await import('../src/credentials.js');
   helper('hang', 'exec sleep 60');
   dockerConfig({ credsStore: 'hang' });
   await assert.rejects(lookupCredentials(['r.example'], { helperTimeoutMs: 200 }), (e) => e instanceof InvalidConfigError
     && e.message.includes('docker-credential-hang') && e.message.includes('did not answer within 200 ms'));
+  // One that floods its output is stopped at the bound.
+  helper('flood', 'exec yes');
+  dockerConfig({ credsStore: 'flood' });
+  await assert.rejects(lookupCredentials(['r.example']), (e) => e instanceof InvalidConfigError
+    && e.message.includes('docker-credential-flood') && e.message.includes('more than 1048576 bytes'));
+});
+
+test('a helper leaving a process that holds its stdout does not hang the lookup', { timeout: 60_000 }, async () => {
+  const { lookupCredentials } = await import('../src/credentials.js');
+  // The background sleeper keeps stdout open after the helper exits; its pid is kept to stop it.
+  helper('lingering', `sleep 30 & echo $! > "${home}/lingering.pid"; echo '{"Username":"u","Secret":"s"}'`);
+  dockerConfig({ credsStore: 'lingering' });
+  try {
+    await assert.rejects(lookupCredentials(['r.example'], { helperTimeoutMs: 300 }), (e) => e instanceof InvalidConfigError
+      && e.message.includes('docker-credential-lingering') && e.message.includes('did not close its stdout'));
+  } finally {
+    process.kill(Number(fs.readFileSync(path.join(home, 'lingering.pid'), 'utf8')), 'SIGKILL');
+  }
 });
 
 test('given credentials win, and {} means none: the login files are not read', { timeout: 60_000 }, async () => {
