@@ -39,7 +39,8 @@ function layoutError(file, e) {
     case 'ENOENT':
       return new NotFoundError(`not found: ${file}`, { details: { what: file }, cause: e });
     default:
-      return e instanceof Error && 'code' in e && typeof e.code === 'string' && e.code.startsWith('E')
+      // Our own errors pass through; the system's are the storage's.
+      return typeof e?.code === 'string' && e.code.startsWith('E')
         ? new StorageError(`storage: ${file}: ${e.message}`, { storageKind: 'io', cause: e })
         : e;
   }

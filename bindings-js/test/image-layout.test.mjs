@@ -112,6 +112,29 @@ test('a Node export is read by skopeo, unpacked by umoci, with blobs hard-linked
   }
 });
 
+test('a cached blob gone bad is never exported', { timeout: 60_000 }, async () => {
+  const root = tmp('bad');
+  const cache = openCache(path.join(root, 'cache'));
+  try {
+    const image = putImage(cache, 'will rot\n');
+    cache.putTag('example.com/app:v1', image.manifest);
+    const file = blobFile(path.join(root, 'cache'), image.layer);
+    const bytes = fs.readFileSync(file);
+    bytes[10] ^= 1;
+    fs.writeFileSync(file, bytes);
+    const layout = path.join(root, 'layout');
+    await assert.rejects(cache.export('example.com/app:v1', layout), (e) => e.code === 'corrupted');
+    // Neither linked nor copied: nothing under the layer's name, no temp left.
+    const dir = path.join(layout, 'blobs/sha256');
+    assert.equal(fs.existsSync(blobFile(layout, image.layer)), false);
+    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.startsWith('.')), []);
+    assert.equal(fs.existsSync(path.join(layout, 'index.json')), false);
+  } finally {
+    cache.close();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('a cache without a directory exports by copying, verified', { skip: noTools, timeout: 60_000 }, async () => {
   const root = tmp('copy');
   const cache = Cache.open({ storage: new MemoryStorage() });
