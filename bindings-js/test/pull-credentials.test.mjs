@@ -2,7 +2,7 @@
 // cache's auth_file, Docker's config.json (auths, credsStore, credHelpers through
 // docker-credential-<name>), containers' auth.json. Each test writes the files in a fresh HOME
 // and checks the Authorization a Basic-auth registry on 127.0.0.1 (node:http) was sent.
-import { test, beforeEach, afterEach } from 'node:test';
+import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,6 +11,16 @@ import http from 'node:http';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { Cache, MemoryStorage, openCache, InvalidConfigError, UnauthorizedError } from '../src/node.js';
+import { Peers, peersSkip } from './support/registry-peers.mjs';
+
+if (peersSkip) console.log(`# SKIP real-registry credential tests: ${peersSkip}`);
+let peers;
+before(() => {
+  if (!peersSkip) peers = new Peers();
+});
+after(async () => {
+  await peers?.close();
+});
 
 const sha256 = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const b64 = (s) => Buffer.from(s).toString('base64');
@@ -315,4 +325,41 @@ test('mirrors get their own credentials', { timeout: 60_000 }, async () => {
     upstream.close();
     mirror.close();
   }
+});
+
+test('a real docker-registry with htpasswd: login files, a helper, and a wrong password', { skip: peersSkip, timeout: 180_000 }, async () => {
+  const registry = await peers.registry({ auth: { basic: [['alice', 'secret']] } });
+  const built = await registry.push('team/private:1.0', { seed: 21, layers: [40_000], credentials: ['alice', 'secret'] });
+  const ref = registry.reference('team/private:1.0');
+  const pull = async () => {
+    const cache = Cache.open({ storage: new MemoryStorage() });
+    try {
+      const report = await cache.pull(ref);
+      assert.equal(report.digest, built.digest);
+      assert.deepEqual(Buffer.from(cache.getManifest(built.digest).bytes), built.top);
+      for (const layer of built.images[0].layers) assert.equal(cache.getBlob(layer.digest).length, layer.size);
+    } finally {
+      cache.close();
+    }
+  };
+  const authorized = async () => (await registry.requests()).filter((r) => r.status !== 401);
+
+  // config.json's auths.
+  dockerConfig({ auths: { [registry.host]: { auth: b64('alice:secret') } } });
+  await registry.clearRequests();
+  await pull();
+  const sent = await authorized();
+  assert.ok(sent.length >= 3 && sent.every((r) => r.auth_scheme === 'Basic'), JSON.stringify(sent));
+
+  // A credential helper named by credHelpers.
+  helper('vault', knowing(registry.host, 'alice', 'secret'));
+  dockerConfig({ credHelpers: { [registry.host]: 'vault' } });
+  await pull();
+  assert.deepEqual(asked('vault'), [registry.host]);
+
+  // auth.json with the wrong password: the registry refuses, a typed error naming it.
+  fs.rmSync(path.join(home, '.docker'), { recursive: true });
+  process.env.XDG_RUNTIME_DIR = path.join(home, 'run');
+  write('run/containers/auth.json', { auths: { [registry.host]: { auth: b64('alice:wrong') } } });
+  await assert.rejects(pull(), (e) => e instanceof UnauthorizedError && e.message.includes(registry.host));
 });
