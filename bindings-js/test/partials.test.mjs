@@ -3,94 +3,22 @@
 // again on the directory, another process, or the native `ocicache` CLI — asks the registry
 // only for the rest, with `Range`. A partial is continued by one writer at a time, and a
 // cleanup removes the partials nobody holds. The registry is served by this test on
-// 127.0.0.1 (node:http) and reached through the real global fetch.
+// 127.0.0.1 (test/registry-fixture.mjs) and reached through the real global fetch.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Cache, MemoryStorage, FsStorage, openCache, DirectoryInUseError } from '../src/node.js';
+import { image, registry, sha256 } from './registry-fixture.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const NODE_ENTRY = new URL('../src/node.js', import.meta.url).href;
-const sha256 = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const partialPath = (digest) => `partials/sha256/${digest.slice('sha256:'.length)}`;
 const tmpDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'ocicache-partials-'));
-
-function image() {
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
-  const layer = Buffer.alloc(300_000);
-  for (let i = 0; i < layer.length; i++) layer[i] = (i * 11 + (i >> 8)) & 0xff;
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
-  }));
-  return { manifest, config, layer, digests: { manifest: sha256(manifest), config: sha256(config), layer: sha256(layer) } };
-}
-
-/**
- * A registry serving `img` as `app:1.0`; `requests` lists what it was asked (method, path,
- * range). `stallLayer(n)`: the next layer response sends its first `n` bytes, then hangs until
- * the test closes the server.
- */
-async function registry(img) {
-  const blobs = new Map([[img.digests.config, img.config], [img.digests.layer, img.layer]]);
-  const state = { requests: [], stall: null };
-  const server = http.createServer((req, res) => {
-    state.requests.push({ method: req.method, path: req.url, range: req.headers.range ?? null });
-    if (req.url === '/v2/app/manifests/1.0' || req.url === `/v2/app/manifests/${img.digests.manifest}`) {
-      res.writeHead(200, {
-        'Content-Type': 'application/vnd.oci.image.manifest.v1+json',
-        'Docker-Content-Digest': img.digests.manifest,
-        'Content-Length': img.manifest.length,
-      });
-      res.end(req.method === 'HEAD' ? undefined : img.manifest);
-      return;
-    }
-    const m = /^\/v2\/app\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url);
-    const blob = m && blobs.get(m[1]);
-    if (!blob) {
-      res.writeHead(404, { 'Content-Type': 'application/json' });
-      res.end('{"errors":[{"code":"BLOB_UNKNOWN"}]}');
-      return;
-    }
-    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-    const start = range ? Number(range[1]) : 0;
-    const body = blob.subarray(start);
-    res.writeHead(range ? 206 : 200, {
-      'Content-Type': 'application/octet-stream',
-      'Content-Length': body.length,
-      ...(range ? { 'Content-Range': `bytes ${start}-${blob.length - 1}/${blob.length}` } : {}),
-    });
-    if (m[1] === img.digests.layer && state.stall !== null) {
-      const n = state.stall;
-      state.stall = null;
-      res.write(body.subarray(0, n)); // and nothing more: the download hangs
-      return;
-    }
-    res.end(body);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  state.port = server.address().port;
-  state.reference = `127.0.0.1:${state.port}/app:1.0`;
-  state.stallLayer = (n) => {
-    state.stall = n;
-  };
-  state.layerRequests = () => state.requests.filter((r) => r.path.endsWith(img.digests.layer));
-  state.close = () => {
-    server.closeAllConnections();
-    server.close();
-  };
-  return state;
-}
 
 /**
  * Pulls with an AbortSignal and aborts once `n` bytes of the layer arrived (the registry sends
