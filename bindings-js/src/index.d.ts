@@ -26,8 +26,21 @@ export class InvalidManifestError extends OcicacheError { readonly code: 'invali
 export class TooLargeError extends OcicacheError { readonly code: 'too_large'; }
 export class InvalidArgumentError extends OcicacheError { readonly code: 'invalid_argument'; }
 export class InvalidConfigError extends OcicacheError { readonly code: 'invalid_config'; }
-/** A registry could not be reached or kept failing; `details`: registry, status, message. */
-export class NetworkError extends OcicacheError { readonly code: 'network'; }
+/**
+ * A registry could not be reached or kept failing (after retries), answered another 4xx than
+ * 401, 403 and 404 (those are UnauthorizedError and NotFoundError), or offline with nothing
+ * cached. `details` holds the same fields and the registry's `message`.
+ */
+export class NetworkError extends OcicacheError {
+  readonly code: 'network';
+  /** The registry, `host[:port]`. */
+  readonly registry: string | null;
+  /** The last HTTP status; null when no response came (refused, reset, TLS, offline). */
+  readonly status: number | null;
+  /** The registry's error code from its JSON error body (e.g. `UNAVAILABLE`), or null. */
+  readonly registryCode: string | null;
+  readonly details: { registry: string; status: number | null; message: string; registryCode: string | null };
+}
 /** A registry refused access; `details`: registry, message. */
 export class UnauthorizedError extends OcicacheError { readonly code: 'unauthorized'; }
 /** The host's storage failed; nothing committed changed. `cause` is what the storage threw. */
