@@ -212,6 +212,37 @@ for (const [name, make] of [
   });
 }
 
+test('a partial outlives clearTemps (a cache opened again), and FsStorage.close() keeps one still open', () => {
+  const dir = tmpDir();
+  try {
+    for (const storage of [new MemoryStorage(), new FsStorage(dir)]) {
+      const p = partialPath(sha256(`left open in ${storage.constructor.name}`));
+      const a = storage.openPartial(p);
+      storage.writeTemp(a.id, Buffer.from('12345'));
+      const t = storage.createTemp();
+      storage.writeTemp(t, Buffer.from('an ordinary temp'));
+      // Opening a cache clears temps: the ordinary one goes, the partial stays, closed.
+      const cache = Cache.open({ storage });
+      cache.close();
+      assert.equal(storage.tempCount(), 0);
+      assert.equal(storage.size(p), 5);
+      const b = storage.openPartial(p);
+      assert.equal(b.size, 5, 'no longer held: it opens again where it stood');
+      storage.writeTemp(b.id, Buffer.from('678'));
+      storage.close?.();
+      if (storage instanceof FsStorage) {
+        const again = new FsStorage(dir);
+        const c = again.openPartial(p);
+        assert.equal(c.size, 8, 'close() kept it');
+        assert.deepEqual(Buffer.from(again.get(p)), Buffer.from('12345678'));
+        again.close();
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 /**
  * A child process that opens `dir` (FsStorage, claiming it), opens the layer's partial and
  * writes its first `n` bytes, says "ready", then waits to be killed.
