@@ -28,8 +28,10 @@ function scenarioIndex() {
   return out.filter(playable).sort();
 }
 
-export function serve(port = 0) {
+/** `extra(req, res)`, if given, answers first (a registry on the same origin); true if it did. */
+export function serve(port = 0, extra = null) {
   const server = http.createServer((req, res) => {
+    if (extra?.(req, res)) return;
     const url = new URL(req.url, 'http://localhost');
     let file;
     if (url.pathname === '/scenarios-index.json') {
