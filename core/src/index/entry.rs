@@ -28,6 +28,9 @@ pub struct Entry {
     pub(crate) incarnation: u32,
     pub(crate) media_type: Option<MediaType>,
     pub(crate) quarantined: bool,
+    /// Taken out of the eviction policy because it was being read when the policy nominated it
+    /// (see [`crate::index::Index::next_victim`]); put back when its last reader is done.
+    pub(crate) parked: bool,
 }
 
 impl Entry {
@@ -103,6 +106,13 @@ impl Entry {
     }
     /// Whether eviction may take it now.
     pub fn is_candidate(&self) -> bool {
-        self.pins == 0 && self.readers == 0 && self.referrers == 0 && !self.quarantined
+        self.readers == 0 && self.is_filed()
+    }
+
+    /// Whether the eviction policy holds it: a candidate, or one only being read (a read
+    /// touches the policy once, to refile the entry as just used, instead of taking it out
+    /// and putting it back; eviction passes over it while it is read).
+    pub(crate) fn is_filed(&self) -> bool {
+        self.pins == 0 && self.referrers == 0 && !self.quarantined && !self.parked
     }
 }

@@ -130,9 +130,13 @@ impl Index {
             .filter(|(_, e)| e.expires != u64::MAX)
             .map(|(id, e)| (e.expires, id))
             .collect();
-        let candidates: Vec<(EntryId, &Entry)> = live().filter(|(_, e)| e.is_candidate()).collect();
-        self.candidate_bytes = candidates.iter().map(|(_, e)| e.size).sum();
-        self.policy.rebuild(&candidates);
+        let filed: Vec<(EntryId, &Entry)> = live().filter(|(_, e)| e.is_filed()).collect();
+        self.candidate_bytes = filed
+            .iter()
+            .filter(|(_, e)| e.is_candidate())
+            .map(|(_, e)| e.size)
+            .sum();
+        self.policy.rebuild(&filed);
     }
 
     /// Makes room for `additional` more entries without rehashing along the way.
@@ -253,8 +257,18 @@ impl Index {
     }
 
     /// The policy's next victim.
-    pub fn next_victim(&self, now: Millis) -> Option<EntryId> {
-        self.policy.next_victim(now)
+    ///
+    /// An entry being read stays filed in the policy (so that a read costs one refiling, not a
+    /// removal and a reinsertion); when the policy nominates one, it is parked (taken out until
+    /// its last reader is done) and the policy asked again.
+    pub fn next_victim(&mut self, now: Millis) -> Option<EntryId> {
+        loop {
+            let id = self.policy.next_victim(now)?;
+            if self.get(id).readers == 0 {
+                return Some(id);
+            }
+            self.modify(id, |e| e.parked = true);
+        }
     }
 
     /// Inserts an entry, replacing any entry with the same key. `references` (manifests only)
@@ -281,6 +295,7 @@ impl Index {
             incarnation: self.incarnation,
             media_type: new.media_type,
             quarantined: new.quarantined,
+            parked: false,
         };
         let id = match self.free.pop() {
             Some(i) => i,
@@ -300,7 +315,7 @@ impl Index {
         if entry.expires != u64::MAX && !self.bulk {
             self.expiry.insert((entry.expires, EntryId(id)));
         }
-        let candidate = entry.is_candidate();
+        let filed = entry.is_filed();
         self.slots[id as usize] = Some(entry);
         let slots = &self.slots;
         self.table.insert_unique(fingerprint, id, |&i| {
@@ -310,7 +325,7 @@ impl Index {
                 .fingerprint()
         });
         let id = EntryId(id);
-        if candidate {
+        if filed {
             self.enter_policy(id);
         }
         if !references.is_empty() {
@@ -335,7 +350,7 @@ impl Index {
 
     /// Removes an entry and returns it.
     pub fn remove(&mut self, id: EntryId) -> Entry {
-        if self.get(id).is_candidate() {
+        if self.get(id).is_filed() {
             self.leave_policy(id);
         }
         let entry = self.slots[id.0 as usize].take().expect("live entry id");
@@ -427,7 +442,12 @@ impl Index {
         if let Some(id) = self.find(key)
             && self.get(id).incarnation == incarnation
         {
-            self.modify(id, |e| e.readers = e.readers.saturating_sub(1));
+            self.modify(id, |e| {
+                e.readers = e.readers.saturating_sub(1);
+                if e.readers == 0 {
+                    e.parked = false;
+                }
+            });
         }
     }
 
@@ -458,19 +478,17 @@ impl Index {
             }
         }
         let e = self.slots[id.0 as usize].as_ref().expect("live entry id");
-        match (old.is_candidate(), e.is_candidate()) {
-            (true, true) => {
-                self.candidate_bytes = self
-                    .candidate_bytes
-                    .wrapping_sub(old.size)
-                    .wrapping_add(e.size);
-                self.policy.update(id, &old, e);
-            }
-            (true, false) => {
-                self.candidate_bytes = self.candidate_bytes.wrapping_sub(old.size);
-                self.policy.remove(id, &old);
-            }
-            (false, true) => self.enter_policy(id),
+        // Evictable bytes follow candidacy; the policy follows filing (which ignores readers).
+        if old.is_candidate() {
+            self.candidate_bytes = self.candidate_bytes.wrapping_sub(old.size);
+        }
+        if e.is_candidate() {
+            self.candidate_bytes = self.candidate_bytes.wrapping_add(e.size);
+        }
+        match (old.is_filed(), e.is_filed()) {
+            (true, true) => self.policy.update(id, &old, e),
+            (true, false) => self.policy.remove(id, &old),
+            (false, true) => self.policy.insert(id, e),
             (false, false) => {}
         }
     }
@@ -480,7 +498,9 @@ impl Index {
             return;
         }
         let e = self.slots[id.0 as usize].as_ref().expect("live entry id");
-        self.candidate_bytes = self.candidate_bytes.wrapping_add(e.size);
+        if e.is_candidate() {
+            self.candidate_bytes = self.candidate_bytes.wrapping_add(e.size);
+        }
         self.policy.insert(id, e);
     }
 
@@ -489,7 +509,9 @@ impl Index {
             return;
         }
         let e = self.slots[id.0 as usize].as_ref().expect("live entry id");
-        self.candidate_bytes = self.candidate_bytes.wrapping_sub(e.size);
+        if e.is_candidate() {
+            self.candidate_bytes = self.candidate_bytes.wrapping_sub(e.size);
+        }
         self.policy.remove(id, e);
     }
 

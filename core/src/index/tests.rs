@@ -198,3 +198,87 @@ fn a_sliding_expiry_refiles_the_entry_in_expiry_ordered_policies() {
     idx.touch(a, 6, None); // an access without extension changes nothing for this policy
     assert_eq!(idx.expired(200).collect::<Vec<_>>().len(), 2);
 }
+
+/// A policy that counts how often entries are filed and withdrawn, over an LRU order.
+#[derive(Default)]
+struct Counting {
+    lru: LruPolicy,
+    calls: std::sync::Arc<std::sync::Mutex<(usize, usize)>>,
+}
+
+impl EvictionPolicy for Counting {
+    fn name(&self) -> String {
+        "counting".into()
+    }
+    fn insert(&mut self, id: EntryId, entry: &Entry) {
+        self.calls.lock().unwrap().0 += 1;
+        self.lru.insert(id, entry);
+    }
+    fn remove(&mut self, id: EntryId, entry: &Entry) {
+        self.calls.lock().unwrap().1 += 1;
+        self.lru.remove(id, entry);
+    }
+    fn update(&mut self, id: EntryId, old: &Entry, new: &Entry) {
+        self.lru.update(id, old, new);
+    }
+    fn next_victim(&self, now: Millis) -> Option<EntryId> {
+        self.lru.next_victim(now)
+    }
+}
+
+#[test]
+fn an_entry_being_read_stays_filed_is_passed_over_for_eviction_and_comes_back_after() {
+    let policy = Counting::default();
+    let calls = policy.calls.clone();
+    let mut idx = Index::new(Box::new(policy));
+    let a = idx.insert(new(Kind::Blob, 1, 10, u64::MAX), vec![]);
+    let b = idx.insert(new(Kind::Blob, 2, 20, u64::MAX), vec![]);
+    assert_eq!(idx.candidate_bytes(), 30);
+    *calls.lock().unwrap() = (0, 0);
+
+    // A read refiles the entry once (as just used), and it is not evictable meanwhile.
+    let inc = idx.begin_read(b, 0, None);
+    assert_eq!(
+        *calls.lock().unwrap(),
+        (0, 0),
+        "refiled in place, not withdrawn"
+    );
+    assert_eq!(
+        idx.next_victim(0),
+        Some(a),
+        "b is the most recently used now"
+    );
+    assert_eq!(idx.candidate_bytes(), 10);
+    idx.end_read(&key(Kind::Blob, 2), inc);
+    assert_eq!(
+        *calls.lock().unwrap(),
+        (0, 0),
+        "ending the read withdraws and files nothing"
+    );
+    assert_eq!(idx.candidate_bytes(), 30);
+
+    // Nominated while being read: parked (withdrawn) and the next one is given instead.
+    let inc = idx.begin_read(a, 0, None);
+    idx.touch(b, 0, None);
+    assert_eq!(idx.next_victim(0), Some(b));
+    assert!(idx.get(a).parked);
+    idx.remove(b);
+    assert_eq!(idx.next_victim(0), None, "a parked entry is not nominated");
+    assert_eq!(idx.candidate_bytes(), 0);
+    idx.end_read(&key(Kind::Blob, 1), inc);
+    assert!(!idx.get(a).parked);
+    assert_eq!(
+        idx.next_victim(0),
+        Some(a),
+        "filed again once its last reader is done"
+    );
+    assert_eq!(idx.candidate_bytes(), 10);
+
+    // Removing an entry while it is read and parked leaves nothing behind in the policy.
+    let inc = idx.begin_read(a, 0, None);
+    assert_eq!(idx.next_victim(0), None);
+    idx.remove(a);
+    idx.end_read(&key(Kind::Blob, 1), inc);
+    assert_eq!(idx.next_victim(0), None);
+    assert_eq!(idx.candidate_bytes(), 0);
+}
