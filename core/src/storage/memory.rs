@@ -26,10 +26,104 @@ struct State {
     /// only listing (at open after a crash, in integrity checks) scans. The hasher is
     /// deterministic (SipHash with fixed keys): the core takes no randomness.
     files: HashMap<String, Vec<u8>, BuildHasherDefault<DefaultHasher>>,
+    /// The directories the paths of `files` make, so that listing one costs its own entries
+    /// (reopening after a crash lists every directory of a million files).
+    dirs: Dirs,
     temps: BTreeMap<u64, Vec<u8>>,
     /// Open partial downloads: their bytes live in `files` under these paths.
     partials: BTreeMap<u64, String>,
     next_temp: u64,
+}
+
+impl State {
+    /// The object at `path`, created empty if missing.
+    fn file_mut(&mut self, path: &str) -> &mut Vec<u8> {
+        if !self.files.contains_key(path) {
+            self.dirs.add(path);
+            self.files.insert(path.to_owned(), Vec::new());
+        }
+        self.files.get_mut(path).expect("present")
+    }
+
+    fn insert_file(&mut self, path: &str, data: Vec<u8>) {
+        if self.files.insert(path.to_owned(), data).is_none() {
+            self.dirs.add(path);
+        }
+    }
+
+    fn remove_file(&mut self, path: &str) -> Option<Vec<u8>> {
+        let data = self.files.remove(path)?;
+        self.dirs.remove(path);
+        Some(data)
+    }
+}
+
+/// Per directory, the names directly inside it, each with the number of objects beneath it.
+/// Hashed rather than ordered, so that adding a file costs no string comparisons; a listing
+/// sorts.
+#[derive(Debug, Default)]
+struct Dirs(HashMap<String, Names, BuildHasherDefault<DefaultHasher>>);
+
+type Names = HashMap<String, u64, BuildHasherDefault<DefaultHasher>>;
+
+/// `(directory, name inside it)` for every level of `path`: `a/b/c` gives `("", "a")`,
+/// `("a", "b")` and `("a/b", "c")`.
+fn levels(path: &str) -> impl Iterator<Item = (&str, &str)> {
+    let ends = path
+        .match_indices('/')
+        .map(|(i, _)| i)
+        .chain(std::iter::once(path.len()));
+    let mut start: usize = 0;
+    ends.map(move |end| {
+        let dir = &path[..start.saturating_sub(1)];
+        let name = &path[start..end];
+        start = end + 1;
+        (dir, name)
+    })
+}
+
+impl Dirs {
+    fn add(&mut self, path: &str) {
+        for (dir, name) in levels(path) {
+            if !self.0.contains_key(dir) {
+                self.0.insert(dir.to_owned(), Names::default());
+            }
+            let names = self.0.get_mut(dir).expect("present");
+            match names.get_mut(name) {
+                Some(count) => *count += 1,
+                None => {
+                    names.insert(name.to_owned(), 1);
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, path: &str) {
+        for (dir, name) in levels(path) {
+            let Some(names) = self.0.get_mut(dir) else {
+                continue;
+            };
+            if let Some(count) = names.get_mut(name) {
+                *count -= 1;
+                if *count == 0 {
+                    names.remove(name);
+                }
+            }
+            if names.is_empty() {
+                self.0.remove(dir);
+            }
+        }
+    }
+
+    fn list(&self, dir: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .0
+            .get(dir)
+            .map(|names| names.keys().cloned().collect())
+            .unwrap_or_default();
+        names.sort_unstable();
+        names
+    }
 }
 
 impl MemoryStorage {
@@ -51,7 +145,7 @@ impl MemoryStorage {
 
     /// Writes `path` directly, bypassing temps (tests use it to plant orphans and damage).
     pub fn put(&self, path: &str, data: &[u8]) {
-        self.state().files.insert(path.to_owned(), data.to_vec());
+        self.state().insert_file(path, data.to_vec());
     }
 
     /// Flips every bit of the byte at `offset` of `path`; returns false if there is no such byte.
@@ -113,7 +207,7 @@ impl Storage for MemoryStorage {
     fn write_temp(&mut self, temp: TempId, data: &[u8]) -> Result<(), StorageError> {
         let mut s = self.state();
         if let Some(path) = s.partials.get(&temp.0).cloned() {
-            s.files.entry(path).or_default().extend_from_slice(data);
+            s.file_mut(&path).extend_from_slice(data);
             return Ok(());
         }
         let t = s
@@ -128,22 +222,22 @@ impl Storage for MemoryStorage {
         check_path(path)?;
         let mut s = self.state();
         if let Some(partial) = s.partials.remove(&temp.0) {
-            let data = s.files.remove(&partial).unwrap_or_default();
-            s.files.insert(path.to_owned(), data);
+            let data = s.remove_file(&partial).unwrap_or_default();
+            s.insert_file(path, data);
             return Ok(());
         }
         let data = s
             .temps
             .remove(&temp.0)
             .ok_or_else(|| StorageError::NotFound(format!("temp {}", temp.0)))?;
-        s.files.insert(path.to_owned(), data);
+        s.insert_file(path, data);
         Ok(())
     }
 
     fn abort_temp(&mut self, temp: TempId) -> Result<(), StorageError> {
         let mut s = self.state();
         if let Some(partial) = s.partials.remove(&temp.0) {
-            s.files.remove(&partial);
+            s.remove_file(&partial);
         }
         s.temps.remove(&temp.0);
         Ok(())
@@ -156,7 +250,7 @@ impl Storage for MemoryStorage {
             // Open already (a file storage's lock would refuse it likewise).
             return Ok(None);
         }
-        let len = s.files.entry(path.to_owned()).or_default().len() as u64;
+        let len = s.file_mut(path).len() as u64;
         s.next_temp += 1;
         let id = s.next_temp;
         s.partials.insert(id, path.to_owned());
@@ -170,11 +264,7 @@ impl Storage for MemoryStorage {
 
     fn append(&mut self, path: &str, data: &[u8]) -> Result<(), StorageError> {
         check_path(path)?;
-        self.state()
-            .files
-            .entry(path.to_owned())
-            .or_default()
-            .extend_from_slice(data);
+        self.state().file_mut(path).extend_from_slice(data);
         Ok(())
     }
 
@@ -195,21 +285,11 @@ impl Storage for MemoryStorage {
     }
 
     fn list(&mut self, dir: &str) -> Result<Vec<String>, StorageError> {
-        let prefix = format!("{}/", dir.trim_end_matches('/'));
-        let s = self.state();
-        let mut out: Vec<String> = s
-            .files
-            .keys()
-            .filter_map(|path| path.strip_prefix(&prefix))
-            .map(|rest| rest.split('/').next().unwrap_or(rest).to_owned())
-            .collect();
-        out.sort_unstable();
-        out.dedup();
-        Ok(out)
+        Ok(self.state().dirs.list(dir.trim_end_matches('/')))
     }
 
     fn remove(&mut self, path: &str) -> Result<(), StorageError> {
-        self.state().files.remove(path);
+        self.state().remove_file(path);
         Ok(())
     }
 
@@ -257,7 +337,25 @@ mod tests {
             s.append(p, b"1").unwrap();
         }
         assert_eq!(s.list("d").unwrap(), vec!["a", "b"]);
+        assert_eq!(s.list("d/b/").unwrap(), vec!["c", "d"]);
         assert!(s.list("nope").unwrap().is_empty());
+        // A directory goes with its last object, and only then.
+        s.remove("d/b/c").unwrap();
+        assert_eq!(s.list("d").unwrap(), vec!["a", "b"]);
+        s.remove("d/b/d").unwrap();
+        assert_eq!(s.list("d").unwrap(), vec!["a"]);
+        assert!(s.list("d/b").unwrap().is_empty());
+        // Committing over an object, and a partial committed elsewhere, keep the counts right.
+        let t = s.create_temp(None).unwrap();
+        s.commit_temp(t, "d/a").unwrap();
+        let (p, _) = s.open_partial("p/x").unwrap().unwrap();
+        assert_eq!(s.list("p").unwrap(), vec!["x"]);
+        s.commit_temp(p, "q/y").unwrap();
+        assert!(s.list("p").unwrap().is_empty());
+        assert_eq!(s.list("q").unwrap(), vec!["y"]);
+        s.remove("d/a").unwrap();
+        assert!(s.list("d").unwrap().is_empty());
+        assert_eq!(s.list("").unwrap(), vec!["dd", "e", "q"]);
     }
 
     #[test]
