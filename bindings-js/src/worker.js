@@ -13,6 +13,7 @@ import { OpfsStorage } from './opfs-storage.js';
 import { MemoryStorage } from './memory.js';
 import { OcicacheError, DirectoryInUseError, StorageError } from './errors.js';
 import { WORKER_METHODS } from './worker-methods.js';
+import { engineOptions, pullOverFetch } from './pull.js';
 
 let cache = null;
 let storage = null;
@@ -104,6 +105,8 @@ const handlers = {
     return cache.recovery();
   },
   async close() {
+    // Pulls in flight stop (their requests are aborted) and fail; the cache closes now.
+    for (const c of pulls.values()) c.abort();
     try {
       if (cache) cache.close();
     } finally {
@@ -156,34 +159,87 @@ const handlers = {
 /** The Cache methods callable from the main thread. */
 const CACHE_METHODS = new Set(WORKER_METHODS);
 
-// One call at a time, in arrival order: the cache is single-threaded and OPFS changes settle
-// before the next call runs.
+function dispatch(method, args) {
+  if (Object.hasOwn(handlers, method)) {
+    if (method !== 'open' && method !== 'close' && !cache) throw new Error('no cache is open');
+    return handlers[method](...args);
+  }
+  if (method === 'resolveTags') {
+    return cache.resolveTags(...args).map((r) => ('ok' in r ? r : { error: serializeError(r.error) }));
+  }
+  if (CACHE_METHODS.has(method)) {
+    if (!cache) throw new Error('no cache is open');
+    return cache[method](...args);
+  }
+  throw new Error(`unknown method ${method}`);
+}
+
+// One step at a time, in arrival order: the cache is single-threaded, and the OPFS changes of a
+// step settle before the next one runs (a call from the main thread is one step; a pull is
+// many, one per engine call, so that other calls and other pulls interleave with it).
 let chain = Promise.resolve();
-self.onmessage = (event) => {
-  const { id, method, args } = event.data ?? {};
-  chain = chain.then(async () => {
+function run(job) {
+  const step = chain.then(async () => {
+    let result;
     try {
-      let result;
-      if (Object.hasOwn(handlers, method)) {
-        if (method !== 'open' && method !== 'close' && !cache) throw new Error('no cache is open');
-        result = await handlers[method](...args);
-      } else if (method === 'resolveTags') {
-        result = cache.resolveTags(...args).map((r) => ('ok' in r ? r : { error: serializeError(r.error) }));
-      } else if (CACHE_METHODS.has(method)) {
-        if (!cache) throw new Error('no cache is open');
-        result = cache[method](...args);
-      } else {
-        throw new Error(`unknown method ${method}`);
-      }
-      if (storage?.settle) await storage.settle();
-      self.postMessage({ id, ok: true, result }, transferables(result));
+      result = await job();
     } catch (e) {
       try {
         if (storage?.settle) await storage.settle();
       } catch {
         // report the first error
       }
-      self.postMessage({ id, ok: false, error: serializeError(e) });
+      throw e;
     }
+    if (storage?.settle) await storage.settle();
+    return result;
   });
+  chain = step.then(() => {}, () => {});
+  return step;
+}
+
+/** The pulls running, by call id: their AbortControllers (the main thread's `cancel`). */
+const pulls = new Map();
+
+/**
+ * A pull, with its HTTP done here by the Worker's `fetch`; the browser follows redirects (a
+ * manual redirect is opaque in a browser). Each engine call is a step on the queue; progress
+ * events are posted to the main thread as `{id, progress}`.
+ */
+async function pull(id, reference, options) {
+  const controller = new AbortController();
+  pulls.set(id, controller);
+  try {
+    const { progress = false, ...rest } = options ?? {};
+    const machine = await run(() => {
+      if (!cache) throw new Error('no cache is open');
+      return cache.pullMachine(reference, engineOptions(rest));
+    });
+    const steps = {};
+    for (const m of ['poll', 'onHead', 'onBody', 'onEnd', 'onError', 'slept', 'cancel']) {
+      steps[m] = (...args) => run(() => machine[m](...args));
+    }
+    return await pullOverFetch(steps, {
+      signal: controller.signal,
+      onProgress: progress ? (event) => self.postMessage({ id, progress: event }) : undefined,
+      hasBlob: (digest) => run(() => cache?.hasBlob(digest) ?? false),
+      redirect: 'follow',
+    });
+  } finally {
+    pulls.delete(id);
+  }
+}
+
+self.onmessage = (event) => {
+  const { id, method, args, cancel } = event.data ?? {};
+  if (cancel !== undefined) {
+    // Not queued: it must reach a pull that waits on the network.
+    pulls.get(cancel)?.abort();
+    return;
+  }
+  const done = method === 'pull' ? pull(id, ...args) : run(() => dispatch(method, args));
+  done.then(
+    (result) => self.postMessage({ id, ok: true, result }, transferables(result)),
+    (e) => self.postMessage({ id, ok: false, error: serializeError(e) }),
+  );
 };

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { serve } from './browser/serve.mjs';
+import { corsRegistry, image } from './browser/cors-registry.mjs';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -150,5 +151,84 @@ test('the example page works when served from localhost', { skip, timeout: 120_0
   } finally {
     await browser.close();
     server.close();
+  }
+});
+
+// ----- cache.pull in the browser: the Worker does the HTTP against a CORS-enabled registry -----
+
+/** Runs `f(page)` in a fresh tab with the browser entry as `window.ocicache`. */
+async function withTab(f) {
+  const server = await serve(0);
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`http://127.0.0.1:${server.address().port}/test/browser/tab.html`);
+    await page.waitForFunction(() => window.__ready === true);
+    await f(page);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}
+
+test('pull in the Worker from a CORS registry: cold, warm with no request, progress, nothing fetched on the main thread', { skip, timeout: 120_000 }, async () => {
+  const img = image();
+  const reg = await corsRegistry(img);
+  try {
+    await withTab(async (page) => {
+      const r = await page.evaluate(async ({ reference, dir }) => {
+        // The main thread's fetch is not used: the Worker has its own.
+        let mainFetches = 0;
+        const realFetch = window.fetch;
+        window.fetch = (...a) => { mainFetches++; return realFetch(...a); };
+        const hex = async (bytes) => [...new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))]
+          .map((b) => b.toString(16).padStart(2, '0')).join('');
+        let cache = await window.ocicache.openCache({ directory: dir });
+        const events = [];
+        const cold = await cache.pull(reference, { onProgress: (e) => events.push(e) });
+        const warm = await cache.pull(reference);
+        await cache.close();
+        cache = await window.ocicache.openCache({ directory: dir });
+        const layer = await cache.getBlob(cold.blobs.find((b) => b.size > 1000).digest);
+        const out = {
+          cold, warm, events, mainFetches,
+          layerSha: `sha256:${await hex(layer)}`,
+          manifestSha: `sha256:${await hex((await cache.getManifest(cold.digest)).bytes)}`,
+          tag: await cache.resolveTag(reference),
+          healthy: (await cache.checkIntegrity()).healthy,
+        };
+        await cache.close();
+        await (await navigator.storage.getDirectory()).removeEntry(dir, { recursive: true });
+        return out;
+      }, { reference: reg.reference, dir: `pull-${Date.now()}` });
+      assert.equal(r.mainFetches, 0);
+      assert.equal(r.cold.digest, img.digests.manifest);
+      assert.equal(r.cold.tag.state, 'fetched');
+      assert.equal(r.cold.bytes_fetched, img.manifest.length + img.config.length + img.layer.length);
+      assert.equal(r.layerSha, img.digests.layer);
+      assert.equal(r.manifestSha, img.digests.manifest);
+      assert.equal(r.tag.state, 'fresh');
+      assert.ok(r.healthy);
+      assert.equal(r.warm.requests, 0);
+      assert.equal(r.warm.tag.state, 'fresh');
+      // One GET each for the manifest and the blobs (after the TLS attempt that fails on a
+      // plain-HTTP loopback port), each after a CORS preflight.
+      const gets = reg.requests.filter((q) => q.method === 'GET').map((q) => q.path).sort();
+      assert.deepEqual(gets, [`/v2/app/blobs/${img.digests.config}`, `/v2/app/blobs/${img.digests.layer}`, '/v2/app/manifests/1.0'].sort());
+      assert.ok(reg.requests.some((q) => q.method === 'OPTIONS'), 'the Accept header needs a preflight');
+      assert.ok(reg.requests.every((q) => q.origin === null || q.origin.startsWith('http://127.0.0.1:')));
+      // Progress crossed the worker boundary: started, bytes adding up to the layer, done.
+      const layerEvents = r.events.filter((e) => e.digest === img.digests.layer);
+      assert.equal(layerEvents[0].type, 'started');
+      assert.equal(layerEvents.at(-1).type, 'done');
+      const bytes = layerEvents.filter((e) => e.type === 'bytes');
+      assert.equal(bytes.reduce((n, e) => n + e.bytes, 0), img.layer.length);
+      assert.equal(bytes.at(-1).received, img.layer.length);
+    });
+  } finally {
+    reg.close();
   }
 });
