@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { serve } from './browser/serve.mjs';
-import { corsRegistry, image } from './browser/cors-registry.mjs';
+import { corsRegistry, image, EXPOSE } from './browser/cors-registry.mjs';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -230,5 +230,117 @@ test('pull in the Worker from a CORS registry: cold, warm with no request, progr
     });
   } finally {
     reg.close();
+  }
+});
+
+test('pull in the browser: signal stops it in the Worker, the next pull completes; errors arrive typed', { skip, timeout: 120_000 }, async () => {
+  const img = image();
+  const reg = await corsRegistry(img);
+  const bare = await corsRegistry(img, { cors: false });
+  try {
+    await withTab(async (page) => {
+      await page.evaluate(async ({ reference, dir }) => {
+        window.cache = await window.ocicache.openCache({ directory: dir });
+        window.dir = dir;
+        const controller = new AbortController();
+        window.reason = new Error('stopped by the test');
+        window.events = [];
+        window.aborted = window.cache.pull(reference, {
+          signal: controller.signal,
+          onProgress: (e) => window.events.push(e.type),
+        }).then(() => 'resolved', (e) => (e === window.reason ? 'rejected with the reason' : `rejected: ${e}`));
+        window.abort = () => controller.abort(window.reason);
+      }, { reference: reg.reference, dir: `pull-abort-${Date.now()}` });
+      reg.nextStall();
+      await reg.stalled; // half the layer has reached the Worker, the rest hangs
+      await page.evaluate(() => window.abort());
+      assert.equal(await page.evaluate(() => window.aborted), 'rejected with the reason');
+      await reg.closed; // the Worker's fetch was aborted: its connection went away
+      const r = await page.evaluate(async ({ reference, bareReference }) => {
+        const out = {};
+        out.hasTag = await window.cache.hasTag(reference);
+        out.report = await window.cache.pull(reference);
+        const fail = async (p) => p.then(() => 'resolved', (e) => ({
+          name: e.name, code: e.code, details: e.details, typed: e instanceof window.ocicache.OcicacheError,
+          network: e instanceof window.ocicache.NetworkError, message: e.message,
+        }));
+        out.notFound = await fail(window.cache.pull(reference.replace('app:1.0', 'app:2.0')));
+        out.noCors = await fail(window.cache.pull(bareReference, { allowStale: false }));
+        out.unknownOption = await fail(window.cache.pull(reference, { retries: 3 }));
+        out.fetchOption = await fail(window.cache.pull(reference, { fetch: window.fetch }));
+        const thrown = new Error('from onProgress');
+        // A warm pull reports the cached blobs (from-cache): the first event throws.
+        out.progressThrew = await window.cache.pull(reference, {
+          onProgress: () => { throw thrown; },
+        }).then(() => 'resolved', (e) => e === thrown || `${e}`);
+        out.healthy = (await window.cache.checkIntegrity()).healthy;
+        await window.cache.close();
+        await (await navigator.storage.getDirectory()).removeEntry(window.dir, { recursive: true });
+        return out;
+      }, { reference: reg.reference, bareReference: bare.reference });
+      assert.equal(r.hasTag, false, 'an aborted pull records no tag');
+      assert.equal(r.report.digest, img.digests.manifest);
+      assert.equal(r.report.tag.state, 'fetched');
+      assert.ok(r.healthy);
+      assert.equal(r.notFound.name, 'NotFoundError');
+      assert.ok(r.notFound.typed);
+      assert.equal(r.noCors.name, 'NetworkError');
+      assert.ok(r.noCors.network);
+      assert.equal(r.noCors.code, 'network');
+      assert.equal(r.noCors.details.registry, bare.host);
+      assert.equal(r.unknownOption.name, 'InvalidArgumentError');
+      assert.equal(r.fetchOption.name, 'InvalidArgumentError');
+      assert.equal(r.progressThrew, true, 'rejects with what onProgress threw');
+    });
+  } finally {
+    reg.close();
+    bare.close();
+  }
+});
+
+test('pull in the browser: token auth, blobs redirected to another origin without the Authorization; revalidation needs Docker-Content-Digest exposed', { skip, timeout: 120_000 }, async () => {
+  const img = image(1 << 20);
+  const authed = await corsRegistry(img, { bearer: true, redirectBlobs: true });
+  const exposed = await corsRegistry(img);
+  const hidden = await corsRegistry(img, { expose: EXPOSE.filter((h) => h !== 'Docker-Content-Digest') });
+  try {
+    await withTab(async (page) => {
+      const r = await page.evaluate(async ({ refs, dir }) => {
+        // Tags go stale after 1 ms, so that a second pull revalidates.
+        const cache = await window.ocicache.openCache({ directory: dir, config: { tag_ttl_ms: 1 } });
+        const out = { authed: await cache.pull(refs.authed) };
+        for (const name of ['exposed', 'hidden']) {
+          await cache.pull(refs[name]);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          out[name] = await cache.pull(refs[name]);
+        }
+        out.healthy = (await cache.checkIntegrity()).healthy;
+        await cache.close();
+        await (await navigator.storage.getDirectory()).removeEntry(dir, { recursive: true });
+        return out;
+      }, { refs: { authed: authed.reference, exposed: exposed.reference, hidden: hidden.reference }, dir: `pull-auth-${Date.now()}` });
+      assert.ok(r.healthy);
+      assert.equal(r.authed.digest, img.digests.manifest);
+      assert.deepEqual(r.authed.blobs.map((b) => b.fetched), r.authed.blobs.map((b) => b.size));
+      // The registry got the token with every request after the challenge; the browser followed
+      // the 307s to the other origin and dropped the Authorization there (the fetch standard).
+      const blobGets = authed.requests.filter((q) => q.method === 'GET' && q.path.includes('/blobs/'));
+      assert.equal(blobGets.length, 2);
+      assert.ok(blobGets.every((q) => q.authorization === 'Bearer tok-browser'));
+      const cdnGets = authed.cdn.requests.filter((q) => q.method === 'GET');
+      assert.equal(cdnGets.length, 2);
+      assert.deepEqual(cdnGets.map((q) => q.authorization), [null, null]);
+      // A cross-origin redirect makes the request's origin opaque.
+      assert.ok(cdnGets.every((q) => q.origin === 'null'), JSON.stringify(cdnGets));
+      // Revalidation: one HEAD when Docker-Content-Digest is exposed, a HEAD and a GET when not.
+      const tagRequests = (reg) => reg.requests.filter((q) => q.path === '/v2/app/manifests/1.0' && q.method !== 'OPTIONS')
+        .map((q) => q.method);
+      assert.equal(r.exposed.tag.state, 'revalidated');
+      assert.deepEqual(tagRequests(exposed), ['GET', 'HEAD']);
+      assert.equal(r.hidden.tag.state, 'revalidated');
+      assert.deepEqual(tagRequests(hidden), ['GET', 'HEAD', 'GET']);
+    });
+  } finally {
+    for (const s of [authed, exposed, hidden]) s.close();
   }
 });
