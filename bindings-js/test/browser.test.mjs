@@ -156,9 +156,12 @@ test('the example page works when served from localhost', { skip, timeout: 120_0
 
 // ----- cache.pull in the browser: the Worker does the HTTP against a CORS-enabled registry -----
 
-/** Runs `f(page)` in a fresh tab with the browser entry as `window.ocicache`. */
-async function withTab(f) {
-  const server = await serve(0);
+/**
+ * Runs `f(page, host)` in a fresh tab with the browser entry as `window.ocicache`; the page's
+ * server passes `/v2/` through to `registry` (a base URL) if given.
+ */
+async function withTab(f, registry) {
+  const server = await serve(0, { registry });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
   try {
     const page = await browser.newPage();
@@ -166,7 +169,7 @@ async function withTab(f) {
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(`http://127.0.0.1:${server.address().port}/test/browser/tab.html`);
     await page.waitForFunction(() => window.__ready === true);
-    await f(page);
+    await f(page, `127.0.0.1:${server.address().port}`);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
@@ -342,5 +345,30 @@ test('pull in the browser: token auth, blobs redirected to another origin withou
     });
   } finally {
     for (const s of [authed, exposed, hidden]) s.close();
+  }
+});
+
+test('pull in the browser through a same-origin proxy from a registry without CORS headers', { skip, timeout: 120_000 }, async () => {
+  const img = image(1 << 20);
+  const bare = await corsRegistry(img, { cors: false });
+  try {
+    await withTab(async (page, host) => {
+      const r = await page.evaluate(async ({ reference, dir }) => {
+        const cache = await window.ocicache.openCache({ directory: dir });
+        const report = await cache.pull(reference);
+        const layer = await cache.hasBlob(report.blobs.find((b) => b.size > 1000).digest);
+        await cache.close();
+        await (await navigator.storage.getDirectory()).removeEntry(dir, { recursive: true });
+        return { report, layer };
+      }, { reference: `${host}/app:1.0`, dir: `pull-proxy-${Date.now()}` });
+      assert.equal(r.report.digest, img.digests.manifest);
+      assert.equal(r.report.reference, `${host}/app:1.0`);
+      assert.ok(r.layer);
+      // Same origin: no preflight, and the registry never answered with a CORS header.
+      assert.equal(bare.requests.filter((q) => q.method === 'OPTIONS').length, 0);
+      assert.equal(bare.requests.filter((q) => q.method === 'GET').length, 3);
+    }, `http://${bare.host}`);
+  } finally {
+    bare.close();
   }
 });

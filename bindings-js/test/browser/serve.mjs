@@ -1,6 +1,8 @@
 // A tiny static server on 127.0.0.1 for the browser tests and the example page: serves the
-// package directory at / and the conformance scenarios at /scenarios/ (plus an index).
-//   node test/browser/serve.mjs [port]
+// package directory at / and the conformance scenarios at /scenarios/ (plus an index). With
+// `registry` (a base URL), it also passes `/v2/…` through to that registry: a same-origin proxy,
+// so that a page pulls `<this host>/repo:tag` from a registry that sends no CORS headers.
+//   node test/browser/serve.mjs [port] [registry base URL]
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -28,9 +30,27 @@ function scenarioIndex() {
   return out.filter(playable).sort();
 }
 
-export function serve(port = 0) {
+/** Passes the request to `base` (method, path, headers but Host) and its answer back. */
+function proxy(base, req, res) {
+  const target = new URL(req.url, base);
+  const headers = { ...req.headers };
+  delete headers.host;
+  const up = http.request(target, { method: req.method, headers }, (answer) => {
+    res.writeHead(answer.statusCode, answer.headers);
+    answer.pipe(res);
+  });
+  up.on('error', () => res.destroy());
+  res.on('close', () => up.destroy());
+  req.pipe(up);
+}
+
+export function serve(port = 0, { registry } = {}) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://localhost');
+    if (registry && (url.pathname === '/v2' || url.pathname.startsWith('/v2/'))) {
+      proxy(registry, req, res);
+      return;
+    }
     let file;
     if (url.pathname === '/scenarios-index.json') {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -57,6 +77,6 @@ export function serve(port = 0) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const server = await serve(Number(process.argv[2] ?? 8080));
+  const server = await serve(Number(process.argv[2] ?? 8080), { registry: process.argv[3] });
   console.log(`serving ${PKG} on http://127.0.0.1:${server.address().port}/`);
 }
