@@ -32,5 +32,8 @@ cargo test --workspace --locked
 # Chromium on OPFS, and an npm pack + install smoke test. Installs what it needs.
 step "npm package (bindings-js/scripts/test.sh)"
 # The CLI is where cargo put it: $CARGO_TARGET_DIR when set (relative to the repo root), else target/.
+# The harness's registry-peers program gives the Node tests real registries (test/support/).
+cargo build --locked -p ocicache-registry-harness --bin registry-peers
 TARGET_DIR="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
-OCICACHE_BIN="$TARGET_DIR/debug/ocicache" bash bindings-js/scripts/test.sh
+OCICACHE_BIN="$TARGET_DIR/debug/ocicache" OCICACHE_REGISTRY_PEERS="$TARGET_DIR/debug/registry-peers" \
+  bash bindings-js/scripts/test.sh

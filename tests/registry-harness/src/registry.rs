@@ -59,6 +59,7 @@ pub struct RegistryBuilder {
     proxy: Option<Upstream>,
     storage: Option<PathBuf>,
     port: Option<u16>,
+    headers: Vec<(String, Vec<String>)>,
 }
 
 impl RegistryBuilder {
@@ -103,6 +104,34 @@ impl RegistryBuilder {
     pub fn tls_from(mut self, ca: &TestCa) -> Self {
         self.tls = Some(Some(ca.dir().to_path_buf()));
         self
+    }
+
+    /// Adds `name: values` to every response through distribution's `http.headers` (its
+    /// values are sent as repeated headers), as an operator would configure CORS.
+    pub fn header(mut self, name: &str, values: &[&str]) -> Self {
+        self.headers
+            .push((name.into(), values.iter().map(|v| v.to_string()).collect()));
+        self
+    }
+
+    /// The CORS headers a browser needs to pull from this registry from `origin` (`*` for
+    /// any): distribution answers the preflight `OPTIONS` itself with 200 and these headers.
+    pub fn cors(self, origin: &str) -> Self {
+        self.header("Access-Control-Allow-Origin", &[origin])
+            .header("Access-Control-Allow-Methods", &["HEAD", "GET", "OPTIONS"])
+            .header(
+                "Access-Control-Allow-Headers",
+                &["Authorization", "Accept", "Range"],
+            )
+            .header(
+                "Access-Control-Expose-Headers",
+                &[
+                    "Docker-Content-Digest",
+                    "WWW-Authenticate",
+                    "Content-Range",
+                    "Location",
+                ],
+            )
     }
 
     /// Makes this a pull-through cache (`proxy.remoteurl`) of `upstream`, logging in there
@@ -175,7 +204,14 @@ impl RegistryBuilder {
         } else {
             None
         };
-        let template = config_template(dir.path(), &storage, &self.auth, self.proxy.as_ref())?;
+        let mut template = config_template(dir.path(), &storage, &self.auth, self.proxy.as_ref())?;
+        if !self.headers.is_empty() {
+            template["http"]["headers"] = self
+                .headers
+                .iter()
+                .map(|(n, v)| (n.clone(), json!(v)))
+                .collect();
+        }
         let mut env = Vec::new();
         if let Some(ca_pem) = self.proxy.as_ref().and_then(|u| u.ca_pem.as_ref()) {
             let file = dir.path().join("upstream-ca.crt");

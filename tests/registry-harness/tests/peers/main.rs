@@ -846,3 +846,113 @@ fn umoci_unpacks_a_built_image_and_a_skopeo_copy_round_trips() {
         assert_eq!(sha256(&stored), blob.digest);
     }
 }
+
+#[test]
+fn cors_registry_answers_the_preflight_and_exposes_the_digest() {
+    let mut layout = Layout::new().unwrap();
+    let image = small_image(&mut layout, "v1", 7);
+    let registry = Registry::builder()
+        .cors("http://example.test")
+        .start()
+        .unwrap();
+    push(layout.dir(), "v1", &registry, "team/tool:1.0", None).unwrap();
+    // What a browser sends before a GET with `Accept`, `Authorization` or `Range`.
+    let preflight = http::request(
+        &registry.host(),
+        "OPTIONS",
+        "/v2/team/tool/manifests/1.0",
+        &[
+            ("Origin", "http://example.test"),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "accept,range"),
+        ],
+    );
+    assert_eq!(preflight.status, 200);
+    let values = |r: &http::Response, name: &str| -> Vec<String> {
+        r.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    assert_eq!(
+        values(&preflight, "access-control-allow-origin"),
+        ["http://example.test"]
+    );
+    for header in ["Accept", "Range", "Authorization"] {
+        assert!(values(&preflight, "access-control-allow-headers").contains(&header.to_string()));
+    }
+    let get = http::request(
+        &registry.host(),
+        "GET",
+        "/v2/team/tool/manifests/1.0",
+        &[("Origin", "http://example.test"), ("Accept", OCI_MANIFEST)],
+    );
+    assert_eq!(get.status, 200);
+    assert_eq!(get.body, image.top.bytes);
+    assert!(
+        values(&get, "access-control-expose-headers").contains(&"Docker-Content-Digest".into())
+    );
+    // Without `cors`, no such header.
+    let plain = Registry::start_anonymous().unwrap();
+    let preflight = http::request(
+        &plain.host(),
+        "OPTIONS",
+        "/v2/",
+        &[
+            ("Origin", "http://example.test"),
+            ("Access-Control-Request-Method", "GET"),
+        ],
+    );
+    assert!(values(&preflight, "access-control-allow-origin").is_empty());
+}
+
+#[test]
+fn registry_peers_program_starts_pushes_logs_and_stops_on_eof() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_registry-peers"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut ask = |line: &str| -> serde_json::Value {
+        writeln!(stdin, "{line}").unwrap();
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).unwrap();
+        serde_json::from_str(&answer).unwrap()
+    };
+    let started = ask(r#"{"cmd":"registry"}"#);
+    let host = started["ok"]["host"].as_str().unwrap().to_string();
+    let pushed = ask(r#"{"cmd":"push","registry":"r0","reference":"a/b:1","layers":[10,20]}"#);
+    let digest = pushed["ok"]["digest"].as_str().unwrap().to_string();
+    let response = http::request(
+        &host,
+        "GET",
+        "/v2/a/b/manifests/1",
+        &[("Accept", OCI_MANIFEST)],
+    );
+    assert_eq!(sha256(&response.body), digest);
+    let log = ask(r#"{"cmd":"requests","registry":"r0"}"#);
+    assert!(
+        log["ok"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["method"] == "GET"
+                && r["path"] == "/v2/a/b/manifests/1"
+                && r["status"] == 200)
+    );
+    assert!(
+        ask(r#"{"cmd":"nope"}"#)["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown cmd")
+    );
+    assert!(ask(r#"{"cmd":"stop","registry":"r9"}"#)["error"].is_string());
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    // Its registry went with it.
+    assert!(std::net::TcpStream::connect(&host).is_err());
+}
