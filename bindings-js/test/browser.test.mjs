@@ -256,6 +256,8 @@ test('pull in the browser: signal stops it in the Worker, the next pull complete
       }, { reference: reg.reference, dir: `pull-abort-${Date.now()}` });
       reg.nextStall();
       await reg.stalled; // half the layer has reached the Worker, the rest hangs
+      // Other calls run between the pull's steps: the layer is not stored yet.
+      assert.equal(await page.evaluate((d) => window.cache.hasBlob(d), img.digests.layer), false);
       await page.evaluate(() => window.abort());
       assert.equal(await page.evaluate(() => window.aborted), 'rejected with the reason');
       await reg.closed; // the Worker's fetch was aborted: its connection went away
@@ -301,30 +303,22 @@ test('pull in the browser: signal stops it in the Worker, the next pull complete
   }
 });
 
-test('pull in the browser: token auth, blobs redirected to another origin without the Authorization; revalidation needs Docker-Content-Digest exposed', { skip, timeout: 120_000 }, async () => {
+test('pull in the browser: token auth, blobs redirected to another origin, where the browser drops the Authorization', { skip, timeout: 120_000 }, async () => {
   const img = image(1 << 20);
   const authed = await corsRegistry(img, { bearer: true, redirectBlobs: true });
-  const exposed = await corsRegistry(img);
-  const hidden = await corsRegistry(img, { expose: EXPOSE.filter((h) => h !== 'Docker-Content-Digest') });
   try {
     await withTab(async (page) => {
-      const r = await page.evaluate(async ({ refs, dir }) => {
-        // Tags go stale after 1 ms, so that a second pull revalidates.
-        const cache = await window.ocicache.openCache({ directory: dir, config: { tag_ttl_ms: 1 } });
-        const out = { authed: await cache.pull(refs.authed) };
-        for (const name of ['exposed', 'hidden']) {
-          await cache.pull(refs[name]);
-          await new Promise((resolve) => setTimeout(resolve, 20));
-          out[name] = await cache.pull(refs[name]);
-        }
-        out.healthy = (await cache.checkIntegrity()).healthy;
+      const r = await page.evaluate(async ({ reference, dir }) => {
+        const cache = await window.ocicache.openCache({ directory: dir });
+        const report = await cache.pull(reference);
+        const healthy = (await cache.checkIntegrity()).healthy;
         await cache.close();
         await (await navigator.storage.getDirectory()).removeEntry(dir, { recursive: true });
-        return out;
-      }, { refs: { authed: authed.reference, exposed: exposed.reference, hidden: hidden.reference }, dir: `pull-auth-${Date.now()}` });
+        return { report, healthy };
+      }, { reference: authed.reference, dir: `pull-auth-${Date.now()}` });
       assert.ok(r.healthy);
-      assert.equal(r.authed.digest, img.digests.manifest);
-      assert.deepEqual(r.authed.blobs.map((b) => b.fetched), r.authed.blobs.map((b) => b.size));
+      assert.equal(r.report.digest, img.digests.manifest);
+      assert.deepEqual(r.report.blobs.map((b) => b.fetched), r.report.blobs.map((b) => b.size));
       // The registry got the token with every request after the challenge; the browser followed
       // the 307s to the other origin and dropped the Authorization there (the fetch standard).
       const blobGets = authed.requests.filter((q) => q.method === 'GET' && q.path.includes('/blobs/'));
@@ -335,16 +329,80 @@ test('pull in the browser: token auth, blobs redirected to another origin withou
       assert.deepEqual(cdnGets.map((q) => q.authorization), [null, null]);
       // A cross-origin redirect makes the request's origin opaque.
       assert.ok(cdnGets.every((q) => q.origin === 'null'), JSON.stringify(cdnGets));
+    });
+  } finally {
+    authed.close();
+  }
+});
+
+test('pull in the browser: the exposed headers the README lists are the ones the engine reads', { skip, timeout: 120_000 }, async () => {
+  const img = image(1 << 20);
+  const without = (h) => EXPOSE.filter((x) => x !== h);
+  const regs = {
+    full: await corsRegistry(img),
+    noDigest: await corsRegistry(img, { expose: without('Docker-Content-Digest') }),
+    noRange: await corsRegistry(img, { expose: without('Content-Range') }),
+    noChallenge: await corsRegistry(img, { bearer: true, expose: without('WWW-Authenticate') }),
+  };
+  const CUT = 300_000;
+  try {
+    await withTab(async (page) => {
+      await page.evaluate(async (dir) => {
+        // Tags go stale after 1 ms, so that a second pull revalidates.
+        window.cache = await window.ocicache.openCache({ directory: dir, config: { tag_ttl_ms: 1 } });
+        window.dir = dir;
+        window.fail = (p) => p.then(() => 'resolved', (e) => e.name);
+      }, `pull-expose-${Date.now()}`);
+      // A layer download broken after CUT bytes resumes with Range when Content-Range is
+      // exposed, and fails when it is not.
+      const breakOnce = async (reg, expression) => {
+        reg.nextStall(CUT);
+        await page.evaluate(async (ref) => {
+          await window.cache.clear(); // the registries serve one image
+          window.received = 0;
+          window.result = window.cache.pull(ref, {
+            allowStale: false,
+            onProgress: (e) => { if (e.type === 'bytes') window.received = e.received; },
+          });
+        }, reg.reference);
+        await reg.stalled;
+        await page.waitForFunction((n) => window.received >= n, CUT);
+        reg.cut();
+        return page.evaluate(expression);
+      };
+      const full = await breakOnce(regs.full, () => window.result);
+      const noRange = await breakOnce(regs.noRange, () => window.fail(window.result));
+      assert.ok(regs.full.requests.some((q) => q.range === `bytes=${CUT}-`));
+      regs.full.requests.length = 0;
+      const r = await page.evaluate(async (refs) => {
+        const out = {};
+        for (const name of ['full', 'noDigest']) {
+          await window.cache.clear();
+          await window.cache.pull(refs[name]);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          out[name] = await window.cache.pull(refs[name]);
+        }
+        await window.cache.clear();
+        out.noChallenge = await window.fail(window.cache.pull(refs.noChallenge));
+        await window.cache.close();
+        await (await navigator.storage.getDirectory()).removeEntry(window.dir, { recursive: true });
+        return out;
+      }, Object.fromEntries(Object.entries(regs).map(([k, v]) => [k, v.reference])));
+      const layer = full.blobs.find((b) => b.digest === img.digests.layer);
+      assert.equal(layer.resumed_from, CUT);
+      assert.equal(noRange, 'NetworkError');
+      assert.ok(regs.noRange.requests.some((q) => q.range === `bytes=${CUT}-`));
       // Revalidation: one HEAD when Docker-Content-Digest is exposed, a HEAD and a GET when not.
       const tagRequests = (reg) => reg.requests.filter((q) => q.path === '/v2/app/manifests/1.0' && q.method !== 'OPTIONS')
         .map((q) => q.method);
-      assert.equal(r.exposed.tag.state, 'revalidated');
-      assert.deepEqual(tagRequests(exposed), ['GET', 'HEAD']);
-      assert.equal(r.hidden.tag.state, 'revalidated');
-      assert.deepEqual(tagRequests(hidden), ['GET', 'HEAD', 'GET']);
+      assert.equal(r.full.tag.state, 'revalidated');
+      assert.deepEqual(tagRequests(regs.full), ['GET', 'HEAD']);
+      assert.equal(r.noDigest.tag.state, 'revalidated');
+      assert.deepEqual(tagRequests(regs.noDigest), ['GET', 'HEAD', 'GET']);
+      assert.equal(r.noChallenge, 'UnauthorizedError');
     });
   } finally {
-    for (const s of [authed, exposed, hidden]) s.close();
+    for (const reg of Object.values(regs)) reg.close();
   }
 });
 

@@ -6,8 +6,9 @@
 //   bearer: true            token auth: a 401 challenge, tokens from /token on this server
 //   redirectBlobs: true     blobs answer 307 to a second server (another origin, a "CDN")
 // `requests` and `cdn.requests` log what was asked (method, path, authorization, range,
-// origin); `nextStall()` makes the next layer response send half its bytes and hang, and
-// resolves `stalled` then, and `closed` when the client goes away.
+// origin); `nextStall(n)` makes the next layer response send n bytes (default half) and hang,
+// and resolves `stalled` then, and `closed` when the client goes away; `cut()` then breaks
+// that connection.
 import http from 'node:http';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -56,11 +57,13 @@ export async function corsRegistry(img, { cors = true, expose = EXPOSE, bearer =
     range: req.headers.range ?? null,
     origin: req.headers.origin ?? null,
   });
-  const state = { requests: [], cdn: { requests: [] }, stallLayer: false, stalled: null, closed: null };
+  const state = { requests: [], cdn: { requests: [] }, stallLayer: null, stalled: null, closed: null };
   let onStall = null;
   let onClosed = null;
-  state.nextStall = () => {
-    state.stallLayer = true;
+  let stalledSocket = null;
+  state.cut = () => stalledSocket?.destroy();
+  state.nextStall = (n = img.layer.length >> 1) => {
+    state.stallLayer = n;
     state.stalled = new Promise((resolve) => {
       onStall = resolve;
     });
@@ -86,10 +89,12 @@ export async function corsRegistry(img, { cors = true, expose = EXPOSE, bearer =
       'Content-Length': body.length,
       ...(range ? { 'Content-Range': `bytes ${start}-${blob.length - 1}/${blob.length}` } : {}),
     });
-    if (digest === img.digests.layer && state.stallLayer) {
-      state.stallLayer = false;
+    if (digest === img.digests.layer && state.stallLayer !== null) {
+      const n = state.stallLayer;
+      state.stallLayer = null;
+      stalledSocket = req.socket;
       req.socket.once('close', () => onClosed());
-      res.write(body.subarray(0, body.length >> 1), () => onStall());
+      res.write(body.subarray(0, n), () => onStall());
       return;
     }
     res.end(body);
