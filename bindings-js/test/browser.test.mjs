@@ -3,8 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { serve } from './browser/serve.mjs';
 import { corsRegistry, image, EXPOSE } from './browser/cors-registry.mjs';
+import { Peers, peersSkip } from './support/registry-peers.mjs';
+import { decodePng, shareOfColour } from './support/png.mjs';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -428,5 +431,61 @@ test('pull in the browser through a same-origin proxy from a registry without CO
     }, `http://${bare.host}`);
   } finally {
     bare.close();
+  }
+});
+
+// The example page's status colours (examples/browser/pull.html).
+const SUCCESS = [0x1a, 0x7f, 0x37];
+const FAILURE = [0xcf, 0x22, 0x2e];
+
+test('the pull example page pulls from a real CORS-enabled docker-registry into OPFS and shows it (screenshot)', { skip: skip || peersSkip, timeout: 240_000 }, async () => {
+  const peers = new Peers();
+  const server = await serve(0);
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  try {
+    const cors = await peers.registry({ cors: '*' });
+    const bare = await peers.registry();
+    const built = await cors.push('demo/hello:1.0', { seed: 5, layers: [150_000, 40_000] });
+    await bare.push('demo/hello:1.0', { seed: 5, layers: [150_000, 40_000] });
+    const open = async (registry) => {
+      const page = await browser.newPage();
+      const errors = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      const ref = encodeURIComponent(registry.reference('demo/hello:1.0'));
+      await page.goto(`http://127.0.0.1:${server.address().port}/examples/browser/pull.html?ref=${ref}`);
+      await page.waitForFunction(() => ['done', 'failed'].includes(document.body.dataset.state), null, { timeout: 180_000 });
+      assert.deepEqual(errors, []);
+      return page;
+    };
+
+    const page = await open(cors);
+    const status = await page.textContent('#status');
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'done', status);
+    assert.equal(await page.textContent('#digest'), built.digest);
+    assert.equal(await page.textContent('#reference'), cors.reference('demo/hello:1.0'));
+    const rows = await page.$$eval('#layers tr', (trs) => trs.map((tr) => tr.textContent));
+    assert.equal(rows.length, 2);
+    assert.match(await page.textContent('#bytes'), /MiB fetched/);
+    // docker-registry itself answered the preflights.
+    const log = await cors.requests();
+    assert.ok(log.some((r) => r.method === 'OPTIONS' && r.status === 200), JSON.stringify(log));
+    // What the page shows: the status area in the success colour.
+    const shot = decodePng(await page.locator('#status').screenshot());
+    assert.ok(shareOfColour(shot, SUCCESS) > 0.5, `success colour in ${shareOfColour(shot, SUCCESS)} of the status area`);
+    if (process.env.OCICACHE_SCREENSHOTS) {
+      fs.writeFileSync(path.join(process.env.OCICACHE_SCREENSHOTS, 'pull-example.png'), await page.screenshot({ fullPage: true }));
+    }
+
+    // The same page against a registry without CORS headers fails, and the check sees it.
+    const failed = await open(bare);
+    assert.equal(await failed.evaluate(() => document.body.dataset.state), 'failed');
+    assert.match(await failed.textContent('#status'), /NetworkError/);
+    const red = decodePng(await failed.locator('#status').screenshot());
+    assert.ok(shareOfColour(red, SUCCESS) < 0.01);
+    assert.ok(shareOfColour(red, FAILURE) > 0.5);
+  } finally {
+    await browser.close();
+    server.close();
+    await peers.close();
   }
 });
