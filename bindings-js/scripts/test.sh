@@ -41,6 +41,9 @@ echo "$out"
 echo "$out" | grep -q '^fresh$'
 echo "$out" | grep -q 'miss: not_found'
 echo "$out" | grep -q 'healthy'
+# The pull example (README, "Pulling from a registry"), unchanged, against a local registry.
+awk '/^### Pulling from a registry/{h=1} h&&/^```js$/{f=1;next} f&&/^```$/{exit} f' README.md > "$work/app/pull.mjs"
+node test/support/pack-pull-smoke.mjs "$work/app"
 [ -z "$(cd "$work/app" && npm ls --omit=dev --parseable 2>/dev/null | tail -n +2 | grep -v '/ocicache$' || true)" ] \
   || { echo "the package pulled runtime dependencies"; exit 1; }
 echo "npm pack smoke test: ok ($tarball)"

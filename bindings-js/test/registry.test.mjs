@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import http from 'node:http';
+import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { Cache, MemoryStorage, ManualClock, NetworkError, openCache } from '../src/node.js';
@@ -179,6 +181,53 @@ test('token auth: no credentials is a typed unauthorized error; a reader pulls w
     assert.ok(granted.some((r) => r.scopes.includes('repository:team/private:pull')), JSON.stringify(granted));
   } finally {
     cache.close();
+  }
+});
+
+test('blob GETs redirected to another origin are followed without the credentials', { skip, timeout: 120_000 }, async () => {
+  // A "CDN" on another loopback port serving the registry's storage directory, as S3 would,
+  // recording whether each request carried Authorization.
+  const cdnRequests = [];
+  let storageDir = null;
+  const cdn = http.createServer((req, res) => {
+    cdnRequests.push({ path: req.url, authorization: req.headers.authorization ?? null });
+    const file = path.join(storageDir, decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    if (!file.startsWith(storageDir + path.sep) || !fs.existsSync(file)) {
+      res.writeHead(404).end();
+      return;
+    }
+    const bytes = fs.readFileSync(file);
+    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': bytes.length });
+    res.end(bytes);
+  });
+  cdn.listen(0, '127.0.0.1');
+  await once(cdn, 'listening');
+  try {
+    const registry = await peers.registry({
+      auth: { basic: [['carol', 'pw']] },
+      redirect_blobs: `http://127.0.0.1:${cdn.address().port}`,
+    });
+    storageDir = registry.storageDir;
+    const built = await registry.push('team/cdn:1.0', { seed: 17, layers: [80_000, 9_000], credentials: ['carol', 'pw'] });
+    const cache = Cache.open({ storage: new MemoryStorage() });
+    try {
+      await registry.clearRequests();
+      const credentials = { [registry.host]: { username: 'carol', password: 'pw' } };
+      await cache.pull(registry.reference('team/cdn:1.0'), { credentials });
+      assertHolds(cache, built);
+      // The registry answered every blob GET with a redirect, with Basic credentials.
+      const blobGets = (await registry.requests()).filter((r) => r.method === 'GET' && r.path.includes('/blobs/'));
+      assert.equal(blobGets.length, blobsOf(built).length);
+      assert.ok(blobGets.every((r) => r.status === 307 && r.auth_scheme === 'Basic'), JSON.stringify(blobGets));
+      // The CDN served each blob, and never saw the credentials.
+      assert.equal(cdnRequests.length, blobsOf(built).length);
+      assert.deepEqual(cdnRequests.map((r) => r.authorization), cdnRequests.map(() => null));
+    } finally {
+      cache.close();
+    }
+  } finally {
+    cdn.closeAllConnections();
+    cdn.close();
   }
 });
 

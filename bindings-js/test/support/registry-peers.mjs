@@ -93,7 +93,8 @@ export class Peers {
 
   /**
    * A registry (`auth`: `{basic: [[user, password]]}` or `{token: serverId}`; `cors`: an
-   * origin; `tls`; `proxy_of`): a {@link RegistryPeer}.
+   * origin; `redirect_blobs`: a base URL blob GETs are redirected to; `tls`; `proxy_of`): a
+   * {@link RegistryPeer}.
    */
   async registry(options = {}) {
     const info = await this.command('registry', options);
@@ -116,6 +117,8 @@ export class RegistryPeer {
     this.url = info.url;
     this.host = info.host;
     this.caFile = info.ca_file;
+    /** Where it keeps its files (what a `redirect_blobs` CDN serves). */
+    this.storageDir = info.storage_dir;
   }
   #cmd(cmd, fields = {}) {
     return this.#peers.command(cmd, { registry: this.id, ...fields });

@@ -60,6 +60,7 @@ pub struct RegistryBuilder {
     storage: Option<PathBuf>,
     port: Option<u16>,
     headers: Vec<(String, Vec<String>)>,
+    redirect: Option<String>,
 }
 
 impl RegistryBuilder {
@@ -111,6 +112,15 @@ impl RegistryBuilder {
     pub fn header(mut self, name: &str, values: &[&str]) -> Self {
         self.headers
             .push((name.into(), values.iter().map(|v| v.to_string()).collect()));
+        self
+    }
+
+    /// Answers blob `GET`s with a `307` to `base_url` followed by the blob's path in the
+    /// storage directory (`/docker/registry/v2/blobs/sha256/ab/abcd…/data`), through
+    /// distribution's `redirect` storage middleware, as a registry on S3 or behind a CDN does.
+    /// Whatever serves `base_url` must serve [`Registry::storage_dir`]'s files.
+    pub fn redirect_blobs(mut self, base_url: &str) -> Self {
+        self.redirect = Some(base_url.into());
         self
     }
 
@@ -207,6 +217,11 @@ impl RegistryBuilder {
             None
         };
         let mut template = config_template(dir.path(), &storage, &self.auth, self.proxy.as_ref())?;
+        if let Some(base_url) = &self.redirect {
+            template["middleware"] = json!({ "storage": [
+                { "name": "redirect", "options": { "baseurl": base_url } },
+            ] });
+        }
         if !self.headers.is_empty() {
             template["http"]["headers"] = self
                 .headers

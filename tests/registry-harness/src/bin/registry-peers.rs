@@ -9,7 +9,7 @@
 //! | cmd | fields | answer |
 //! |---|---|---|
 //! | `token-server` | `users`, `readers` (`[[name, password]…]`), `anonymous` (bool, default true), `expires_in` (s) | `{id, realm, service}` |
-//! | `registry` | `auth`: absent, `{"basic": [[u, p]…]}` or `{"token": ID}`; `tls` (bool); `cors` (origin); `proxy_of` (ID), `proxy_credentials` | `{id, url, host, ca_file}` |
+//! | `registry` | `auth`: absent, `{"basic": [[u, p]…]}` or `{"token": ID}`; `tls` (bool); `cors` (origin); `redirect_blobs` (base URL); `proxy_of` (ID), `proxy_credentials` | `{id, url, host, ca_file, storage_dir}` |
 //! | `push` | `registry`, `reference` (`repo:tag`), `kind` (`image`, `multi_arch`, `docker_image`, `docker_list`, `artifact`), `seed`, `layers` (sizes), `artifact_type`, `media_type`, `credentials` | what was pushed: `{digest, media_type, total_size, top_base64, images: [{manifest, config, layers, platform}]}` |
 //! | `requests` | `registry` | the access log: `[{method, path, query, status, range, auth_scheme}…]` |
 //! | `clear-requests` | `registry` | `null` |
@@ -169,6 +169,9 @@ impl Peers {
                 if request["tls"].as_bool() == Some(true) {
                     builder = builder.tls();
                 }
+                if let Some(base_url) = request["redirect_blobs"].as_str() {
+                    builder = builder.redirect_blobs(base_url);
+                }
                 if let Some(origin) = request["cors"].as_str() {
                     builder = builder.cors(origin);
                 }
@@ -192,6 +195,7 @@ impl Peers {
                     "url": registry.url(),
                     "host": registry.host(),
                     "ca_file": registry.ca_file(),
+                    "storage_dir": registry.storage_dir(),
                 });
                 self.registries.insert(id, registry);
                 Ok(answer)

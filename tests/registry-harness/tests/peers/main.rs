@@ -956,3 +956,37 @@ fn registry_peers_program_starts_pushes_logs_and_stops_on_eof() {
     // Its registry went with it.
     assert!(std::net::TcpStream::connect(&host).is_err());
 }
+
+#[test]
+fn redirect_blobs_sends_blob_gets_to_the_base_url_with_the_storage_path() {
+    let mut layout = Layout::new().unwrap();
+    let image = small_image(&mut layout, "v1", 8);
+    let registry = Registry::builder()
+        .redirect_blobs("http://127.0.0.1:9")
+        .start()
+        .unwrap();
+    push(layout.dir(), "v1", &registry, "team/tool:1.0", None).unwrap();
+    let layer = &image.images[0].layers[0].digest;
+    let response = http::get(&registry.host(), &format!("/v2/team/tool/blobs/{layer}"));
+    assert_eq!(response.status, 307);
+    let location = response.header("location").unwrap();
+    let path = location.strip_prefix("http://127.0.0.1:9/").unwrap();
+    let hex = layer.strip_prefix("sha256:").unwrap();
+    assert_eq!(
+        path,
+        format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2])
+    );
+    // The file is there, under the storage directory.
+    assert_eq!(
+        sha256(&fs::read(registry.storage_dir().join(path)).unwrap()),
+        *layer
+    );
+    // Manifests are served as before.
+    let manifest = http::request(
+        &registry.host(),
+        "GET",
+        "/v2/team/tool/manifests/1.0",
+        &[("Accept", OCI_MANIFEST)],
+    );
+    assert_eq!(manifest.body, image.top.bytes);
+}
