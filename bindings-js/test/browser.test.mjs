@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { serve } from './browser/serve.mjs';
+import { serve, registryProxy } from './browser/serve.mjs';
 import { corsRegistry, image, EXPOSE } from './browser/cors-registry.mjs';
 import { Peers, peersSkip } from './support/registry-peers.mjs';
 import { decodePng, shareOfColour } from './support/png.mjs';
@@ -164,7 +164,7 @@ test('the example page works when served from localhost', { skip, timeout: 120_0
  * server passes `/v2/` through to `registry` (a base URL) if given.
  */
 async function withTab(f, registry) {
-  const server = await serve(0, { registry });
+  const server = await serve(0, registry ? registryProxy(registry) : null);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
   try {
     const page = await browser.newPage();

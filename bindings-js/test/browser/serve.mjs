@@ -1,8 +1,6 @@
 // A tiny static server on 127.0.0.1 for the browser tests and the example page: serves the
-// package directory at / and the conformance scenarios at /scenarios/ (plus an index). With
-// `registry` (a base URL), it also passes `/v2/…` through to that registry: a same-origin proxy,
-// so that a page pulls `<this host>/repo:tag` from a registry that sends no CORS headers.
-//   node test/browser/serve.mjs [port] [registry base URL]
+// package directory at / and the conformance scenarios at /scenarios/ (plus an index).
+//   node test/browser/serve.mjs [port]
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -30,27 +28,11 @@ function scenarioIndex() {
   return out.filter(playable).sort();
 }
 
-/** Passes the request to `base` (method, path, headers but Host) and its answer back. */
-function proxy(base, req, res) {
-  const target = new URL(req.url, base);
-  const headers = { ...req.headers };
-  delete headers.host;
-  const up = http.request(target, { method: req.method, headers }, (answer) => {
-    res.writeHead(answer.statusCode, answer.headers);
-    answer.pipe(res);
-  });
-  up.on('error', () => res.destroy());
-  res.on('close', () => up.destroy());
-  req.pipe(up);
-}
-
-export function serve(port = 0, { registry } = {}) {
+/** `extra(req, res)`, if given, answers first (a registry on the same origin); true if it did. */
+export function serve(port = 0, extra = null) {
   const server = http.createServer((req, res) => {
+    if (extra?.(req, res)) return;
     const url = new URL(req.url, 'http://localhost');
-    if (registry && (url.pathname === '/v2' || url.pathname.startsWith('/v2/'))) {
-      proxy(registry, req, res);
-      return;
-    }
     let file;
     if (url.pathname === '/scenarios-index.json') {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -76,7 +58,29 @@ export function serve(port = 0, { registry } = {}) {
   return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
 }
 
+/**
+ * An `extra` for `serve` that passes `/v2/…` through to the registry at `base` (method, path,
+ * headers but Host): a same-origin proxy, so that a page pulls `<this host>/repo:tag` from a
+ * registry that sends no CORS headers.
+ */
+export function registryProxy(base) {
+  return (req, res) => {
+    if (!(req.url === '/v2' || req.url.startsWith('/v2/'))) return false;
+    const headers = { ...req.headers };
+    delete headers.host;
+    const up = http.request(new URL(req.url, base), { method: req.method, headers }, (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    res.on('close', () => up.destroy());
+    req.pipe(up);
+    return true;
+  };
+}
+
+// node test/browser/serve.mjs [port] [registry base URL, passed through at /v2/]
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const server = await serve(Number(process.argv[2] ?? 8080), { registry: process.argv[3] });
+  const server = await serve(Number(process.argv[2] ?? 8080), process.argv[3] ? registryProxy(process.argv[3]) : null);
   console.log(`serving ${PKG} on http://127.0.0.1:${server.address().port}/`);
 }
