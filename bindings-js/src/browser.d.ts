@@ -59,7 +59,8 @@ export class BrowserCache implements AsyncDisposable {
   flush(): Promise<void>;
   /**
    * Closes the cache, closes every OPFS handle, releases the directory's Web Lock (the next
-   * opener waiting for it proceeds), and ends the worker. Idempotent.
+   * opener waiting for it proceeds), and ends the worker. Pulls in flight are stopped first
+   * (they reject with an AbortError). Idempotent.
    */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;

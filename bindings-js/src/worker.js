@@ -105,8 +105,6 @@ const handlers = {
     return cache.recovery();
   },
   async close() {
-    // Pulls in flight stop (their requests are aborted) and fail; the cache closes now.
-    for (const c of pulls.values()) c.abort();
     try {
       if (cache) cache.close();
     } finally {
@@ -198,46 +196,58 @@ function run(job) {
   return step;
 }
 
-/** The pulls running, by call id: their AbortControllers (the main thread's `cancel`). */
+/** The pulls running, by call id: `{controller, done}` (the main thread's `cancel` aborts). */
 const pulls = new Map();
+
+function startPull(id, reference, options) {
+  const controller = new AbortController();
+  const done = pull(id, controller, reference, options).finally(() => pulls.delete(id));
+  pulls.set(id, { controller, done });
+  return done;
+}
 
 /**
  * A pull, with its HTTP done here by the Worker's `fetch`; the browser follows redirects (a
  * manual redirect is opaque in a browser). Each engine call is a step on the queue; progress
  * events are posted to the main thread as `{id, progress}`.
  */
-async function pull(id, reference, options) {
-  const controller = new AbortController();
-  pulls.set(id, controller);
-  try {
-    const { progress = false, ...rest } = options ?? {};
-    const machine = await run(() => {
-      if (!cache) throw new Error('no cache is open');
-      return cache.pullMachine(reference, engineOptions(rest));
-    });
-    const steps = {};
-    for (const m of ['poll', 'onHead', 'onBody', 'onEnd', 'onError', 'slept', 'cancel']) {
-      steps[m] = (...args) => run(() => machine[m](...args));
-    }
-    return await pullOverFetch(steps, {
-      signal: controller.signal,
-      onProgress: progress ? (event) => self.postMessage({ id, progress: event }) : undefined,
-      hasBlob: (digest) => run(() => cache?.hasBlob(digest) ?? false),
-      redirect: 'follow',
-    });
-  } finally {
-    pulls.delete(id);
+async function pull(id, controller, reference, options) {
+  const { progress = false, ...rest } = options ?? {};
+  const machine = await run(() => {
+    if (!cache) throw new Error('no cache is open');
+    return cache.pullMachine(reference, engineOptions(rest));
+  });
+  const steps = {};
+  for (const m of ['poll', 'onHead', 'onBody', 'onEnd', 'onError', 'slept', 'cancel']) {
+    steps[m] = (...args) => run(() => machine[m](...args));
   }
+  return pullOverFetch(steps, {
+    signal: controller.signal,
+    onProgress: progress ? (event) => self.postMessage({ id, progress: event }) : undefined,
+    hasBlob: (digest) => run(() => cache?.hasBlob(digest) ?? false),
+    redirect: 'follow',
+  });
+}
+
+/** Stops every pull (each one's requests aborted, its engine cancelled) and waits for them. */
+function stopPulls() {
+  const running = [...pulls.values()];
+  for (const p of running) p.controller.abort();
+  return Promise.allSettled(running.map((p) => p.done));
 }
 
 self.onmessage = (event) => {
   const { id, method, args, cancel } = event.data ?? {};
   if (cancel !== undefined) {
     // Not queued: it must reach a pull that waits on the network.
-    pulls.get(cancel)?.abort();
+    pulls.get(cancel)?.controller.abort();
     return;
   }
-  const done = method === 'pull' ? pull(id, ...args) : run(() => dispatch(method, args));
+  let done;
+  if (method === 'pull') done = startPull(id, ...args);
+  // Closing stops the pulls first: they reject, then the cache closes.
+  else if (method === 'close') done = stopPulls().then(() => run(() => dispatch(method, args)));
+  else done = run(() => dispatch(method, args));
   done.then(
     (result) => self.postMessage({ id, ok: true, result }, transferables(result)),
     (e) => self.postMessage({ id, ok: false, error: serializeError(e) }),

@@ -282,10 +282,21 @@ test('pull in the browser: signal stops it in the Worker, the next pull complete
           onProgress: () => { throw thrown; },
         }).then(() => 'resolved', (e) => e === thrown || `${e}`);
         out.healthy = (await window.cache.checkIntegrity()).healthy;
-        await window.cache.close();
-        await (await navigator.storage.getDirectory()).removeEntry(window.dir, { recursive: true });
+        await window.cache.clear();
         return out;
       }, { reference: reg.reference, bareReference: bare.reference });
+      // close() during a pull: the pull stops (its request aborted) and rejects; close resolves.
+      reg.nextStall();
+      await page.evaluate((reference) => {
+        window.closing = window.cache.pull(reference).then(() => 'resolved', (e) => `rejected: ${e.name}`);
+      }, reg.reference);
+      await reg.stalled;
+      assert.equal(await page.evaluate(async () => {
+        await window.cache.close();
+        await (await navigator.storage.getDirectory()).removeEntry(window.dir, { recursive: true });
+        return window.closing;
+      }), 'rejected: AbortError');
+      await reg.closed;
       assert.equal(r.hasTag, false, 'an aborted pull records no tag');
       assert.equal(r.report.digest, img.digests.manifest);
       assert.equal(r.report.tag.state, 'fetched');
