@@ -338,6 +338,8 @@ test('pull in the browser: token auth, blobs redirected to another origin, where
       const blobGets = authed.requests.filter((q) => q.method === 'GET' && q.path.includes('/blobs/'));
       assert.equal(blobGets.length, 2);
       assert.ok(blobGets.every((q) => q.authorization === 'Bearer tok-browser'));
+      // A blob request has no Accept: its preflight is for the Authorization.
+      assert.ok(authed.requests.some((q) => q.method === 'OPTIONS' && q.path.includes('/blobs/')));
       const cdnGets = authed.cdn.requests.filter((q) => q.method === 'GET');
       assert.equal(cdnGets.length, 2);
       assert.deepEqual(cdnGets.map((q) => q.authorization), [null, null]);
