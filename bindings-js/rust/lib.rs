@@ -14,7 +14,9 @@
 //! - errors are thrown as the JS value built by the error factory the package installs with
 //!   [`set_error_factory`] (an `Error` subclass with a stable `code`).
 
+pub mod credentials;
 pub mod host;
+pub mod image_layout;
 pub mod pull;
 
 use host::{JsClock, JsHasher, JsLog, JsStorage};

@@ -447,7 +447,12 @@ export class Cache {
       throw new InvalidArgumentError('options.onProgress must be a function');
     }
     signal?.throwIfAborted();
-    const machine = this.pullMachine(reference, engineOptions(rest));
+    const engine = engineOptions(rest);
+    if (engine.credentials === undefined) {
+      engine.credentials = await this.findCredentials(refArg(reference), engine);
+      signal?.throwIfAborted();
+    }
+    const machine = this.pullMachine(reference, engine);
     return pullOverFetch(machine, {
       signal,
       onProgress,
@@ -457,12 +462,28 @@ export class Cache {
   }
 
   /**
+   * The credentials of a pull that was given none (`options` are the engine's), in the
+   * engine's form. None here: the Node entry reads the login files.
+   */
+  async findCredentials(reference, options) {
+    return {};
+  }
+
+  /**
    * The engine of a pull of `reference` over this cache, driven by the caller (the package's
    * `fetch` driver, the conformance player's script). `options` are the engine's keys
    * (rust/pull.rs). Internal to the package.
    */
   pullMachine(reference, options = {}) {
     return new PullMachine(this.#engine, new WasmPull(refArg(reference), JSON.stringify(options)));
+  }
+
+  /**
+   * The core's plan of an export of `reference` from this cache (every manifest and blob of
+   * its graph checked to be cached). Internal to the package: the Node entry's `export`.
+   */
+  exportPlan(reference) {
+    return this.#engine.exportPlan(refArg(reference));
   }
 
   // ----- inspection and maintenance -----

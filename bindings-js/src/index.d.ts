@@ -289,6 +289,45 @@ export interface PullReport {
   bytes_fetched: number;
   bytes_from_cache: number;
 }
+/** What `cache.export` wrote (the native `ExportReport`). */
+export interface ExportReport {
+  /** The reference exported, canonical (`docker.io/library/nginx:1.25`). */
+  reference: string;
+  digest: string;
+  media_type: string;
+  /** The tag written as `org.opencontainers.image.ref.name`, if the reference has one. */
+  tag: string | null;
+  /** The cached tag was past its freshness window (exported as cached, nothing asked). */
+  tag_stale: boolean;
+  dir: string;
+  /** Manifests and blobs of the image's graph, and the blobs' bytes. */
+  manifests: number;
+  blobs: number;
+  bytes: number;
+  /** Blobs hard-linked from the cache directory, copied, or already in the layout. */
+  linked: number;
+  copied: number;
+  already_present: number;
+  /** Digests the tag named in `index.json` before, now replaced (their files stay). */
+  replaced: string[];
+}
+/** What `cache.import` stored (the native `ImportReport`). */
+export interface ImportReport {
+  dir: string;
+  /** The images taken from `index.json`, with the tag mapping recorded for each (canonical), if any. */
+  images: { digest: string; media_type: string; tag: string | null }[];
+  manifests_stored: number;
+  manifests_present: number;
+  blobs_stored: number;
+  blobs_present: number;
+  bytes_stored: number;
+}
+export interface ImportOptions {
+  /** Only the image whose `org.opencontainers.image.ref.name` is this tag. */
+  tag?: string;
+  /** The repository of the layout's tags (`ghcr.io/org/app`), for layouts that do not say (skopeo's). */
+  repository?: string;
+}
 /** Per-blob progress of a pull. `bytes` events carry the chunk's length and the bytes held so far. */
 export type PullProgress =
   | { type: 'started'; digest: string; size: number; offset: number }
@@ -308,7 +347,12 @@ export interface PullOptions {
   plainHttp?: boolean;
   /** Mirror base URLs tried before the registry. */
   mirrors?: string[];
-  /** Per registry host (`host[:port]`). No login files are read yet. */
+  /**
+   * Per registry host (`host[:port]`). When absent, Node looks them up for the registry and
+   * each mirror where docker, podman and skopeo keep them (the cache directory's `auth_file`,
+   * Docker's `config.json` with its credential helpers, containers' `auth.json`); `{}` sends
+   * none and reads no file. The browser entry reads no file.
+   */
   credentials?: Record<string, { username: string; password: string } | { identityToken: string }>;
   /** Blob downloads in flight at once (default 4). */
   concurrency?: number;
@@ -344,6 +388,13 @@ export class Cache implements Disposable {
   blobStream(digest: string, options?: { chunkSize?: number }): ReadableStream<Uint8Array>;
   /** Node only: the blob as a Node Readable. */
   blobReadable(digest: string, options?: { chunkSize?: number }): import('node:stream').Readable;
+  /**
+   * Node only: writes the image `reference` names, from the cache alone, into `dir` as an OCI
+   * image layout (added to an existing one); see the README's "OCI image layouts".
+   */
+  export(reference: string, dir: string): Promise<ExportReport>;
+  /** Node only: reads the OCI image layout in `dir` into the cache, every blob verified. */
+  import(dir: string, options?: ImportOptions): Promise<ImportReport>;
   hasBlob(digest: string): boolean;
   deleteBlob(digest: string): boolean;
   pin(kind: Kind, digest: string): number;

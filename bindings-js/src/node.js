@@ -7,6 +7,10 @@ import { FsStorage } from './fs-storage.js';
 import { MemoryStorage } from './memory.js';
 import { ManualClock, systemClock } from './clock.js';
 import { ThreadedHasher } from './threaded-hasher.js';
+import { InvalidArgumentError } from './errors.js';
+import { lookupCredentials } from './credentials.js';
+import { exportLayout, importLayout } from './image-layout.js';
+import { pullCredentialHosts, pullAuthFile } from '../dist/ocicache_js.js';
 
 initEngineSync(fs.readFileSync(new URL('../dist/ocicache_js_bg.wasm', import.meta.url)));
 
@@ -34,6 +38,43 @@ export class Cache extends BaseCache {
     const o = { ...options };
     if (o.hasher === undefined) o.hasher = threadedHasher;
     return super.open(o);
+  }
+  /**
+   * A pull given no `credentials` looks them up for every host it may talk to (its mirrors'
+   * and its registry's) where docker, podman and skopeo keep them, as the native host does:
+   * the cache directory's `auth_file` setting, Docker's `config.json` (`auths`, `credsStore`,
+   * `credHelpers`), containers' `auth.json`.
+   */
+  async findCredentials(reference, options) {
+    const hosts = pullCredentialHosts(reference, JSON.stringify(options));
+    const configFile = typeof this.storage?.readConfigFile === 'function' ? this.storage.readConfigFile() : null;
+    const authFile = configFile ? pullAuthFile(configFile) : undefined;
+    return lookupCredentials(hosts, { authFile });
+  }
+  /**
+   * Writes the image `reference` names, as the cache holds it (a tag through its cached
+   * mapping, fresh or stale; no network), into `dir` as an OCI image layout, as `ocicache
+   * export` does; resolves to its report. See the README's "OCI image layouts".
+   */
+  async export(reference, dir) {
+    const root = this.storage instanceof FsStorage ? this.storage.root : undefined;
+    return exportLayout(this, reference, dir, root);
+  }
+  /**
+   * Reads the OCI image layout in `dir` into the cache, every blob verified, as `ocicache
+   * import` does; resolves to its report. `options.tag`: only the image of that
+   * `org.opencontainers.image.ref.name`; `options.repository`: the repository of the layout's
+   * tags, for layouts that do not say.
+   */
+  async import(dir, options = {}) {
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object');
+    const { tag, repository, ...rest } = options;
+    const unknown = Object.keys(rest);
+    if (unknown.length > 0) throw new InvalidArgumentError(`unknown import option ${JSON.stringify(unknown[0])}`);
+    for (const [name, v] of [['tag', tag], ['repository', repository]]) {
+      if (v !== undefined && typeof v !== 'string') throw new InvalidArgumentError(`options.${name} must be a string`);
+    }
+    return importLayout(this, dir, { tag, repository, maxManifestBytes: this.config.max_manifest_bytes });
   }
   /** A blob as a Node `Readable` stream. */
   blobReadable(digest, options) {

@@ -13,6 +13,12 @@
 //! finds it) and the full reference in `io.containerd.image.name`. Pure: the host reads and
 //! writes the files, this module says what they must hold.
 
+mod export_plan;
+mod import_plan;
+
+pub use export_plan::{ExportContent, ExportPlan, export_root, is_missing, root_lookup_error};
+pub use import_plan::{ImportContent, ImportPlan, PlannedImage};
+
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::hashing::{BuiltinHasher, digest_of};
@@ -64,6 +70,51 @@ pub fn check_oci_layout(bytes: &[u8]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The index of a layout to import from, given what its files hold (`None`: absent): both
+/// `oci-layout` (of a supported version) and `index.json` must be there, else
+/// `InvalidArgument` naming `dir` (the layout's path, for messages).
+pub fn layout_to_import(
+    dir: &str,
+    oci_layout: Option<&[u8]>,
+    index_json: Option<&[u8]>,
+) -> Result<LayoutIndex> {
+    let not_a_layout =
+        |what: &str| Error::InvalidArgument(format!("{dir}: no {what}: not an OCI image layout"));
+    check_oci_layout(oci_layout.ok_or_else(|| not_a_layout(OCI_LAYOUT_FILE))?)?;
+    LayoutIndex::parse(index_json.ok_or_else(|| not_a_layout(INDEX_FILE))?)
+}
+
+/// The index of a layout to export into, given what its files hold (`None`: absent) and
+/// whether the directory holds other entries (it existed and was not empty), and whether
+/// `oci-layout` must be written. A directory with an `index.json` or other files but no
+/// `oci-layout` is not an image layout: `InvalidArgument` naming `dir`, so that it is left
+/// unchanged.
+pub fn layout_to_export_into(
+    dir: &str,
+    oci_layout: Option<&[u8]>,
+    index_json: Option<&[u8]>,
+    other_entries: bool,
+) -> Result<(LayoutIndex, bool)> {
+    let write_marker = match oci_layout {
+        Some(b) => {
+            check_oci_layout(b)?;
+            false
+        }
+        None if index_json.is_some() || other_entries => {
+            return Err(Error::InvalidArgument(format!(
+                "{dir}: holds other files but no {OCI_LAYOUT_FILE}: not an OCI image layout \
+                 (export writes into a new or empty directory, or an image layout)"
+            )));
+        }
+        None => true,
+    };
+    let index = match index_json {
+        Some(b) => LayoutIndex::parse(b)?,
+        None => LayoutIndex::new(),
+    };
+    Ok((index, write_marker))
 }
 
 /// Where a blob lives in a layout, as its three components: `blobs`, the algorithm, the hex.

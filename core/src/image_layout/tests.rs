@@ -1,6 +1,7 @@
 use super::*;
 use crate::ErrorKind;
 use crate::hashing::digest_of;
+use crate::tags::Resolution;
 use crate::{Algorithm, BuiltinHasher};
 
 fn sha(bytes: &[u8]) -> Digest {
@@ -387,4 +388,238 @@ fn manifest_bytes_are_checked_before_they_are_parsed() {
     );
     // A walk given nothing yields nothing.
     assert_eq!(GraphWalk::new(d).finish(), Graph::default());
+}
+
+/// A two-platform index sharing a config, and its manifests, as a layout would hold them.
+struct TwoPlatforms {
+    root: Descriptor,
+    store: Vec<Vec<u8>>,
+    config: Descriptor,
+    layers: [Descriptor; 2],
+}
+
+fn two_platforms() -> TwoPlatforms {
+    let config = desc("application/vnd.oci.image.config.v1+json", b"{}");
+    let l1 = desc("application/vnd.oci.image.layer.v1.tar", b"layer one");
+    let l2 = desc("application/vnd.oci.image.layer.v1.tar", b"layer two");
+    let m1 = image(OCI_MANIFEST, &config, &[&l1]);
+    let m2 = image(OCI_MANIFEST, &config, &[&l2]);
+    let (d1, d2) = (desc(OCI_MANIFEST, &m1), desc(OCI_MANIFEST, &m2));
+    let idx = index(OCI_INDEX, &[&d1, &d2]);
+    TwoPlatforms {
+        root: desc(OCI_INDEX, &idx),
+        store: vec![idx, m1, m2],
+        config,
+        layers: [l1, l2],
+    }
+}
+
+fn bytes_for<'a>(store: &'a [Vec<u8>], d: &Descriptor) -> &'a [u8] {
+    store.iter().find(|b| sha(b) == d.digest).unwrap()
+}
+
+fn layout_index(entries: &[(&Descriptor, &[(&str, &str)])]) -> LayoutIndex {
+    let mut idx = LayoutIndex::new();
+    for (d, annotations) in entries {
+        let mut d = (*d).clone();
+        d.annotations = annotations
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        idx.add(d);
+    }
+    idx
+}
+
+#[test]
+fn an_import_plan_names_every_tag_first_and_lists_each_manifest_and_blob_once() {
+    let t = two_platforms();
+    let single = desc(OCI_MANIFEST, &t.store[1]);
+    let idx = layout_index(&[
+        (
+            &t.root,
+            &[(REF_NAME, "v1"), (IMAGE_NAME, "ghcr.io/org/app:v1")],
+        ),
+        (&single, &[(REF_NAME, "amd64")]),
+    ]);
+    // A tag without repository is refused before anything is read.
+    let err = ImportPlan::new("/l", &idx, None, None, 1 << 20).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("--name"), "{err}");
+
+    let mut plan = ImportPlan::new("/l", &idx, None, Some("ghcr.io/org/app"), 1 << 20).unwrap();
+    let mut asked = 0;
+    while let Some(next) = plan.next_manifest().unwrap() {
+        asked += 1;
+        let bytes = bytes_for(&t.store, &next).to_vec();
+        plan.add_manifest(&next, bytes).unwrap();
+    }
+    // The shared manifest is read once per image that has it, stored once.
+    assert_eq!(asked, 4);
+    let content = plan.finish();
+    let tags: Vec<String> = content
+        .images
+        .iter()
+        .map(|i| i.tag.as_ref().unwrap().to_string())
+        .collect();
+    assert_eq!(tags, ["ghcr.io/org/app:v1", "ghcr.io/org/app:amd64"]);
+    assert_eq!(content.images[0].media_type, MediaType::OciIndex);
+    assert_eq!(content.manifests.len(), 3);
+    assert_eq!(content.manifests[2].0.digest, t.root.digest, "root last");
+    let blobs: Vec<&Digest> = content.blobs.iter().map(|b| &b.digest).collect();
+    assert_eq!(blobs.len(), 3);
+    for d in [&t.config.digest, &t.layers[0].digest, &t.layers[1].digest] {
+        assert!(blobs.contains(&d));
+    }
+
+    // One tag only; unknown and doubled tags.
+    let mut plan = ImportPlan::new("/l", &idx, Some("amd64"), Some("app"), 1 << 20).unwrap();
+    let next = plan.next_manifest().unwrap().unwrap();
+    assert_eq!(next.digest, single.digest);
+    let err = ImportPlan::new("/l", &idx, Some("nope"), Some("app"), 1 << 20).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.to_string().contains("/l: no image tagged"), "{err}");
+    let twice = layout_index(&[
+        (&t.root, &[(IMAGE_NAME, "ghcr.io/org/app:v1")]),
+        (&single, &[(IMAGE_NAME, "ghcr.io/org/app:v1")]),
+    ]);
+    let err = ImportPlan::new("/l", &twice, None, None, 1 << 20).unwrap_err();
+    assert!(
+        err.to_string().contains("names ghcr.io/org/app:v1 twice"),
+        "{err}"
+    );
+    // A bad repository, and a manifest over the limit.
+    assert!(ImportPlan::new("/l", &idx, None, Some("app:tag"), 1 << 20).is_err());
+    let mut plan = ImportPlan::new("/l", &idx, None, Some("app"), 10).unwrap();
+    assert_eq!(
+        plan.next_manifest().unwrap_err().kind(),
+        ErrorKind::TooLarge
+    );
+}
+
+#[test]
+fn an_import_plan_refuses_a_manifest_that_is_not_its_digest() {
+    let t = two_platforms();
+    let idx = layout_index(&[(&t.root, &[])]);
+    let mut plan = ImportPlan::new("/l", &idx, None, None, 1 << 20).unwrap();
+    let next = plan.next_manifest().unwrap().unwrap();
+    let mut bytes = bytes_for(&t.store, &next).to_vec();
+    bytes[0] = b' ';
+    assert_eq!(
+        plan.add_manifest(&next, bytes).unwrap_err().kind(),
+        ErrorKind::DigestMismatch
+    );
+}
+
+#[test]
+fn an_export_plan_lists_what_is_missing_and_adds_one_entry_to_the_index() {
+    let t = two_platforms();
+    let reference: Reference = "ghcr.io/org/app:v1".parse().unwrap();
+    assert_eq!(
+        export_root(&reference, Resolution::Stale(t.root.digest.clone())).unwrap(),
+        (t.root.digest.clone(), true)
+    );
+    assert_eq!(
+        export_root(&reference, Resolution::Unknown)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    let pinned: Reference = format!("ghcr.io/org/app@{}", t.root.digest)
+        .parse()
+        .unwrap();
+    assert_eq!(
+        export_root(&pinned, Resolution::Unknown).unwrap(),
+        (t.root.digest.clone(), false)
+    );
+
+    // The second platform's manifest and one layer are not cached.
+    let new_plan = || {
+        ExportPlan::new(
+            &reference,
+            &t.root.digest,
+            MediaType::OciIndex,
+            t.store[0].clone(),
+        )
+        .unwrap()
+    };
+    let mut plan = new_plan();
+    while let Some(next) = plan.next_manifest() {
+        if sha(&t.store[2]) == next.digest {
+            plan.manifest_missing(&next, &Error::NotFound("x".into()));
+        } else {
+            plan.manifest_found(&next, bytes_for(&t.store, &next).to_vec())
+                .unwrap();
+        }
+    }
+    for blob in plan.blobs() {
+        if blob.digest == t.layers[0].digest {
+            plan.blob_missing(&blob, &Error::Expired("x".into()));
+        } else {
+            plan.blob_found(&blob, blob.size).unwrap();
+        }
+    }
+    let err = plan.finish().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("manifest {} (not_found)", sha(&t.store[2]))),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("blob {} (expired)", t.layers[0].digest)),
+        "{message}"
+    );
+
+    // All there: a blob of another size is refused; the index gets one entry.
+    let mut plan = new_plan();
+    while let Some(next) = plan.next_manifest() {
+        plan.manifest_found(&next, bytes_for(&t.store, &next).to_vec())
+            .unwrap();
+    }
+    let blobs = plan.blobs();
+    assert_eq!(blobs.len(), 3);
+    assert_eq!(
+        plan.blob_found(&blobs[0], blobs[0].size + 1)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidManifest
+    );
+    let content = plan.finish().unwrap();
+    assert_eq!(content.manifests.len(), 3);
+    assert_eq!(content.manifests[2].2, t.store[0], "the root's bytes, last");
+    assert_eq!(content.blob_bytes(), 2 + 9 + 9);
+    let old = sha(b"old");
+    let mut idx = layout_index(&[(&desc(OCI_MANIFEST, b"old"), &[(REF_NAME, "v1")])]);
+    assert_eq!(content.add_to_index(&mut idx), [old]);
+    let entry = idx.find("v1")[0].clone();
+    assert_eq!(entry.digest, t.root.digest);
+    assert_eq!(entry.size, t.store[0].len() as u64);
+    assert_eq!(entry.image_name(), Some("ghcr.io/org/app:v1"));
+}
+
+#[test]
+fn layouts_to_import_from_and_export_into_are_checked() {
+    let marker = oci_layout_bytes();
+    let idx = LayoutIndex::new().to_bytes();
+    assert!(layout_to_import("/l", Some(&marker), Some(&idx)).is_ok());
+    for (m, i, what) in [
+        (None, Some(&idx[..]), "no oci-layout"),
+        (Some(&marker[..]), None, "no index.json"),
+    ] {
+        let err = layout_to_import("/l", m, i).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(err.to_string().contains(&format!("/l: {what}")), "{err}");
+    }
+    assert!(layout_to_export_into("/l", None, None, false).unwrap().1);
+    assert!(
+        !layout_to_export_into("/l", Some(&marker), Some(&idx), true)
+            .unwrap()
+            .1
+    );
+    for (i, other) in [(Some(&idx[..]), false), (None, true)] {
+        let err = layout_to_export_into("/l", None, i, other).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(err.to_string().contains("not an OCI image layout"), "{err}");
+    }
 }

@@ -45,6 +45,7 @@
 
 mod auth;
 mod config;
+mod credentials;
 mod endpoint;
 mod http;
 mod machine;
@@ -53,6 +54,10 @@ mod store;
 
 pub use auth::{Challenge, Credentials, parse_challenges};
 pub use config::{PULL_KEYS, PullConfig, RegistrySettings};
+pub use credentials::{
+    CredentialLookup, HelperCall, HelperOutcome, LoginFile, LoginFileKind, LookupStep,
+    MAX_LOGIN_BYTES, registry_key,
+};
 pub use endpoint::{DOCKER_HUB_API, Endpoint, RegistryRoute, endpoints, is_loopback};
 pub use http::{HttpRequest, Method, Purpose, RequestId, ResponseHead, authority};
 pub use machine::{

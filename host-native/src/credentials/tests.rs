@@ -589,22 +589,25 @@ fn the_environment_names_the_files_as_docker_and_podman_do() {
 }
 
 #[test]
-fn base64_decodes_with_or_without_padding() {
-    assert_eq!(decode_base64(b"").unwrap(), b"");
-    assert_eq!(decode_base64(b"Zg==").unwrap(), b"f");
-    assert_eq!(decode_base64(b"Zg").unwrap(), b"f");
-    assert_eq!(decode_base64(b"Zm8=").unwrap(), b"fo");
-    assert_eq!(decode_base64(b"Zm9v").unwrap(), b"foo");
-    assert_eq!(
-        decode_base64(b"QWxhZGRpbjpvcGVuIHNlc2FtZQ==").unwrap(),
-        b"Aladdin:open sesame"
-    );
-    for bad in [&b"Z"[..], b"Zg=", b"Zm9v=", b"Z===", b"Zm-v", b"Zm9v\n"] {
-        assert_eq!(
-            decode_base64(bad),
-            None,
-            "{:?}",
-            String::from_utf8_lossy(bad)
-        );
-    }
+fn the_auth_file_is_asked_first() {
+    let home = Home::new();
+    home.docker(&format!(
+        r#"{{"auths": {{"both.example": {{"auth": "{}"}}, "docker.example": {{"auth": "{}"}}}}}}"#,
+        b64("docker:pw"),
+        b64("docker:pw")
+    ));
+    std::fs::write(
+        home.path("cache-auth.json"),
+        format!(
+            r#"{{"auths": {{"both.example": {{"auth": "{}"}}}}}}"#,
+            b64("first:pw")
+        ),
+    )
+    .unwrap();
+    let s = home.sources().with_auth_file(home.path("cache-auth.json"));
+    assert_eq!(s.lookup("both.example").unwrap(), basic("first", "pw"));
+    assert_eq!(s.lookup("docker.example").unwrap(), basic("docker", "pw"));
+    // A missing auth_file holds nothing.
+    let s = home.sources().with_auth_file(home.path("absent.json"));
+    assert_eq!(s.lookup("both.example").unwrap(), basic("docker", "pw"));
 }

@@ -5,18 +5,13 @@ use super::{ExportReport, Placed};
 use crate::Cache;
 use crate::blob_io::error_of;
 use ocicache_core::image_layout::{
-    BLOBS_DIR, Descriptor, GraphWalk, INDEX_FILE, LayoutIndex, MAX_INDEX_BYTES,
-    MAX_OCI_LAYOUT_BYTES, OCI_LAYOUT_FILE, check_oci_layout, oci_layout_bytes,
+    BLOBS_DIR, ExportPlan, INDEX_FILE, MAX_INDEX_BYTES, MAX_OCI_LAYOUT_BYTES, OCI_LAYOUT_FILE,
+    export_root, is_missing, layout_to_export_into, oci_layout_bytes, root_lookup_error,
 };
-use ocicache_core::{Algorithm, Digest, Error, ErrorKind, Reference, Resolution, Result};
-use std::collections::{BTreeMap, BTreeSet};
+use ocicache_core::{Algorithm, Digest, Reference, Resolution, Result};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-
-/// A cache lookup that found nothing servable: absent or expired content is missing.
-fn is_missing(e: &Error) -> bool {
-    matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Expired)
-}
 
 impl Cache {
     /// Writes the image `reference` names, as the cache holds it, into `dir` as an OCI image
@@ -41,124 +36,76 @@ impl Cache {
     ///   no `oci-layout` is refused (`InvalidArgument`) and left unchanged.
     pub fn export(&self, reference: &Reference, dir: impl AsRef<Path>) -> Result<ExportReport> {
         let dir = dir.as_ref();
-        let (digest, tag_stale) = match reference.digest() {
-            Some(d) => (d.clone(), false),
-            None => match self.resolve_tag(reference)? {
-                Resolution::Fresh(d) => (d, false),
-                Resolution::Stale(d) => (d, true),
-                Resolution::Unknown => {
-                    return Err(Error::NotFound(format!(
-                        "tag {reference}: not in the cache (export reads only the cache)"
-                    )));
-                }
-            },
+        let resolution = match reference.digest() {
+            Some(_) => Resolution::Unknown,
+            None => self.resolve_tag(reference)?,
         };
-        let root = self.get_manifest(&digest).map_err(|e| {
-            if is_missing(&e) {
-                Error::NotFound(format!("manifest {digest} of {reference}: {e}"))
-            } else {
-                e
-            }
-        })?;
+        let (digest, tag_stale) = export_root(reference, resolution)?;
+        let root = self
+            .get_manifest(&digest)
+            .map_err(|e| root_lookup_error(reference, &digest, e))?;
 
         // Every manifest and blob, before anything is written.
-        let root_descriptor = Descriptor {
-            media_type: root.media_type.as_str().to_owned(),
-            digest: digest.clone(),
-            size: root.bytes.len() as u64,
-            annotations: BTreeMap::new(),
-        };
-        let mut walk = GraphWalk::new(root_descriptor);
-        let mut bytes_of: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
-        let mut missing: Vec<String> = Vec::new();
-        bytes_of.insert(digest.clone(), root.bytes);
-        while let Some(next) = walk.next_manifest() {
-            if !bytes_of.contains_key(&next.digest) {
-                match self.get_manifest(&next.digest) {
-                    Ok(m) => {
-                        bytes_of.insert(next.digest.clone(), m.bytes);
-                    }
-                    Err(e) if is_missing(&e) => {
-                        missing.push(format!("manifest {} ({})", next.digest, e.kind().code()));
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            walk.add_manifest(&next, &bytes_of[&next.digest])?;
-        }
-        let graph = walk.finish();
-        // An open reader is a lease: eviction cannot take the blob until it is written.
-        let mut readers = Vec::new();
-        for blob in &graph.blobs {
-            match self.blob_reader(&blob.digest) {
-                Ok(r) if r.size() != blob.size => {
-                    return Err(Error::InvalidManifest(format!(
-                        "a manifest of {reference} gives blob {} {} bytes; it has {}",
-                        blob.digest,
-                        blob.size,
-                        r.size()
-                    )));
-                }
-                Ok(r) => readers.push(r),
-                Err(e) if is_missing(&e) => {
-                    missing.push(format!("blob {} ({})", blob.digest, e.kind().code()))
-                }
+        let mut plan = ExportPlan::new(reference, &digest, root.media_type, root.bytes)?;
+        while let Some(next) = plan.next_manifest() {
+            match self.get_manifest(&next.digest) {
+                Ok(m) => plan.manifest_found(&next, m.bytes)?,
+                Err(e) if is_missing(&e) => plan.manifest_missing(&next, &e),
                 Err(e) => return Err(e),
             }
         }
-        if !missing.is_empty() {
-            return Err(Error::NotFound(format!(
-                "{reference} is not whole in the cache: missing {}",
-                missing.join(", ")
-            )));
+        // An open reader is a lease: eviction cannot take the blob until it is written.
+        let mut readers = Vec::new();
+        for blob in plan.blobs() {
+            match self.blob_reader(&blob.digest) {
+                Ok(r) => {
+                    plan.blob_found(&blob, r.size())?;
+                    readers.push(r);
+                }
+                Err(e) if is_missing(&e) => plan.blob_missing(&blob, &e),
+                Err(e) => return Err(e),
+            }
         }
+        let content = plan.finish()?;
 
         // The layout: created or checked, then locked against other exports.
         let existed = dir.exists();
         let layout = Dir::create(dir)?;
         layout.lock()?;
-        let index_bytes = layout.read_file(INDEX_FILE, MAX_INDEX_BYTES)?;
-        match layout.read_file(OCI_LAYOUT_FILE, MAX_OCI_LAYOUT_BYTES)? {
-            Some(b) => check_oci_layout(&b)?,
-            None if index_bytes.is_some() || (existed && !layout.is_empty()?) => {
-                return Err(Error::InvalidArgument(format!(
-                    "{}: holds other files but no {OCI_LAYOUT_FILE}: not an OCI image layout \
-                     (export writes into a new or empty directory, or an image layout)",
-                    dir.display()
-                )));
-            }
-            None => {
-                layout.write_file(OCI_LAYOUT_FILE, |f| {
-                    f.write_all(&oci_layout_bytes())
-                        .map_err(|e| layout_error(&dir.join(OCI_LAYOUT_FILE), e))
-                })?;
-            }
+        let (mut index, write_marker) = layout_to_export_into(
+            &dir.display().to_string(),
+            layout
+                .read_file(OCI_LAYOUT_FILE, MAX_OCI_LAYOUT_BYTES)?
+                .as_deref(),
+            layout.read_file(INDEX_FILE, MAX_INDEX_BYTES)?.as_deref(),
+            existed && !layout.is_empty()?,
+        )?;
+        if write_marker {
+            layout.write_file(OCI_LAYOUT_FILE, |f| {
+                f.write_all(&oci_layout_bytes())
+                    .map_err(|e| layout_error(&dir.join(OCI_LAYOUT_FILE), e))
+            })?;
         }
-        let mut index = match &index_bytes {
-            Some(b) => LayoutIndex::parse(b)?,
-            None => LayoutIndex::new(),
-        };
 
         let blobs_dir = layout.created_subdir(BLOBS_DIR)?;
         let mut algorithm_dirs: BTreeMap<Algorithm, Dir> = BTreeMap::new();
         let mut report = ExportReport {
             reference: reference.to_string(),
             digest: digest.clone(),
-            media_type: root.media_type,
+            media_type: content.media_type,
             tag: reference.tag().map(str::to_owned),
             tag_stale,
             dir: dir.to_path_buf(),
-            manifests: graph.manifests.len() as u64,
-            blobs: graph.blobs.len() as u64,
-            bytes: graph.blobs.iter().map(|b| b.size).sum(),
+            manifests: content.manifests.len() as u64,
+            blobs: content.blobs.len() as u64,
+            bytes: content.blob_bytes(),
             linked: 0,
             copied: 0,
             already_present: 0,
             replaced: Vec::new(),
         };
         let cache_blobs = cache_blob_dirs(self.dir());
-        for (blob, mut reader) in graph.blobs.iter().zip(readers) {
+        for (blob, mut reader) in content.blobs.iter().zip(readers) {
             let target = algorithm_dir(&blobs_dir, &mut algorithm_dirs, &blob.digest)?;
             let name = blob.digest.hex();
             let placed = if target.check_existing(&name, &blob.digest)?.is_some() {
@@ -180,11 +127,10 @@ impl Cache {
             };
             report.count(placed);
         }
-        for (descriptor, _) in &graph.manifests {
+        for (descriptor, _, bytes) in &content.manifests {
             let target = algorithm_dir(&blobs_dir, &mut algorithm_dirs, &descriptor.digest)?;
             let name = descriptor.digest.hex();
             if target.check_existing(&name, &descriptor.digest)?.is_none() {
-                let bytes = &bytes_of[&descriptor.digest];
                 let path = target.path().join(&name);
                 target.write_file(&name, |f| {
                     f.write_all(bytes).map_err(|e| layout_error(&path, e))
@@ -197,16 +143,7 @@ impl Cache {
         }
         blobs_dir.sync()?;
         layout.sync()?;
-        let root_size = bytes_of[&digest].len() as u64;
-        let added = Descriptor::for_export(reference, &digest, root.media_type, root_size);
-        report.replaced = index
-            .add(added)
-            .into_iter()
-            .map(|d| d.digest)
-            .filter(|d| *d != digest)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        report.replaced = content.add_to_index(&mut index);
         let index_text = index.to_bytes();
         layout.write_file(INDEX_FILE, |f| {
             f.write_all(&index_text)

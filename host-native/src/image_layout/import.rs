@@ -5,11 +5,11 @@ use super::{ImportOptions, ImportReport, ImportedImage};
 use crate::blob_io::error_of;
 use crate::{BlobReader, Cache};
 use ocicache_core::image_layout::{
-    BLOBS_DIR, Descriptor, GraphWalk, INDEX_FILE, LayoutIndex, MAX_INDEX_BYTES,
-    MAX_OCI_LAYOUT_BYTES, OCI_LAYOUT_FILE, blob_path, check_oci_layout, repository_name,
+    BLOBS_DIR, Descriptor, INDEX_FILE, ImportContent, ImportPlan, MAX_INDEX_BYTES,
+    MAX_OCI_LAYOUT_BYTES, OCI_LAYOUT_FILE, blob_path, layout_to_import, repository_name,
 };
-use ocicache_core::{Digest, Error, MediaType, Reference, Result};
-use std::collections::{BTreeMap, BTreeSet};
+use ocicache_core::{Digest, Error, Reference, Result};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 
@@ -43,13 +43,7 @@ impl LayoutBlobs {
         dir.open_file(&digest.hex())?.ok_or_else(missing)
     }
 
-    fn read(&mut self, descriptor: &Descriptor, limit: u64) -> Result<Vec<u8>> {
-        if descriptor.size > limit {
-            return Err(Error::TooLarge {
-                size: descriptor.size,
-                limit,
-            });
-        }
+    fn read(&mut self, descriptor: &Descriptor) -> Result<Vec<u8>> {
         let (file, _) = self.open(&descriptor.digest)?;
         let mut bytes = Vec::with_capacity(descriptor.size as usize);
         // One byte more than announced shows a longer file; the walk reports the mismatch.
@@ -109,98 +103,44 @@ impl Cache {
             repository_name(r)?;
         }
         let layout = Dir::open(dir)?;
-        let not_a_layout = |what: &str| {
-            Error::InvalidArgument(format!(
-                "{}: no {what}: not an OCI image layout",
-                dir.display()
-            ))
-        };
-        let marker = layout
-            .read_file(OCI_LAYOUT_FILE, MAX_OCI_LAYOUT_BYTES)?
-            .ok_or_else(|| not_a_layout(OCI_LAYOUT_FILE))?;
-        check_oci_layout(&marker)?;
-        let index_bytes = layout
-            .read_file(INDEX_FILE, MAX_INDEX_BYTES)?
-            .ok_or_else(|| not_a_layout(INDEX_FILE))?;
-        let index = LayoutIndex::parse(&index_bytes)?;
+        let index = layout_to_import(
+            &dir.display().to_string(),
+            layout
+                .read_file(OCI_LAYOUT_FILE, MAX_OCI_LAYOUT_BYTES)?
+                .as_deref(),
+            layout.read_file(INDEX_FILE, MAX_INDEX_BYTES)?.as_deref(),
+        )?;
 
-        let selected: Vec<Descriptor> = match &options.tag {
-            Some(tag) => match index.find(tag).as_slice() {
-                [one] => vec![(*one).clone()],
-                [] => {
-                    return Err(Error::NotFound(format!(
-                        "{}: no image tagged {tag:?} in {INDEX_FILE}",
-                        dir.display()
-                    )));
-                }
-                _ => {
-                    return Err(Error::InvalidArgument(format!(
-                        "{}: {INDEX_FILE} tags more than one image {tag:?}",
-                        dir.display()
-                    )));
-                }
-            },
-            None => index.manifests().cloned().collect(),
-        };
-        // Every tag mapping is named before anything is stored.
-        let mut named: Vec<(Descriptor, Option<Reference>)> = Vec::new();
-        let mut keys: BTreeMap<Reference, Digest> = BTreeMap::new();
-        for d in selected {
-            let key = d.tag_reference(options.repository.as_deref())?;
-            if let Some(k) = &key
-                && let Some(other) = keys.insert(k.clone(), d.digest.clone())
-                && other != d.digest
-            {
-                return Err(Error::InvalidArgument(format!(
-                    "{}: {INDEX_FILE} names {k} twice, for {other} and {}",
-                    dir.display(),
-                    d.digest
-                )));
-            }
-            named.push((d, key));
-        }
-
-        // Every manifest, verified and parsed; the blobs they reference.
+        // The images and their tag mappings, named before anything is stored; every
+        // manifest verified and parsed, the blobs they reference.
         let limit = self.config()?.max_manifest_bytes;
+        let mut plan = ImportPlan::new(
+            &dir.display().to_string(),
+            &index,
+            options.tag.as_deref(),
+            options.repository.as_deref(),
+            limit,
+        )?;
         let blobs_dir = layout.subdir(BLOBS_DIR, false)?;
         let mut source = LayoutBlobs {
             layout,
             blobs: blobs_dir,
             algorithms: BTreeMap::new(),
         };
-        let mut manifests: Vec<(Descriptor, MediaType, Vec<u8>)> = Vec::new();
-        let mut seen_manifests: BTreeSet<Digest> = BTreeSet::new();
-        let mut blobs: Vec<Descriptor> = Vec::new();
-        let mut seen_blobs: BTreeSet<Digest> = BTreeSet::new();
-        let mut images = Vec::new();
-        for (root, key) in &named {
-            let mut walk = GraphWalk::new(root.clone());
-            let mut bytes_of: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
-            while let Some(next) = walk.next_manifest() {
-                let bytes = source.read(&next, limit)?;
-                walk.add_manifest(&next, &bytes)?;
-                bytes_of.insert(next.digest.clone(), bytes);
-            }
-            let graph = walk.finish();
-            for (d, media_type) in graph.manifests {
-                if d.digest == root.digest {
-                    images.push(ImportedImage {
-                        digest: d.digest.clone(),
-                        media_type,
-                        tag: key.as_ref().map(Reference::to_string),
-                    });
-                }
-                if seen_manifests.insert(d.digest.clone()) {
-                    let bytes = bytes_of.remove(&d.digest).expect("walked");
-                    manifests.push((d, media_type, bytes));
-                }
-            }
-            for b in graph.blobs {
-                if seen_blobs.insert(b.digest.clone()) {
-                    blobs.push(b);
-                }
-            }
+        while let Some(next) = plan.next_manifest()? {
+            let bytes = source.read(&next)?;
+            plan.add_manifest(&next, bytes)?;
         }
+        let content = plan.finish();
+        let images = content
+            .images
+            .iter()
+            .map(|i| ImportedImage {
+                digest: i.descriptor.digest.clone(),
+                media_type: i.media_type,
+                tag: i.tag.as_ref().map(Reference::to_string),
+            })
+            .collect();
 
         let mut report = ImportReport {
             dir: dir.to_path_buf(),
@@ -208,14 +148,7 @@ impl Cache {
             ..ImportReport::default()
         };
         let mut stored = Stored::default();
-        let result = self.store(
-            &mut source,
-            &blobs,
-            &manifests,
-            &named,
-            &mut stored,
-            &mut report,
-        );
+        let result = self.store(&mut source, &content, &mut stored, &mut report);
         if let Err(e) = result {
             // Nothing of the layout stays: manifests first, then their blobs.
             drop(std::mem::take(&mut stored.leases));
@@ -233,13 +166,11 @@ impl Cache {
     fn store(
         &self,
         source: &mut LayoutBlobs,
-        blobs: &[Descriptor],
-        manifests: &[(Descriptor, MediaType, Vec<u8>)],
-        named: &[(Descriptor, Option<Reference>)],
+        content: &ImportContent,
         stored: &mut Stored,
         report: &mut ImportReport,
     ) -> Result<()> {
-        for blob in blobs {
+        for blob in &content.blobs {
             if self.has_blob(&blob.digest)? {
                 report.blobs_present += 1;
                 stored.leases.push(self.blob_reader(&blob.digest)?);
@@ -261,7 +192,7 @@ impl Cache {
             report.bytes_stored += blob.size;
         }
         // Children before the indexes that list them.
-        for (descriptor, media_type, bytes) in manifests {
+        for (descriptor, media_type, bytes) in &content.manifests {
             if self.has_manifest(&descriptor.digest)? {
                 report.manifests_present += 1;
                 continue;
@@ -270,9 +201,9 @@ impl Cache {
             stored.manifests.push(descriptor.digest.clone());
             report.manifests_stored += 1;
         }
-        for (root, key) in named {
-            if let Some(k) = key {
-                self.put_tag(k, &root.digest)?;
+        for image in &content.images {
+            if let Some(k) = &image.tag {
+                self.put_tag(k, &image.descriptor.digest)?;
             }
         }
         Ok(())

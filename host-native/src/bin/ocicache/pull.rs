@@ -64,12 +64,11 @@ pub fn run(cli: &Cli, cache: &Cache, args: &PullArgs) -> Result<Outcome, Failure
         .map(|e| e.credentials_key)
         .collect();
     let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
-    let mut credentials = CredentialSources::from_env().credentials_for(&hosts)?;
+    let mut sources = CredentialSources::from_env();
     if let Some(file) = &settings.auth_file {
-        let first = CredentialSources::new(Some(file.into()), Vec::new(), Vec::new());
-        credentials.extend(first.credentials_for(&hosts)?);
+        sources = sources.with_auth_file(file.into());
     }
-    options.credentials = credentials;
+    options.credentials = sources.credentials_for(&hosts)?;
     let client = HttpClient::with_options(&HttpClientOptions {
         ca_file: args.ca_file.clone(),
         ..HttpClientOptions::default()
