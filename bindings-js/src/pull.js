@@ -104,12 +104,13 @@ export function engineOptions(options) {
  * `redirect: 'manual'` (the engine follows redirects itself, credentials kept to their
  * origin) unless `redirect` says `'follow'`: in a browser, where a manual redirect is opaque
  * (no `Location`), the browser follows them and the engine sees only the final answer. Bodies
- * stream chunk by chunk into the engine. `signal` aborts: in-flight fetches are cancelled, the
- * engine releases its writers, and the promise rejects with `signal.reason`. The machine's
- * methods and `hasBlob` may return promises (the Worker runs each step on its queue).
+ * stream chunk by chunk into the engine. `credentials`, if given, is fetch's credentials mode
+ * (the Worker's `'omit'`). `signal` aborts: in-flight fetches are cancelled, the engine
+ * releases its writers, and the promise rejects with `signal.reason`. The machine's methods and
+ * `hasBlob` may return promises (the Worker runs each step on its queue).
  */
 export async function pullOverFetch(machine, {
-  signal, onProgress, hasBlob, fetch = globalThis.fetch, redirect = 'manual',
+  signal, onProgress, hasBlob, fetch = globalThis.fetch, redirect = 'manual', credentials,
 } = {}) {
   if (typeof fetch !== 'function') throw new InvalidArgumentError('no global fetch (Node 20+ or a browser)');
   const controllers = new Set();
@@ -146,6 +147,7 @@ export async function pullOverFetch(machine, {
           method: req.method,
           headers: req.headers,
           redirect,
+          ...(credentials ? { credentials } : {}),
           signal: controller.signal,
         });
       } catch (e) {

@@ -208,8 +208,11 @@ function startPull(id, reference, options) {
 
 /**
  * A pull, with its HTTP done here by the Worker's `fetch`; the browser follows redirects (a
- * manual redirect is opaque in a browser). Each engine call is a step on the queue; progress
- * events are posted to the main thread as `{id, progress}`.
+ * manual redirect is opaque in a browser). Requests carry no cookies and no credentials of the
+ * browser's (`credentials: 'omit'`): the engine answers the registry's challenges, and a `401`
+ * with `WWW-Authenticate: Basic` from the page's own origin reaches it instead of opening the
+ * browser's login prompt. Each engine call is a step on the queue; progress events are posted
+ * to the main thread as `{id, progress}`.
  */
 async function pull(id, controller, reference, options) {
   const { progress = false, ...rest } = options ?? {};
@@ -226,6 +229,7 @@ async function pull(id, controller, reference, options) {
     onProgress: progress ? (event) => self.postMessage({ id, progress: event }) : undefined,
     hasBlob: (digest) => run(() => cache?.hasBlob(digest) ?? false),
     redirect: 'follow',
+    credentials: 'omit',
   });
 }
 

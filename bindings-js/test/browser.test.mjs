@@ -502,3 +502,65 @@ test('the pull example page pulls from a real CORS-enabled docker-registry into 
     await peers.close();
   }
 });
+
+test('a real docker-registry with auth refuses the preflight; through a same-origin proxy the browser pulls with credentials', { skip: skip || peersSkip, timeout: 240_000 }, async () => {
+  const peers = new Peers();
+  try {
+    const tokens = await peers.tokenServer({ users: [['reader', 's3cret']], anonymous: false });
+    const basic = await peers.registry({ cors: '*', auth: { basic: [['reader', 's3cret']] } });
+    const token = await peers.registry({ cors: '*', auth: { token: tokens.id } });
+    const built = await basic.push('team/app:2.0', { seed: 8, layers: [60_000], credentials: ['reader', 's3cret'] });
+    await token.push('team/app:2.0', { seed: 8, layers: [60_000], credentials: ['reader', 's3cret'] });
+    const creds = (host) => ({ [host]: { username: 'reader', password: 's3cret' } });
+    // Directly: distribution authenticates the preflight OPTIONS too (401), so the browser
+    // never sends the request.
+    await withTab(async (page) => {
+      const r = await page.evaluate(async ({ refs, dir }) => {
+        const cache = await window.ocicache.openCache({ directory: dir });
+        const out = {};
+        for (const [name, [ref, credentials]] of Object.entries(refs)) {
+          out[name] = await cache.pull(ref, { credentials }).then(() => 'resolved', (e) => e.name);
+        }
+        await cache.close();
+        await (await navigator.storage.getDirectory()).removeEntry(dir, { recursive: true });
+        return out;
+      }, {
+        refs: {
+          basic: [basic.reference('team/app:2.0'), creds(basic.host)],
+          token: [token.reference('team/app:2.0'), creds(token.host)],
+        },
+        dir: `pull-auth-direct-${Date.now()}`,
+      });
+      assert.deepEqual(r, { basic: 'NetworkError', token: 'NetworkError' });
+      for (const registry of [basic, token]) {
+        const preflights = (await registry.requests()).filter((q) => q.method === 'OPTIONS');
+        assert.ok(preflights.length > 0 && preflights.every((q) => q.status === 401), JSON.stringify(preflights));
+      }
+    });
+    // Through a proxy on the page's origin there is no preflight: the registry's challenge
+    // reaches the engine, which answers it with the credentials given for the page's host.
+    await basic.clearRequests();
+    await withTab(async (page, host) => {
+      const r = await page.evaluate(async ({ reference, credentials, dir }) => {
+        const cache = await window.ocicache.openCache({ directory: dir });
+        const fail = (p) => p.then(() => 'resolved', (e) => e.name);
+        const out = {
+          anonymous: await fail(cache.pull(reference)),
+          wrong: await fail(cache.pull(reference, { credentials: { [Object.keys(credentials)[0]]: { username: 'reader', password: 'nope' } } })),
+          report: await cache.pull(reference, { credentials }),
+        };
+        await cache.close();
+        await (await navigator.storage.getDirectory()).removeEntry(dir, { recursive: true });
+        return out;
+      }, { reference: `${host}/team/app:2.0`, credentials: creds(host), dir: `pull-auth-proxy-${Date.now()}` });
+      assert.equal(r.anonymous, 'UnauthorizedError');
+      assert.equal(r.wrong, 'UnauthorizedError');
+      assert.equal(r.report.digest, built.digest);
+      const log = await basic.requests();
+      assert.ok(log.every((q) => q.method !== 'OPTIONS'));
+      assert.ok(log.some((q) => q.auth_scheme?.toLowerCase() === 'basic' && q.status === 200 && q.path.includes('/blobs/')));
+    }, basic.url);
+  } finally {
+    await peers.close();
+  }
+});
