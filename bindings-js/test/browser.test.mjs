@@ -323,6 +323,7 @@ test('pull in the browser: token auth, blobs redirected to another origin, where
   try {
     await withTab(async (page) => {
       const r = await page.evaluate(async ({ reference, dir }) => {
+        document.cookie = 'session=page-secret; path=/';
         const cache = await window.ocicache.openCache({ directory: dir });
         const report = await cache.pull(reference);
         const healthy = (await cache.checkIntegrity()).healthy;
@@ -428,6 +429,7 @@ test('pull in the browser through a same-origin proxy from a registry without CO
   try {
     await withTab(async (page, host) => {
       const r = await page.evaluate(async ({ reference, dir }) => {
+        document.cookie = 'session=page-secret; path=/';
         const cache = await window.ocicache.openCache({ directory: dir });
         const report = await cache.pull(reference);
         const layer = await cache.hasBlob(report.blobs.find((b) => b.size > 1000).digest);
@@ -441,6 +443,8 @@ test('pull in the browser through a same-origin proxy from a registry without CO
       // Same origin: no preflight, and the registry never answered with a CORS header.
       assert.equal(bare.requests.filter((q) => q.method === 'OPTIONS').length, 0);
       assert.equal(bare.requests.filter((q) => q.method === 'GET').length, 3);
+      // The page's cookie stays in the page (credentials: 'omit').
+      assert.deepEqual(bare.requests.map((q) => q.cookie).filter(Boolean), []);
     }, `http://${bare.host}`);
   } finally {
     bare.close();

@@ -6,7 +6,7 @@
 //   bearer: true            token auth: a 401 challenge, tokens from /token on this server
 //   redirectBlobs: true     blobs answer 307 to a second server (another origin, a "CDN")
 // `requests` and `cdn.requests` log what was asked (method, path, authorization, range,
-// origin); `nextStall(n)` makes the next layer response send n bytes (default half) and hang,
+// origin, cookie); `nextStall(n)` makes the next layer response send n bytes (default half) and hang,
 // and resolves `stalled` then, and `closed` when the client goes away; `cut()` then breaks
 // that connection.
 import http from 'node:http';
@@ -56,6 +56,7 @@ export async function corsRegistry(img, { cors = true, expose = EXPOSE, bearer =
     authorization: req.headers.authorization ?? null,
     range: req.headers.range ?? null,
     origin: req.headers.origin ?? null,
+    cookie: req.headers.cookie ?? null,
   });
   const state = { requests: [], cdn: { requests: [] }, stallLayer: null, stalled: null, closed: null };
   let onStall = null;
