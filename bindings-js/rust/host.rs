@@ -316,6 +316,48 @@ impl Storage for JsStorage {
         }
         as_count(&v).ok_or_else(|| bad_return("clearTemps", &v))
     }
+
+    /// `openPartial(path)` returns `{id, size}`, or null when the partial is open elsewhere.
+    /// A storage without the method keeps no partials (the core's default).
+    fn open_partial(&mut self, path: &str) -> Result<Option<(TempId, u64)>, StorageError> {
+        let Some(v) = self
+            .call_optional("openPartial", &JsValue::from_str(path))
+            .map_err(|e| storage_error(e, "openPartial", path))?
+        else {
+            return Ok(None);
+        };
+        if v.is_null() || v.is_undefined() {
+            return Ok(None);
+        }
+        let field = |name: &str| get_prop(&v, name).as_ref().and_then(as_count);
+        match (field("id"), field("size")) {
+            (Some(id), Some(size)) => Ok(Some((TempId(id), size))),
+            _ => Err(bad_return("openPartial", &v)),
+        }
+    }
+
+    /// `keepPartial(id)`; a storage without it has none open, so the temp is aborted.
+    fn keep_partial(&mut self, temp: TempId) -> Result<(), StorageError> {
+        match self
+            .call_optional("keepPartial", &JsValue::from_f64(temp.0 as f64))
+            .map_err(|e| storage_error(e, "keepPartial", ""))?
+        {
+            Some(_) => Ok(()),
+            None => self.abort_temp(temp),
+        }
+    }
+}
+
+impl JsStorage {
+    /// Calls the storage's method `name` with one argument, or `Ok(None)` if it has none (the
+    /// optional methods of the `Storage` interface).
+    fn call_optional(&self, name: &str, arg: &JsValue) -> Result<Option<JsValue>, JsValue> {
+        let obj = self.slot.get();
+        match get_prop(&obj, name).and_then(|f| f.dyn_into::<Function>().ok()) {
+            Some(f) => f.call1(&obj, arg).map(Some),
+            None => Ok(None),
+        }
+    }
 }
 
 // ----- clock -----

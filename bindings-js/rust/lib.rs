@@ -72,7 +72,13 @@ pub fn error_details(e: &Error) -> Value {
             registry,
             status,
             message,
-        } => json!({ "registry": registry, "status": status, "message": message }),
+            registry_code,
+        } => json!({
+            "registry": registry,
+            "status": status,
+            "message": message,
+            "registryCode": registry_code,
+        }),
         Error::Unauthorized { registry, message } => {
             json!({ "registry": registry, "message": message })
         }

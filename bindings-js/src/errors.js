@@ -58,10 +58,25 @@ export const InvalidArgumentError = kind('InvalidArgumentError', 'invalid_argume
 /** A configuration that does not deserialize or validate. */
 export const InvalidConfigError = kind('InvalidConfigError', 'invalid_config');
 /**
- * A registry could not be reached or kept failing (after retries), or offline with nothing
- * cached. `details`: `registry`, `status` (the last HTTP status or null), `message`.
+ * A registry could not be reached or kept failing (after retries), answered another 4xx than
+ * 401, 403 and 404, or offline with nothing cached. `registry` is its `host[:port]`, `status`
+ * the last HTTP status (null when no response came), `registryCode` the registry's own error
+ * code from its JSON error body (`MANIFEST_UNKNOWN`, `UNAVAILABLE`, …; null if it sent none).
+ * `code` stays `network`, as every error's `code` is its kind. The same in `details`, with the
+ * registry's `message`.
  */
-export const NetworkError = kind('NetworkError', 'network');
+export class NetworkError extends OcicacheError {
+  constructor(message, options = {}) {
+    super(message, { ...options, code: 'network' });
+    /** @type {string|null} */
+    this.registry = this.details.registry ?? null;
+    /** @type {number|null} */
+    this.status = this.details.status ?? null;
+    /** @type {string|null} */
+    this.registryCode = this.details.registryCode ?? null;
+  }
+}
+NetworkError.code = 'network';
 /** A registry refused access. `details`: `registry`, `message`. */
 export const UnauthorizedError = kind('UnauthorizedError', 'unauthorized');
 /**

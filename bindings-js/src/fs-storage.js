@@ -19,7 +19,7 @@ export const CONFIG_FILE = 'config.json';
 /** The core's limit on its size (`MAX_CONFIG_FILE_BYTES`); one byte more is read to detect it. */
 const MAX_CONFIG_FILE_BYTES = 1 << 20;
 
-const { O_RDONLY, O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = fs.constants;
+const { O_RDONLY, O_RDWR, O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = fs.constants;
 // A temp is flushed in the background every this many bytes, so a large put's commit does not
 // wait for all of its bytes to reach the disk at once. Smaller temps never involve the thread.
 const FLUSH_EVERY = 16 << 20;
@@ -217,6 +217,7 @@ export class FsStorage {
   commitTemp(id, p) {
     const t = this.#temp(id);
     this.#temps.delete(id);
+    if (t.partial !== undefined) this.#forget(t.partial);
     try {
       const full = this.#resolve(p);
       fs.fsyncSync(t.fd);
@@ -246,6 +247,7 @@ export class FsStorage {
     const t = this.#temps.get(id);
     if (!t) return;
     this.#temps.delete(id);
+    if (t.partial !== undefined) this.#forget(t.partial);
     try {
       this.#closeTemp(t);
     } catch {
@@ -255,6 +257,46 @@ export class FsStorage {
       fs.unlinkSync(t.full);
     } catch (e) {
       if (e.code !== 'ENOENT') throw e;
+    }
+  }
+
+  /**
+   * Opens the partial download at `p` (`partials/<alg>/<hex>`, created empty if absent) as a
+   * temp whose writes append to it and which outlives `clearTemps` and the process: `{id,
+   * size}`, or null while this storage has it open already. Other processes cannot have it
+   * open: the directory's claim (`node.lock`) keeps every other Node cache and every native
+   * process out while this one is open (the native host `flock`s its open partials instead).
+   */
+  openPartial(p) {
+    for (const t of this.#temps.values()) if (t.partial === p) return null;
+    const full = this.#resolve(p);
+    this.#ensureParent(p);
+    this.#forget(p);
+    const fd = openNoFollow(full, O_RDWR | O_CREAT | O_NONBLOCK, p, 0o666);
+    let size;
+    try {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw storageFailure('invalid_path', `${p}: not a regular file`);
+      size = st.size;
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+    const id = ++this.#nextTemp;
+    this.#temps.set(id, { fd, full, pos: size, flushed: size, partial: p });
+    return { id, size };
+  }
+
+  /** Closes a partial opened by `openPartial`, its bytes durable, for a later one to continue. */
+  keepPartial(id) {
+    const t = this.#temps.get(id);
+    if (!t) return;
+    this.#temps.delete(id);
+    this.#forget(t.partial);
+    try {
+      fs.fdatasyncSync(t.fd);
+    } finally {
+      this.#closeTemp(t);
     }
   }
 
@@ -345,12 +387,13 @@ export class FsStorage {
 
   clearTemps() {
     // Called when a cache opens: every temp is a leftover (of a crashed process, or of a
-    // cache abandoned in this one), since one storage serves one cache at a time.
+    // cache abandoned in this one), since one storage serves one cache at a time. Partials
+    // are only closed: they live outside tmp/, for a later openPartial.
     for (const t of this.#temps.values()) {
       try {
         this.#closeTemp(t);
       } catch {
-        // a leftover: its bytes are thrown away
+        // a leftover: its bytes are thrown away (a partial's are rehashed when it is reopened)
       }
     }
     this.#temps.clear();
@@ -374,10 +417,23 @@ export class FsStorage {
     return removed;
   }
 
-  /** Closes every file descriptor (open temps are discarded) and releases the directory. */
+  /**
+   * Closes every file descriptor (open temps are discarded, open partials kept) and releases
+   * the directory.
+   */
   close() {
     try {
-      for (const id of [...this.#temps.keys()]) this.abortTemp(id);
+      for (const [id, t] of [...this.#temps]) {
+        if (t.partial === undefined) {
+          this.abortTemp(id);
+        } else {
+          try {
+            this.keepPartial(id);
+          } catch {
+            // closed all the same; a later open rehashes what is there
+          }
+        }
+      }
       for (const p of [...this.#appendFds.keys(), ...this.#readFds.keys()]) this.#forget(p);
     } finally {
       if (this.#lock) release(this.#lock.file, this.#lock.token);

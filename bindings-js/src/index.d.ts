@@ -26,8 +26,21 @@ export class InvalidManifestError extends OcicacheError { readonly code: 'invali
 export class TooLargeError extends OcicacheError { readonly code: 'too_large'; }
 export class InvalidArgumentError extends OcicacheError { readonly code: 'invalid_argument'; }
 export class InvalidConfigError extends OcicacheError { readonly code: 'invalid_config'; }
-/** A registry could not be reached or kept failing; `details`: registry, status, message. */
-export class NetworkError extends OcicacheError { readonly code: 'network'; }
+/**
+ * A registry could not be reached or kept failing (after retries), answered another 4xx than
+ * 401, 403 and 404 (those are UnauthorizedError and NotFoundError), or offline with nothing
+ * cached. `details` holds the same fields and the registry's `message`.
+ */
+export class NetworkError extends OcicacheError {
+  readonly code: 'network';
+  /** The registry, `host[:port]`. */
+  readonly registry: string | null;
+  /** The last HTTP status; null when no response came (refused, reset, TLS, offline). */
+  readonly status: number | null;
+  /** The registry's error code from its JSON error body (e.g. `UNAVAILABLE`), or null. */
+  readonly registryCode: string | null;
+  readonly details: { registry: string; status: number | null; message: string; registryCode: string | null };
+}
 /** A registry refused access; `details`: registry, message. */
 export class UnauthorizedError extends OcicacheError { readonly code: 'unauthorized'; }
 /** The host's storage failed; nothing committed changed. `cause` is what the storage threw. */
@@ -84,6 +97,17 @@ export interface Storage {
    * `Cache.open` takes the directory's settings from it (parsed by the core, as every host does).
    */
   readConfigFile?(): Uint8Array | null;
+  /**
+   * Optional, with `keepPartial`: opens the partial download at `path`
+   * (`partials/<alg>/<hex>`, created empty if absent) as a temp whose writes append to it and
+   * which outlives `clearTemps` and the process, until it is committed or aborted. `readAt(path)`
+   * reads it. Returns its temp id and current length, or null while it is open already (in this
+   * storage or elsewhere), so that one partial never has two writers. A storage without it
+   * keeps no partials: a cancelled or broken blob download then starts over in the next pull.
+   */
+  openPartial?(path: string): { id: number; size: number } | null;
+  /** Closes a temp opened by `openPartial`, its bytes kept (durably) for a later one. */
+  keepPartial?(id: number): void;
 }
 /** Inspection helpers offered by the package's storages (tests, debugging). */
 export interface InspectableStorage extends Storage {
@@ -99,6 +123,8 @@ export class MemoryStorage implements InspectableStorage {
   commitTemp(id: number, path: string): void; abortTemp(id: number): void;
   append(path: string, data: Uint8Array): void; readAt(path: string, offset: number, buf: Uint8Array): number;
   size(path: string): number | null; list(dir: string): string[]; remove(path: string): void; clearTemps(): number;
+  /** Keeps partials: refuses (null) one it has open already. */
+  openPartial(path: string): { id: number; size: number } | null; keepPartial(id: number): void;
   get(path: string): Uint8Array | null; put(path: string, data: Uint8Array): void;
   corrupt(path: string, offset: number): boolean; truncate(path: string, len: number): void;
   paths(): string[]; tempCount(): number;
@@ -119,6 +145,10 @@ export class MemoryStorage implements InspectableStorage {
  * and Rust crate, in return, refuse to operate while a live Node cache holds the directory.
  * `{ lock: false }` skips the claim and the wait; the caller then guarantees that nothing else
  * uses the directory. A `node.lock` that is not a regular file (a FIFO, a symlink) is refused.
+ *
+ * Partial downloads live in `<root>/partials/<alg>/<hex>`, the native host's files: a partial
+ * left by Node is continued by the `ocicache` CLI and the other way round. While this storage
+ * has one open, the claim keeps every other process away from it; `close()` keeps open ones.
  */
 export class FsStorage extends MemoryStorage {
   constructor(root: string, options?: { lock?: boolean; waitMs?: number });

@@ -42,6 +42,8 @@ function notFound(what) {
 export class MemoryStorage {
   #files = new Map();
   #temps = new Map();
+  /** Open partial downloads: temp id → path (their bytes live in #files under that path). */
+  #partials = new Map();
   #next = 0;
 
   createTemp(sizeHint) {
@@ -57,12 +59,40 @@ export class MemoryStorage {
   commitTemp(id, path) {
     const t = this.#temps.get(id);
     this.#temps.delete(id);
+    const partial = this.#partials.get(id);
+    this.#partials.delete(id);
+    if (partial !== undefined) this.#files.delete(partial);
     checkPath(path);
     if (!t) throw notFound(`temp ${id}`);
     this.#files.set(path, t);
   }
   abortTemp(id) {
     this.#temps.delete(id);
+    const partial = this.#partials.get(id);
+    this.#partials.delete(id);
+    if (partial !== undefined) this.#files.delete(partial);
+  }
+  /**
+   * Opens the partial download at `path` (created empty if absent) as a temp that outlives
+   * `clearTemps`: `{id, size}`, or null while it is open already (as a file storage's lock
+   * refuses it), so that two writers never append to one partial.
+   */
+  openPartial(path) {
+    checkPath(path);
+    for (const p of this.#partials.values()) if (p === path) return null;
+    let f = this.#files.get(path);
+    if (!f) {
+      f = new Growable(0);
+      this.#files.set(path, f);
+    }
+    const id = ++this.#next;
+    this.#temps.set(id, f);
+    this.#partials.set(id, path);
+    return { id, size: f.len };
+  }
+  /** Closes a partial opened by `openPartial`, keeping its bytes for a later one. */
+  keepPartial(id) {
+    if (this.#partials.delete(id)) this.#temps.delete(id);
   }
   append(path, data) {
     checkPath(path);
@@ -92,8 +122,10 @@ export class MemoryStorage {
     this.#files.delete(path);
   }
   clearTemps() {
-    const n = this.#temps.size;
+    // Open partials are closed, not removed: their bytes stay for a later openPartial.
+    const n = this.#temps.size - this.#partials.size;
     this.#temps.clear();
+    this.#partials.clear();
     return n;
   }
 
@@ -126,8 +158,8 @@ export class MemoryStorage {
   paths() {
     return [...this.#files.keys()].sort();
   }
-  /** Temp objects open or abandoned. */
+  /** Temp objects open or abandoned (open partials excluded). */
   tempCount() {
-    return this.#temps.size;
+    return this.#temps.size - this.#partials.size;
   }
 }

@@ -178,6 +178,7 @@ export class OpfsStorage {
     const e = this.#temps.get(id);
     this.#temps.delete(id);
     if (!e) throw notFound(`temp ${id}`);
+    this.#unlistPartial(e);
     try {
       checkPath(path);
       e.handle.flush();
@@ -191,7 +192,40 @@ export class OpfsStorage {
     const e = this.#temps.get(id);
     if (!e) return;
     this.#temps.delete(id);
+    this.#unlistPartial(e);
     this.#queueRemove(e);
+  }
+  /** A partial leaving its path (committed elsewhere or aborted) is no longer listed there. */
+  #unlistPartial(e) {
+    if (e.partial !== undefined && this.#files.get(e.partial) === e) this.#files.delete(e.partial);
+    e.partial = undefined;
+  }
+  /**
+   * Opens the partial download at `path` (created empty if absent) as a temp whose writes
+   * append to it and which outlives `clearTemps` and the page: `{id, size}`, or null while it
+   * is open already. Nothing else can have it open: the directory's Web Lock keeps every other
+   * tab and worker out, and OPFS access handles are exclusive.
+   */
+  openPartial(path) {
+    checkPath(path);
+    for (const t of this.#temps.values()) if (t.partial === path) return null;
+    let e = this.#files.get(path);
+    if (!e) {
+      e = this.#take();
+      this.#place(path, e);
+    }
+    e.partial = path;
+    const id = ++this.#next;
+    this.#temps.set(id, e);
+    return { id, size: e.size };
+  }
+  /** Closes a partial opened by `openPartial`, its bytes flushed, for a later one. */
+  keepPartial(id) {
+    const e = this.#temps.get(id);
+    if (!e) return;
+    this.#temps.delete(id);
+    e.partial = undefined;
+    e.handle.flush();
   }
   append(path, data) {
     checkPath(path);
@@ -259,6 +293,11 @@ export class OpfsStorage {
     }
     this.#leftovers = [];
     for (const e of this.#temps.values()) {
+      // An open partial is only closed: its bytes stay under its path for a later one.
+      if (e.partial !== undefined) {
+        e.partial = undefined;
+        continue;
+      }
       this.#queueRemove(e);
       n++;
     }
@@ -321,6 +360,8 @@ export class OpfsStorage {
     return [...this.#files.keys()].sort();
   }
   tempCount() {
-    return this.#temps.size + this.#leftovers.length;
+    let partials = 0;
+    for (const e of this.#temps.values()) if (e.partial !== undefined) partials++;
+    return this.#temps.size - partials + this.#leftovers.length;
   }
 }

@@ -93,8 +93,8 @@ pub enum Error {
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
     /// A registry could not be reached, or kept failing (after retries): connection errors,
-    /// 5xx, 429, or offline with nothing cached. Carries the HTTP status if there was one and
-    /// the registry's own message.
+    /// 5xx, 429, another 4xx than 401, 403 and 404, or offline with nothing cached. Carries the
+    /// HTTP status if there was one, and the registry's own message and error code.
     #[error("network: {registry}: {message}{}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
     Network {
         /// The registry (`host[:port]`) the pull was for.
@@ -103,6 +103,9 @@ pub enum Error {
         status: Option<u16>,
         /// What went wrong, with the registry's message when it sent one.
         message: String,
+        /// The registry's error code (`errors[].code` of its JSON error body, the first one
+        /// given, e.g. `UNAVAILABLE`), if it sent one.
+        registry_code: Option<String>,
     },
     /// A registry refused access: credentials missing, wrong, or without the right to pull.
     #[error("unauthorized: {registry}: {message}")]

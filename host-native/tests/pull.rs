@@ -1534,3 +1534,34 @@ fn a_pull_that_fails_while_other_blobs_download_returns_promptly() {
         .expect("the failed pull returned (within 120 s)");
     assert_eq!(result.unwrap_err().kind(), ErrorKind::DigestMismatch);
 }
+
+// ----- what a network error says: its status and the registry's code, on both engines -----
+
+#[test]
+fn a_registry_error_answer_reaches_the_caller_with_its_status_and_code_on_both_engines() {
+    let p = single_arch("coded/app:1", 41);
+    let path = "/v2/coded/app/manifests/1";
+    p.registry.inject(
+        "GET",
+        path,
+        Fault::Respond {
+            status: 400,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: r#"{"errors":[{"code":"NAME_INVALID","message":"invalid repository name"}]}"#
+                .into(),
+        },
+        2,
+    );
+    for engine in [EngineKind::Native, EngineKind::Component] {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path(), engine)
+            .pull(&p.reference(), options())
+            .unwrap_err();
+        let host = p.registry.host();
+        assert!(
+            matches!(&e, ocicache::Error::Network { registry, status: Some(400), registry_code: Some(code), message }
+                if *registry == host && code == "NAME_INVALID" && message.contains("invalid repository name")),
+            "{engine:?}: {e:?}"
+        );
+    }
+}

@@ -2651,6 +2651,21 @@ def pull():
     ]
     s("pull", reference=ref, http=http, ok=dict(cold_ok, requests=5, blobs=[{}, {}, {"digest": sha256(big), "resumed_from": 1000, "fetched": len(big)}]))
     s("blob.get", digest=sha256(big), ok=got(big))
+    s = S("pull/a_download_broken_in_one_pull_resumes_in_the_next", "A pull that fails while a blob downloads keeps what arrived (a partial, outside the index); the next pull asks only for the rest, with Range, and the bytes verify.")
+    range_unavailable = {"request": req("GET", big_url, Range="bytes=1000-"), "response": unavailable}
+    http = cold(img)[:3] + [
+        {"request": req("GET", big_url, Range=None), "response": resp(200, big, [("Content-Length", str(len(big)))], cut_after=1000)},
+    ] + [range_unavailable] * 3
+    s("pull", reference=ref, http=http, err="network")
+    s("blob.has", digest=sha256(big), ok=False)
+    s("tag.resolve", reference=ref, ok={"state": "unknown"})
+    http = [
+        get_manifest("1.0", img["manifest"]),
+        {"request": req("GET", big_url, Range="bytes=1000-"), "response": resp(206, big[1000:], [("Content-Range", f"bytes 1000-{len(big) - 1}/{len(big)}")])},
+    ]
+    s("pull", reference=ref, http=http, ok=dict(cold_ok, requests=2, blobs=[{"fetched": 0}, {"fetched": 0}, {"digest": sha256(big), "resumed_from": 1000, "fetched": len(big) - 1000}]))
+    s("blob.get", digest=sha256(big), ok=got(big))
+    s("integrity.check", ok={"healthy": True})
     s = S("pull/a_registry_that_ignores_range_is_read_again_from_the_start", "A 200 answer to a Range request restarts the blob; the bytes still verify.")
     http = cold(img)[:3] + [
         {"request": req("GET", big_url), "response": resp(200, big, [], cut_after=1000)},

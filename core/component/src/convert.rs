@@ -251,10 +251,12 @@ impl ToWit<wit::Error> for core::Error {
                 registry,
                 status,
                 message,
+                registry_code,
             } => wit::Error::Network(wit::NetworkFailure {
                 registry,
                 status,
                 message,
+                registry_code,
             }),
             E::Unauthorized { registry, message } => {
                 wit::Error::Unauthorized(wit::RegistryRefusal { registry, message })

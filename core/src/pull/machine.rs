@@ -516,7 +516,12 @@ impl<W> Pull<W> {
             self.queue.push_back(f);
             return;
         }
-        let result = self.retry_or_move_on(f, None, format!("connection: {message}"), None, now);
+        let result = self.retry_or_move_on(
+            f,
+            Failure::transport(format!("connection: {message}")),
+            None,
+            now,
+        );
         if let Err(e) = result {
             self.fail(e);
         }
@@ -723,6 +728,7 @@ impl<W> Pull<W> {
                         registry: self.registry_name(),
                         status: None,
                         message: format!("offline, and {} is not cached", self.reference),
+                        registry_code: None,
                     });
                 }
                 self.phase = Phase::Top;
@@ -903,6 +909,7 @@ impl<W> Pull<W> {
                     registry,
                     status: Some(status),
                     message: "redirect without a usable Location".into(),
+                    registry_code: None,
                 });
             };
             fetch.redirects += 1;
@@ -911,6 +918,7 @@ impl<W> Pull<W> {
                     registry,
                     status: Some(status),
                     message: format!("more than {MAX_REDIRECTS} redirects"),
+                    registry_code: None,
                 });
             }
             fetch.redirect_url = Some(next);
@@ -942,7 +950,7 @@ impl<W> Pull<W> {
         }
         // Errors: read a bounded body for the registry's message (a HEAD has none).
         if let Target::TagManifest { head: true } = target {
-            self.on_status_error(f, status, registry_message(&[]), now)?;
+            self.on_status_error(f, Failure::answer(status, &[]), now)?;
             return Ok(false);
         }
         Ok(true)
@@ -1064,6 +1072,7 @@ impl<W> Pull<W> {
                 registry,
                 status: Some(206),
                 message: format!("unexpected partial content for {digest}"),
+                registry_code: None,
             });
         }
         let writer = match restart
@@ -1143,8 +1152,8 @@ impl<W> Pull<W> {
             return Ok(());
         }
         if !(200..300).contains(&status) {
-            let message = registry_message(&fetch.body);
-            return self.on_status_error(f, status, message, now);
+            let failure = Failure::answer(status, &fetch.body);
+            return self.on_status_error(f, failure, now);
         }
         match target {
             Target::TagManifest { head: true } => {
@@ -1161,8 +1170,9 @@ impl<W> Pull<W> {
                 match size {
                     Some(size) if written < size => self.retry_or_move_on(
                         f,
-                        None,
-                        format!("the body of blob {d} ended after {written} of {size} bytes"),
+                        Failure::transport(format!(
+                            "the body of blob {d} ended after {written} of {size} bytes"
+                        )),
                         None,
                         now,
                     ),
@@ -1197,7 +1207,7 @@ impl<W> Pull<W> {
     }
 
     /// A non-2xx answer (other than redirects and challenges).
-    fn on_status_error(&mut self, f: u64, status: u16, message: String, now: Millis) -> Result<()> {
+    fn on_status_error(&mut self, f: u64, failure: Failure, now: Millis) -> Result<()> {
         let registry = self.registry_name();
         let fetch = self.fetches.get(&f).expect("fetch exists");
         let mirror = self.endpoints[fetch.endpoint].mirror;
@@ -1207,25 +1217,18 @@ impl<W> Pull<W> {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(|s| s.saturating_mul(1000));
         let target = fetch.target.clone();
+        let status = failure.status.unwrap_or(0);
         if status == 429 || status >= 500 {
-            return self.retry_or_move_on(f, Some(status), message, retry_after, now);
+            return self.retry_or_move_on(f, failure, retry_after, now);
         }
         if mirror {
             // A mirror that lacks it or refuses: the next endpoint.
-            return self.next_endpoint(
-                f,
-                Error::Network {
-                    registry,
-                    status: Some(status),
-                    message,
-                },
-                now,
-            );
+            return self.next_endpoint(f, failure.into_error(registry), now);
         }
         if let Target::Token(_) = target {
             return Err(Error::Unauthorized {
                 registry,
-                message: format!("token endpoint answered {status}: {message}"),
+                message: format!("token endpoint answered {status}: {}", failure.message),
             });
         }
         if status == 416 {
@@ -1233,19 +1236,19 @@ impl<W> Pull<W> {
             if let Some(fetch) = self.fetches.get_mut(&f) {
                 fetch.written = 0;
             }
-            return self.retry_or_move_on(f, Some(status), message, None, now);
+            return self.retry_or_move_on(f, failure, None, now);
         }
         Err(match status {
             404 => Error::NotFound(format!(
-                "{}: {registry} answered 404: {message}",
-                self.describe(&target)
+                "{}: {registry} answered 404: {}",
+                self.describe(&target),
+                failure.message
             )),
-            403 => Error::Unauthorized { registry, message },
-            _ => Error::Network {
+            403 => Error::Unauthorized {
                 registry,
-                status: Some(status),
-                message,
+                message: failure.message,
             },
+            _ => failure.into_error(registry),
         })
     }
 
@@ -1263,8 +1266,7 @@ impl<W> Pull<W> {
     fn retry_or_move_on(
         &mut self,
         f: u64,
-        status: Option<u16>,
-        message: String,
+        mut failure: Failure,
         retry_after: Option<u64>,
         now: Millis,
     ) -> Result<()> {
@@ -1274,10 +1276,11 @@ impl<W> Pull<W> {
         let fetch = self.fetches.get_mut(&f).expect("fetch exists");
         // An endpoint reached over plain HTTP after its TLS connection failed: say both, so
         // that a certificate problem is not hidden behind what plain HTTP made of a TLS port.
-        let message = match &self.tls_failure[fetch.endpoint] {
-            Some(tls) if status.is_none() => format!("{message} (over TLS first: {tls})"),
-            _ => message,
-        };
+        if let Some(tls) = &self.tls_failure[fetch.endpoint]
+            && failure.status.is_none()
+        {
+            failure.message = format!("{} (over TLS first: {tls})", failure.message);
+        }
         fetch.attempts += 1;
         fetch.redirect_url = None;
         fetch.redirects = 0;
@@ -1292,15 +1295,7 @@ impl<W> Pull<W> {
             self.queue.push_back(f);
             return Ok(());
         }
-        self.next_endpoint(
-            f,
-            Error::Network {
-                registry,
-                status,
-                message,
-            },
-            now,
-        )
+        self.next_endpoint(f, failure.into_error(registry), now)
     }
 
     /// Moves fetch `f` to the next endpoint (the registry after its mirrors), or fails with
@@ -1385,6 +1380,7 @@ impl<W> Pull<W> {
                 registry,
                 status: Some(fetch.status),
                 message: format!("invalid Docker-Content-Digest header: {e}"),
+                registry_code: None,
             })?),
             None => None,
         };
@@ -1618,6 +1614,7 @@ impl<W> Pull<W> {
                             registry: self.registry_name(),
                             status: None,
                             message: format!("offline, and manifest {digest} is not cached"),
+                            registry_code: None,
                         });
                     }
                     self.platform_of.insert(digest.clone(), (platform, depth));
@@ -1669,6 +1666,7 @@ impl<W> Pull<W> {
                 registry: self.registry_name(),
                 status: None,
                 message: format!("offline, and blob {} is not cached", b.digest),
+                registry_code: None,
             });
         }
         let needed = missing
@@ -1779,32 +1777,68 @@ impl<W> Pull<W> {
     }
 }
 
-/// The registry's message from an error body (`{"errors":[{"code","message"}]}`).
-fn registry_message(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        errors: Vec<Entry>,
+/// Why a request failed: a transport failure, or a registry's error answer.
+struct Failure {
+    /// The HTTP status, if a response came.
+    status: Option<u16>,
+    /// What went wrong, with the registry's messages when it sent some.
+    message: String,
+    /// The registry's code for it (the first of its error body), if it sent one.
+    code: Option<String>,
+}
+
+impl Failure {
+    /// No response: a connection failure, a body cut short.
+    fn transport(message: String) -> Failure {
+        Failure {
+            status: None,
+            message,
+            code: None,
+        }
     }
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        code: Option<String>,
-        message: Option<String>,
+
+    /// A non-2xx answer with `body` (the start of it; empty for a HEAD): the registry's
+    /// messages and code come from its error body (`{"errors":[{"code","message"}]}`).
+    fn answer(status: u16, body: &[u8]) -> Failure {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            errors: Vec<Entry>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            code: Option<String>,
+            message: Option<String>,
+        }
+        let (message, code) = match serde_json::from_slice::<Body>(body) {
+            Ok(b) if !b.errors.is_empty() => (
+                b.errors
+                    .iter()
+                    .take(4)
+                    .map(|e| match (&e.code, &e.message) {
+                        (Some(c), Some(m)) => format!("{c}: {m}"),
+                        (Some(c), None) => c.clone(),
+                        (None, Some(m)) => m.clone(),
+                        (None, None) => "error".into(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                b.errors.iter().find_map(|e| e.code.clone()),
+            ),
+            _ => ("no message from the registry".into(), None),
+        };
+        Failure {
+            status: Some(status),
+            message,
+            code,
+        }
     }
-    if let Ok(b) = serde_json::from_slice::<Body>(body)
-        && !b.errors.is_empty()
-    {
-        return b
-            .errors
-            .iter()
-            .take(4)
-            .map(|e| match (&e.code, &e.message) {
-                (Some(c), Some(m)) => format!("{c}: {m}"),
-                (Some(c), None) => c.clone(),
-                (None, Some(m)) => m.clone(),
-                (None, None) => "error".into(),
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
+
+    fn into_error(self, registry: String) -> Error {
+        Error::Network {
+            registry,
+            status: self.status,
+            message: self.message,
+            registry_code: self.code,
+        }
     }
-    "no message from the registry".into()
 }

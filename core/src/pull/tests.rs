@@ -509,6 +509,11 @@ fn an_unreachable_registry_serves_a_cached_tag_stale_and_fails_an_uncached_one()
     let e = pull(&mut cache, &clock, &mut reg, app("2.0"), options()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Network, "{e}");
     assert!(e.to_string().contains(REGISTRY), "{e}");
+    // No answer: neither a status nor a registry code.
+    assert!(
+        matches!(&e, crate::Error::Network { registry, status: None, registry_code: None, .. } if registry == REGISTRY),
+        "{e:?}"
+    );
     let strict = PullOptions {
         allow_stale: false,
         ..options()
@@ -537,8 +542,23 @@ fn an_unreachable_registry_serves_a_cached_tag_stale_and_fails_an_uncached_one()
     );
     let e = pull(&mut cache, &clock, &mut reg, app("2.0"), options()).unwrap_err();
     assert!(
-        matches!(&e, crate::Error::Network { status: Some(503), message, .. } if message.contains("maintenance")),
+        matches!(&e, crate::Error::Network { status: Some(503), message, registry_code: Some(code), .. }
+            if message.contains("maintenance") && code == "UNAVAILABLE"),
         "{e}"
+    );
+    // Another 4xx is not retried: its status and the registry's first code.
+    reg.hook = Some(Box::new(|_, _| {
+        Reply::Respond(
+            ResponseHead::new(400, &[]),
+            br#"{"errors":[{"message":"no code"},{"code":"NAME_INVALID","message":"bad name"}]}"#
+                .to_vec(),
+        )
+    }));
+    let e = pull(&mut cache, &clock, &mut reg, app("3.0"), options()).unwrap_err();
+    assert!(
+        matches!(&e, crate::Error::Network { status: Some(400), message, registry_code: Some(code), .. }
+            if message.contains("bad name") && code == "NAME_INVALID"),
+        "{e:?}"
     );
 }
 

@@ -254,6 +254,7 @@ pub(crate) fn error_from_wit(e: wit::Error) -> Error {
             registry: n.registry,
             status: n.status,
             message: n.message,
+            registry_code: n.registry_code,
         },
         wit::Error::Unauthorized(r) => Error::Unauthorized {
             registry: r.registry,
