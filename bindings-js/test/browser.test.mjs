@@ -271,7 +271,9 @@ test('pull in the browser: signal stops it in the Worker, the next pull complete
         const fail = async (p) => p.then(() => 'resolved', (e) => ({
           name: e.name, code: e.code, details: e.details, typed: e instanceof window.ocicache.OcicacheError,
           network: e instanceof window.ocicache.NetworkError, message: e.message,
+          registry: e.registry, status: e.status, registryCode: e.registryCode,
         }));
+        out.badRequest = await fail(window.cache.pull(reference.replace('app:1.0', 'broken:1')));
         out.notFound = await fail(window.cache.pull(reference.replace('app:1.0', 'app:2.0')));
         out.noCors = await fail(window.cache.pull(bareReference, { allowStale: false }));
         out.unknownOption = await fail(window.cache.pull(reference, { retries: 3 }));
@@ -300,6 +302,10 @@ test('pull in the browser: signal stops it in the Worker, the next pull complete
       assert.equal(r.hasTag, false, 'an aborted pull records no tag');
       assert.equal(r.report.digest, img.digests.manifest);
       assert.equal(r.report.tag.state, 'fetched');
+      // The aborted download was kept (a partial in OPFS) and continued with Range.
+      const layer = r.report.blobs.find((b) => b.digest === img.digests.layer);
+      assert.ok(layer.resumed_from > 0, JSON.stringify(layer));
+      assert.ok(reg.requests.some((q) => q.range === `bytes=${layer.resumed_from}-`));
       assert.ok(r.healthy);
       assert.equal(r.notFound.name, 'NotFoundError');
       assert.ok(r.notFound.typed);
@@ -307,6 +313,9 @@ test('pull in the browser: signal stops it in the Worker, the next pull complete
       assert.ok(r.noCors.network);
       assert.equal(r.noCors.code, 'network');
       assert.equal(r.noCors.details.registry, bare.host);
+      assert.deepEqual([r.noCors.registry, r.noCors.status], [bare.host, null]);
+      assert.deepEqual([r.badRequest.name, r.badRequest.registry, r.badRequest.status, r.badRequest.registryCode],
+        ['NetworkError', reg.host, 400, 'NAME_INVALID']);
       assert.equal(r.unknownOption.name, 'InvalidArgumentError');
       assert.equal(r.fetchOption.name, 'InvalidArgumentError');
       assert.equal(r.progressThrew, true, 'rejects with what onProgress threw');

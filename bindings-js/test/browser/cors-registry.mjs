@@ -1,6 +1,7 @@
 // A registry for the browser's pull tests, served by node:http on 127.0.0.1 with the CORS
 // headers the README gives for docker-registry (another port is another origin than the page's).
-// One image, `app:1.0`: a config and a layer. Options:
+// One image, `app:1.0`: a config and a layer; the repository `broken` answers 400 NAME_INVALID.
+// Options:
 //   cors: false             no CORS headers at all (what most registries send)
 //   expose: [...]           the Access-Control-Expose-Headers list (default: the README's)
 //   bearer: true            token auth: a 401 challenge, tokens from /token on this server
@@ -130,6 +131,11 @@ export async function corsRegistry(img, { cors = true, expose = EXPOSE, bearer =
         'WWW-Authenticate': `Bearer realm="${base}/token",service="test",scope="repository:app:pull"`,
       });
       res.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
+      return;
+    }
+    if (req.url.startsWith('/v2/broken/')) {
+      res.writeHead(400, { ...cross, 'Content-Type': 'application/json' });
+      res.end('{"errors":[{"code":"NAME_INVALID","message":"invalid repository name"}]}');
       return;
     }
     if (req.url === '/v2/app/manifests/1.0' || req.url === `/v2/app/manifests/${img.digests.manifest}`) {
