@@ -65,7 +65,10 @@ export class BrowserCache implements AsyncDisposable {
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
-/** `cache.pull`'s options in the browser: Node's, except `fetch` (the Worker's own is used). */
+/**
+ * `cache.pull`'s options in the browser: Node's, except `fetch` (the Worker's own is used). No
+ * login files are read: credentials come from `credentials` only.
+ */
 export type BrowserPullOptions = Omit<PullOptions, 'fetch'>;
 export interface BrowserOpenOptions {
   /** The OPFS directory under the origin's root (default "ocicache"). */
