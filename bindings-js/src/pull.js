@@ -115,16 +115,26 @@ export async function pullOverFetch(machine, {
   if (typeof fetch !== 'function') throw new InvalidArgumentError('no global fetch (Node 20+ or a browser)');
   const controllers = new Set();
   let wake = null;
+  // An event while nobody waited (the loop was awaiting an asynchronous machine's poll): the
+  // next wait returns at once, so that an abort or a response is never missed.
+  let missed = false;
   let fatal = null;
   let done = false;
   const notify = () => {
     const w = wake;
     wake = null;
-    w?.();
+    if (w) w();
+    else missed = true;
   };
-  const nextEvent = () => new Promise((resolve) => {
-    wake = resolve;
-  });
+  const nextEvent = () => {
+    if (missed) {
+      missed = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      wake = resolve;
+    });
+  };
   const progress = (event) => {
     if (onProgress) onProgress(event);
   };
@@ -218,7 +228,10 @@ export async function pullOverFetch(machine, {
           }),
         ]);
         clearTimeout(timer);
-        if (!woke) await machine.slept();
+        if (!woke) {
+          wake = null; // an event from now on is not lost to the abandoned wait
+          await machine.slept();
+        }
       } else {
         await nextEvent();
       }
