@@ -2,7 +2,7 @@
 import type {
   Config, Resolution, OcicacheError, Manifest, Key, TagUpdate, TagMapping, TagHistoryEntry, Stats,
   MetricsSnapshot, EntryInfo, DebugInfo, IntegrityReport, RepairReport, CleanupReport,
-  RecoveryReport, Kind, Bytes,
+  RecoveryReport, Kind, Bytes, PullOptions, PullReport,
 } from './index.js';
 export * from './index.js';
 
@@ -17,6 +17,14 @@ export class BrowserCache implements AsyncDisposable {
   putBlob(data: Bytes, options?: { digest?: string }): Promise<string>;
   putBlobStream(source: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options?: { digest?: string; size?: number }): Promise<string>;
   getBlob(digest: string): Promise<Uint8Array>;
+  /**
+   * Pulls `reference` from its registry into the cache; the Worker does the HTTP with its own
+   * `fetch` and the browser follows redirects (see the README's "Pulling in the browser": the
+   * registry must send CORS headers, or be reached through a same-origin proxy). `onProgress`
+   * runs on this thread; `signal` stops the pull in the Worker, then the promise rejects with
+   * `signal.reason`.
+   */
+  pull(reference: string, options?: BrowserPullOptions): Promise<PullReport>;
   blobStream(digest: string, options?: { chunkSize?: number }): ReadableStream<Uint8Array>;
   hasBlob(digest: string): Promise<boolean>;
   deleteBlob(digest: string): Promise<boolean>;
@@ -51,11 +59,17 @@ export class BrowserCache implements AsyncDisposable {
   flush(): Promise<void>;
   /**
    * Closes the cache, closes every OPFS handle, releases the directory's Web Lock (the next
-   * opener waiting for it proceeds), and ends the worker. Idempotent.
+   * opener waiting for it proceeds), and ends the worker. Pulls in flight are stopped first
+   * (they reject with an AbortError). Idempotent.
    */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
+/**
+ * `cache.pull`'s options in the browser: Node's, except `fetch` (the Worker's own is used). No
+ * login files are read: credentials come from `credentials` only.
+ */
+export type BrowserPullOptions = Omit<PullOptions, 'fetch'>;
 export interface BrowserOpenOptions {
   /** The OPFS directory under the origin's root (default "ocicache"). */
   directory?: string;

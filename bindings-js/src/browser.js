@@ -1,6 +1,6 @@
 // The browser entry of ocicache: the cache runs in a dedicated Worker on OPFS (src/worker.js);
 // this side is an async proxy with the same methods as the Node Cache, returning Promises.
-import { ERROR_CLASSES, OcicacheError, DirectoryInUseError } from './errors.js';
+import { ERROR_CLASSES, OcicacheError, DirectoryInUseError, InvalidArgumentError } from './errors.js';
 import { iterateStream } from './streams.js';
 import { WORKER_METHODS } from './worker-methods.js';
 
@@ -30,9 +30,13 @@ export class BrowserCache {
   constructor(worker) {
     this.#worker = worker;
     worker.onmessage = (event) => {
-      const { id, ok, result, error } = event.data;
+      const { id, ok, result, error, progress } = event.data;
       const p = this.#pending.get(id);
       if (!p) return;
+      if (progress !== undefined) {
+        p.progress?.(progress);
+        return;
+      }
       this.#pending.delete(id);
       if (ok) p.resolve(result);
       else p.reject(revive(error));
@@ -50,6 +54,65 @@ export class BrowserCache {
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       this.#worker.postMessage({ id, method, args });
+    });
+  }
+
+  /**
+   * Pulls `reference` from its registry into the cache. The Worker does the HTTP with its own
+   * `fetch` (the bytes go from the network to OPFS without crossing to this thread); the
+   * browser follows redirects. Options as in Node's `cache.pull` (no `fetch`): `onProgress`
+   * is called here with the Worker's events; `signal` cancels the pull in the Worker, and the
+   * promise rejects with `signal.reason` once the pull has stopped there. If `onProgress`
+   * throws, the pull stops and rejects with what it threw.
+   */
+  pull(reference, options = {}) {
+    const { signal, onProgress, ...rest } = options ?? {};
+    if (onProgress !== undefined && typeof onProgress !== 'function') {
+      return Promise.reject(new InvalidArgumentError('options.onProgress must be a function'));
+    }
+    if ('fetch' in rest) {
+      return Promise.reject(new InvalidArgumentError('options.fetch: the browser entry pulls with the Worker\'s own fetch'));
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const id = ++this.#next;
+    return new Promise((resolve, reject) => {
+      // Why this thread stopped the pull: the signal's reason, or what onProgress threw.
+      let stopped = null;
+      const stop = (reason, fromProgress) => {
+        if (stopped) return;
+        stopped = { reason, fromProgress };
+        this.#worker.postMessage({ cancel: id });
+      };
+      const onAbort = () => stop(signal.reason, false);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const settle = () => signal?.removeEventListener('abort', onAbort);
+      this.#pending.set(id, {
+        // A pull that completed before the Worker saw the abort resolves, as in Node.
+        resolve: (report) => {
+          settle();
+          if (stopped?.fromProgress) reject(stopped.reason);
+          else resolve(report);
+        },
+        reject: (e) => {
+          settle();
+          reject(stopped ? stopped.reason : e);
+        },
+        progress: onProgress && ((event) => {
+          if (stopped) return;
+          try {
+            onProgress(event);
+          } catch (e) {
+            stop(e, true);
+          }
+        }),
+      });
+      try {
+        this.#worker.postMessage({ id, method: 'pull', args: [reference, { ...rest, progress: !!onProgress }] });
+      } catch (e) {
+        this.#pending.delete(id);
+        settle();
+        reject(new InvalidArgumentError(`pull options cannot be sent to the Worker: ${e?.message ?? e}`));
+      }
     });
   }
 

@@ -102,24 +102,39 @@ export function engineOptions(options) {
  * Drives `machine` over `fetch` until the pull is done; resolves to its report. Requests go
  * out as soon as the engine asks (it keeps at most `concurrency` blobs in flight), with
  * `redirect: 'manual'` (the engine follows redirects itself, credentials kept to their
- * origin); bodies stream chunk by chunk into the engine. `signal` aborts: in-flight fetches
- * are cancelled, the engine releases its writers, and the promise rejects with
- * `signal.reason`.
+ * origin) unless `redirect` says `'follow'`: in a browser, where a manual redirect is opaque
+ * (no `Location`), the browser follows them and the engine sees only the final answer. Bodies
+ * stream chunk by chunk into the engine. `credentials`, if given, is fetch's credentials mode
+ * (the Worker's `'omit'`). `signal` aborts: in-flight fetches are cancelled, the engine
+ * releases its writers, and the promise rejects with `signal.reason`. The machine's methods and
+ * `hasBlob` may return promises (the Worker runs each step on its queue).
  */
-export async function pullOverFetch(machine, { signal, onProgress, hasBlob, fetch = globalThis.fetch } = {}) {
+export async function pullOverFetch(machine, {
+  signal, onProgress, hasBlob, fetch = globalThis.fetch, redirect = 'manual', credentials,
+} = {}) {
   if (typeof fetch !== 'function') throw new InvalidArgumentError('no global fetch (Node 20+ or a browser)');
   const controllers = new Set();
   let wake = null;
+  // An event while nobody waited (the loop was awaiting an asynchronous machine's poll): the
+  // next wait returns at once, so that an abort or a response is never missed.
+  let missed = false;
   let fatal = null;
   let done = false;
   const notify = () => {
     const w = wake;
     wake = null;
-    w?.();
+    if (w) w();
+    else missed = true;
   };
-  const nextEvent = () => new Promise((resolve) => {
-    wake = resolve;
-  });
+  const nextEvent = () => {
+    if (missed) {
+      missed = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      wake = resolve;
+    });
+  };
   const progress = (event) => {
     if (onProgress) onProgress(event);
   };
@@ -141,15 +156,16 @@ export async function pullOverFetch(machine, { signal, onProgress, hasBlob, fetc
         response = await fetch(req.url, {
           method: req.method,
           headers: req.headers,
-          redirect: 'manual',
+          redirect,
+          ...(credentials ? { credentials } : {}),
           signal: controller.signal,
         });
       } catch (e) {
-        if (!controller.signal.aborted) machine.onError(id, errorText(e));
+        if (!controller.signal.aborted) await machine.onError(id, errorText(e));
         return;
       }
       if (controller.signal.aborted) return;
-      if (!machine.onHead(id, response.status, [...response.headers])) {
+      if (!await machine.onHead(id, response.status, [...response.headers])) {
         await response.body?.cancel().catch(() => {});
         return;
       }
@@ -160,7 +176,7 @@ export async function pullOverFetch(machine, { signal, onProgress, hasBlob, fetc
           const { done: end, value } = reader ? await reader.read() : { done: true };
           if (end) break;
           received += value.length;
-          const more = machine.onBody(id, value);
+          const more = await machine.onBody(id, value);
           if (blob) progress({ type: 'bytes', digest: blob, bytes: value.length, received, size: purpose.size });
           if (!more) {
             await reader.cancel().catch(() => {});
@@ -168,11 +184,11 @@ export async function pullOverFetch(machine, { signal, onProgress, hasBlob, fetc
           }
         }
       } catch (e) {
-        if (!controller.signal.aborted) machine.onError(id, errorText(e));
+        if (!controller.signal.aborted) await machine.onError(id, errorText(e));
         return;
       }
-      machine.onEnd(id);
-      if (blob && !finished.has(blob) && hasBlob?.(blob)) {
+      await machine.onEnd(id);
+      if (blob && !finished.has(blob) && await hasBlob?.(blob)) {
         finished.add(blob);
         progress({ type: 'done', digest: blob, size: purpose.size });
       }
@@ -191,7 +207,7 @@ export async function pullOverFetch(machine, { signal, onProgress, hasBlob, fetc
     for (;;) {
       signal?.throwIfAborted();
       if (fatal) throw fatal.error;
-      const action = machine.poll();
+      const action = await machine.poll();
       if (action.send) {
         perform(action.send);
       } else if (action.done) {
@@ -212,7 +228,10 @@ export async function pullOverFetch(machine, { signal, onProgress, hasBlob, fetc
           }),
         ]);
         clearTimeout(timer);
-        if (!woke) machine.slept();
+        if (!woke) {
+          wake = null; // an event from now on is not lost to the abandoned wait
+          await machine.slept();
+        }
       } else {
         await nextEvent();
       }
@@ -220,7 +239,7 @@ export async function pullOverFetch(machine, { signal, onProgress, hasBlob, fetc
   } finally {
     signal?.removeEventListener('abort', onAbort);
     for (const c of controllers) c.abort();
-    if (!done) machine.cancel();
+    if (!done) await machine.cancel();
   }
 }
 

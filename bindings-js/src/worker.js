@@ -13,6 +13,7 @@ import { OpfsStorage } from './opfs-storage.js';
 import { MemoryStorage } from './memory.js';
 import { OcicacheError, DirectoryInUseError, StorageError } from './errors.js';
 import { WORKER_METHODS } from './worker-methods.js';
+import { engineOptions, pullOverFetch } from './pull.js';
 
 let cache = null;
 let storage = null;
@@ -156,34 +157,103 @@ const handlers = {
 /** The Cache methods callable from the main thread. */
 const CACHE_METHODS = new Set(WORKER_METHODS);
 
-// One call at a time, in arrival order: the cache is single-threaded and OPFS changes settle
-// before the next call runs.
+function dispatch(method, args) {
+  if (Object.hasOwn(handlers, method)) {
+    if (method !== 'open' && method !== 'close' && !cache) throw new Error('no cache is open');
+    return handlers[method](...args);
+  }
+  if (method === 'resolveTags') {
+    return cache.resolveTags(...args).map((r) => ('ok' in r ? r : { error: serializeError(r.error) }));
+  }
+  if (CACHE_METHODS.has(method)) {
+    if (!cache) throw new Error('no cache is open');
+    return cache[method](...args);
+  }
+  throw new Error(`unknown method ${method}`);
+}
+
+// One step at a time, in arrival order: the cache is single-threaded, and the OPFS changes of a
+// step settle before the next one runs (a call from the main thread is one step; a pull is
+// many, one per engine call, so that other calls and other pulls interleave with it).
 let chain = Promise.resolve();
-self.onmessage = (event) => {
-  const { id, method, args } = event.data ?? {};
-  chain = chain.then(async () => {
+function run(job) {
+  const step = chain.then(async () => {
+    let result;
     try {
-      let result;
-      if (Object.hasOwn(handlers, method)) {
-        if (method !== 'open' && method !== 'close' && !cache) throw new Error('no cache is open');
-        result = await handlers[method](...args);
-      } else if (method === 'resolveTags') {
-        result = cache.resolveTags(...args).map((r) => ('ok' in r ? r : { error: serializeError(r.error) }));
-      } else if (CACHE_METHODS.has(method)) {
-        if (!cache) throw new Error('no cache is open');
-        result = cache[method](...args);
-      } else {
-        throw new Error(`unknown method ${method}`);
-      }
-      if (storage?.settle) await storage.settle();
-      self.postMessage({ id, ok: true, result }, transferables(result));
+      result = await job();
     } catch (e) {
       try {
         if (storage?.settle) await storage.settle();
       } catch {
         // report the first error
       }
-      self.postMessage({ id, ok: false, error: serializeError(e) });
+      throw e;
     }
+    if (storage?.settle) await storage.settle();
+    return result;
   });
+  chain = step.then(() => {}, () => {});
+  return step;
+}
+
+/** The pulls running, by call id: `{controller, done}` (the main thread's `cancel` aborts). */
+const pulls = new Map();
+
+function startPull(id, reference, options) {
+  const controller = new AbortController();
+  const done = pull(id, controller, reference, options).finally(() => pulls.delete(id));
+  pulls.set(id, { controller, done });
+  return done;
+}
+
+/**
+ * A pull, with its HTTP done here by the Worker's `fetch`; the browser follows redirects (a
+ * manual redirect is opaque in a browser). Requests carry no cookies and no credentials of the
+ * browser's (`credentials: 'omit'`): the engine answers the registry's challenges, and a `401`
+ * with `WWW-Authenticate: Basic` from the page's own origin reaches it instead of opening the
+ * browser's login prompt. Each engine call is a step on the queue; progress events are posted
+ * to the main thread as `{id, progress}`.
+ */
+async function pull(id, controller, reference, options) {
+  const { progress = false, ...rest } = options ?? {};
+  const machine = await run(() => {
+    if (!cache) throw new Error('no cache is open');
+    return cache.pullMachine(reference, engineOptions(rest));
+  });
+  const steps = {};
+  for (const m of ['poll', 'onHead', 'onBody', 'onEnd', 'onError', 'slept', 'cancel']) {
+    steps[m] = (...args) => run(() => machine[m](...args));
+  }
+  return pullOverFetch(steps, {
+    signal: controller.signal,
+    onProgress: progress ? (event) => self.postMessage({ id, progress: event }) : undefined,
+    hasBlob: (digest) => run(() => cache?.hasBlob(digest) ?? false),
+    redirect: 'follow',
+    credentials: 'omit',
+  });
+}
+
+/** Stops every pull (each one's requests aborted, its engine cancelled) and waits for them. */
+function stopPulls() {
+  const running = [...pulls.values()];
+  for (const p of running) p.controller.abort();
+  return Promise.allSettled(running.map((p) => p.done));
+}
+
+self.onmessage = (event) => {
+  const { id, method, args, cancel } = event.data ?? {};
+  if (cancel !== undefined) {
+    // Not queued: it must reach a pull that waits on the network.
+    pulls.get(cancel)?.controller.abort();
+    return;
+  }
+  let done;
+  if (method === 'pull') done = startPull(id, ...args);
+  // Closing stops the pulls first: they reject, then the cache closes.
+  else if (method === 'close') done = stopPulls().then(() => run(() => dispatch(method, args)));
+  else done = run(() => dispatch(method, args));
+  done.then(
+    (result) => self.postMessage({ id, ok: true, result }, transferables(result)),
+    (e) => self.postMessage({ id, ok: false, error: serializeError(e) }),
+  );
 };

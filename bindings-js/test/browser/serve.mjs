@@ -58,7 +58,29 @@ export function serve(port = 0, extra = null) {
   return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
 }
 
+/**
+ * An `extra` for `serve` that passes `/v2/…` through to the registry at `base` (method, path,
+ * headers but Host): a same-origin proxy, so that a page pulls `<this host>/repo:tag` from a
+ * registry that sends no CORS headers.
+ */
+export function registryProxy(base) {
+  return (req, res) => {
+    if (!(req.url === '/v2' || req.url.startsWith('/v2/'))) return false;
+    const headers = { ...req.headers };
+    delete headers.host;
+    const up = http.request(new URL(req.url, base), { method: req.method, headers }, (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    res.on('close', () => up.destroy());
+    req.pipe(up);
+    return true;
+  };
+}
+
+// node test/browser/serve.mjs [port] [registry base URL, passed through at /v2/]
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const server = await serve(Number(process.argv[2] ?? 8080));
+  const server = await serve(Number(process.argv[2] ?? 8080), process.argv[3] ? registryProxy(process.argv[3]) : null);
   console.log(`serving ${PKG} on http://127.0.0.1:${server.address().port}/`);
 }

@@ -54,7 +54,10 @@ pub enum Purpose {
 ///
 /// The host sends exactly these headers (it may add `User-Agent`, `Host` and the like), must not
 /// follow redirects itself (the pull does, so that credentials never travel to another host),
-/// and must not decompress bodies: every body byte counts toward a digest.
+/// and must not decompress bodies: every body byte counts toward a digest. A host that cannot
+/// see redirects (a browser's `fetch` makes a manual redirect opaque) lets its client follow
+/// them: the pull then sees only the final answer, and the client's rules decide which headers
+/// go to the new location (the fetch standard drops `Authorization` across origins).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRequest {
     /// Names the request in the responses.

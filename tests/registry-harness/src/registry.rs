@@ -126,6 +126,8 @@ impl RegistryBuilder {
 
     /// The CORS headers a browser needs to pull from this registry from `origin` (`*` for
     /// any): distribution answers the preflight `OPTIONS` itself with 200 and these headers.
+    /// The same list as bindings-js/README.md's "Pulling in the browser" (`Location` is not
+    /// exposed: the browser follows redirects itself).
     pub fn cors(self, origin: &str) -> Self {
         self.header("Access-Control-Allow-Origin", &[origin])
             .header("Access-Control-Allow-Methods", &["HEAD", "GET", "OPTIONS"])
@@ -139,7 +141,7 @@ impl RegistryBuilder {
                     "Docker-Content-Digest",
                     "WWW-Authenticate",
                     "Content-Range",
-                    "Location",
+                    "Retry-After",
                 ],
             )
     }
