@@ -533,65 +533,80 @@ impl Cache {
             for algorithm in Algorithm::ALL {
                 let dir = layout::algorithm_dir(kind, algorithm);
                 // Hosts may list in any order; sorted, reports and adoption order agree everywhere.
-                let mut names = self.storage.list(&dir)?;
-                names.sort_unstable();
+                let names = self.storage.list_sizes(&dir)?;
                 // Parse a batch of names first, then look its digests up in a loop of their own:
                 // without the hex decoding in between, the CPU overlaps the lookups' cache misses
-                // (about 2.5x faster at 1M entries). The order of effects is unchanged.
+                // (about 2.5x faster at 1M entries). A file indexed with its stored size only
+                // needs marking; the rest is handled after, in name order (hosts may list in
+                // any order; sorted, reports and adoption order agree everywhere), so that the
+                // million files of a healthy directory need no sort.
+                let mut rest: Vec<(&str, Option<u64>, Option<Digest>)> = Vec::new();
                 for batch in names.chunks(4096) {
                     let parsed: Vec<Option<Digest>> = batch
                         .iter()
-                        .map(|name| layout::parse_entry_name(algorithm, name))
+                        .map(|(name, _)| layout::parse_entry_name(algorithm, name))
                         .collect();
-                    for (name, digest) in batch.iter().zip(parsed) {
-                        let Some(digest) = digest else {
-                            self.left_alone(
-                                report,
-                                &format!("{dir}/{name}"),
-                                "not a name the cache writes",
-                            );
-                            continue;
-                        };
-                        let key = Key { kind, digest };
-                        let indexed = self
-                            .index
-                            .find(&key)
-                            .filter(|id| !self.index.get(*id).is_quarantined());
-                        if let Some(id) = indexed {
-                            // A size the index claims counts against the cap and drives eviction:
-                            // it must be the stored file's.
-                            let claimed = self.index.get(id).size();
-                            let stored = self.storage.size(&layout::entry_path(&key))?;
-                            if stored == Some(claimed) {
-                                seen[id.0 as usize] = true;
-                                continue;
+                    for ((name, stored), digest) in batch.iter().zip(parsed) {
+                        if let Some(digest) = &digest {
+                            let key = Key {
+                                kind,
+                                digest: digest.clone(),
+                            };
+                            if let Some(id) = self.index.find(&key) {
+                                let e = self.index.get(id);
+                                if !e.is_quarantined() && *stored == Some(e.size()) {
+                                    seen[id.0 as usize] = true;
+                                    continue;
+                                }
                             }
-                            report.size_mismatches += 1;
-                            self.log.log(
-                                Level::Error,
-                                "indexed size differs from the stored file; re-hashing it",
-                                &[
-                                    ("entry", &key.to_string()),
-                                    ("indexed", &claimed.to_string()),
-                                    ("stored", &stored.map_or("none".into(), |s| s.to_string())),
-                                ],
-                            );
                         }
-                        match self.adopt(&key, remove_invalid)? {
-                            Adoption::Adopted => {
-                                if indexed.is_none() {
-                                    report.orphans_adopted += 1;
-                                }
-                                mark_seen(self, &mut seen, &key);
+                        rest.push((name.as_str(), *stored, digest));
+                    }
+                }
+                rest.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                for (name, stored, digest) in rest {
+                    let Some(digest) = digest else {
+                        self.left_alone(
+                            report,
+                            &format!("{dir}/{name}"),
+                            "not a name the cache writes",
+                        );
+                        continue;
+                    };
+                    let key = Key { kind, digest };
+                    let indexed = self
+                        .index
+                        .find(&key)
+                        .filter(|id| !self.index.get(*id).is_quarantined());
+                    if let Some(id) = indexed {
+                        // A size the index claims counts against the cap and drives eviction:
+                        // it must be the stored file's.
+                        let claimed = self.index.get(id).size();
+                        report.size_mismatches += 1;
+                        self.log.log(
+                            Level::Error,
+                            "indexed size differs from the stored file; re-hashing it",
+                            &[
+                                ("entry", &key.to_string()),
+                                ("indexed", &claimed.to_string()),
+                                ("stored", &stored.map_or("none".into(), |s| s.to_string())),
+                            ],
+                        );
+                    }
+                    match self.adopt(&key, remove_invalid)? {
+                        Adoption::Adopted => {
+                            if indexed.is_none() {
+                                report.orphans_adopted += 1;
                             }
-                            Adoption::Removed => {
-                                if indexed.is_none() {
-                                    report.orphans_removed += 1;
-                                }
+                            mark_seen(self, &mut seen, &key);
+                        }
+                        Adoption::Removed => {
+                            if indexed.is_none() {
+                                report.orphans_removed += 1;
                             }
-                            Adoption::LeftAlone(why) => {
-                                self.left_alone(report, &layout::entry_path(&key), &why);
-                            }
+                        }
+                        Adoption::LeftAlone(why) => {
+                            self.left_alone(report, &layout::entry_path(&key), &why);
                         }
                     }
                 }

@@ -1,9 +1,8 @@
 //! In-memory [`Storage`]: for tests, benchmarks, ephemeral caches and the browser fallback.
 
 use super::{Storage, StorageError, TempId};
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::BuildHasherDefault;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Storage held in memory. Clones share the same objects, so a test can keep a handle, drop the
@@ -22,10 +21,8 @@ pub struct MemoryStorage {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Hashed, not ordered: reads and writes by path are O(1) whatever the number of objects;
-    /// only listing (at open after a crash, in integrity checks) scans. The hasher is
-    /// deterministic (SipHash with fixed keys): the core takes no randomness.
-    files: HashMap<String, Vec<u8>, BuildHasherDefault<DefaultHasher>>,
+    /// Hashed, not ordered: reads and writes by path are O(1) whatever the number of objects.
+    files: HashMap<String, Vec<u8>, BuildHasherDefault<PathHasher>>,
     /// The directories the paths of `files` make, so that listing one costs its own entries
     /// (reopening after a crash lists every directory of a million files).
     dirs: Dirs,
@@ -62,9 +59,32 @@ impl State {
 /// Hashed rather than ordered, so that adding a file costs no string comparisons; a listing
 /// sorts.
 #[derive(Debug, Default)]
-struct Dirs(HashMap<String, Names, BuildHasherDefault<DefaultHasher>>);
+struct Dirs(HashMap<String, Names, BuildHasherDefault<PathHasher>>);
 
-type Names = HashMap<String, u64, BuildHasherDefault<DefaultHasher>>;
+type Names = HashMap<String, u64, BuildHasherDefault<PathHasher>>;
+
+/// A hasher for paths, deterministic (the core takes no randomness) and a word at a time (the
+/// multiply-rotate of rustc's FxHash): SipHash cost more than the lookups it served. Paths
+/// here are the cache's own (digests in hex), not chosen to collide.
+#[derive(Default)]
+struct PathHasher(u64);
+
+impl Hasher for PathHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// `(directory, name inside it)` for every level of `path`: `a/b/c` gives `("", "a")`,
 /// `("a", "b")` and `("a/b", "c")`.
@@ -288,6 +308,31 @@ impl Storage for MemoryStorage {
         Ok(self.state().dirs.list(dir.trim_end_matches('/')))
     }
 
+    fn list_sizes(&mut self, dir: &str) -> Result<Vec<(String, Option<u64>)>, StorageError> {
+        let dir = dir.trim_end_matches('/');
+        let s = self.state();
+        let mut path = String::new();
+        let out: Vec<(String, Option<u64>)> = s
+            .dirs
+            .0
+            .get(dir)
+            .map(|names| {
+                names
+                    .keys()
+                    .map(|name| {
+                        path.clear();
+                        path.push_str(dir);
+                        path.push('/');
+                        path.push_str(name);
+                        (name.clone(), s.files.get(&path).map(|f| f.len() as u64))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        // In no particular order, as the trait allows (reopening sorts only what it must).
+        Ok(out)
+    }
+
     fn remove(&mut self, path: &str) -> Result<(), StorageError> {
         self.state().remove_file(path);
         Ok(())
@@ -356,6 +401,19 @@ mod tests {
         s.remove("d/a").unwrap();
         assert!(s.list("d").unwrap().is_empty());
         assert_eq!(s.list("").unwrap(), vec!["dd", "e", "q"]);
+        // With sizes: files have theirs, directories none.
+        s.append("q/z", b"four").unwrap();
+        s.append("q/sub/w", b"1").unwrap();
+        let mut sized = s.list_sizes("q").unwrap();
+        sized.sort_unstable();
+        assert_eq!(
+            sized,
+            vec![
+                ("sub".into(), None),
+                ("y".into(), Some(0)),
+                ("z".into(), Some(4))
+            ]
+        );
     }
 
     #[test]

@@ -66,6 +66,23 @@ pub trait Storage: Send {
     /// A host may also name entries that are not objects (a symbolic link, a special file):
     /// [`Storage::size`] says `None` for them, and the integrity check reports them.
     fn list(&mut self, dir: &str) -> Result<Vec<String>, StorageError>;
+    /// [`Storage::list`] with each name's [`Storage::size`], in any order: what reopening
+    /// after a crash needs of every content directory, in one pass. The default asks `size` per name; a host
+    /// that learns sizes while listing (a `stat` relative to the open directory) overrides it.
+    fn list_sizes(&mut self, dir: &str) -> Result<Vec<(String, Option<u64>)>, StorageError> {
+        let names = self.list(dir)?;
+        let mut out = Vec::with_capacity(names.len());
+        let mut path = String::new();
+        for name in names {
+            path.clear();
+            path.push_str(dir);
+            path.push('/');
+            path.push_str(&name);
+            let size = self.size(&path)?;
+            out.push((name, size));
+        }
+        Ok(out)
+    }
     /// Removes `path` durably; removing a missing path is not an error.
     fn remove(&mut self, path: &str) -> Result<(), StorageError>;
     /// Removes temp objects left over by earlier runs; returns how many.
