@@ -33,18 +33,29 @@ struct State {
 }
 
 impl State {
-    /// The object at `path`, created empty if missing.
-    fn file_mut(&mut self, path: &str) -> &mut Vec<u8> {
-        if !self.files.contains_key(path) {
-            self.dirs.add(path);
-            self.files.insert(path.to_owned(), Vec::new());
-        }
-        self.files.get_mut(path).expect("present")
+    /// Appends to the object at `path`, created if missing; returns its new length.
+    fn extend_file(&mut self, path: &str, data: &[u8]) -> u64 {
+        let len = match self.files.get_mut(path) {
+            Some(f) => {
+                f.extend_from_slice(data);
+                f.len() as u64
+            }
+            None => {
+                self.files.insert(path.to_owned(), data.to_vec());
+                self.dirs.add(path, data.len() as u64);
+                return data.len() as u64;
+            }
+        };
+        self.dirs.set_size(path, len);
+        len
     }
 
     fn insert_file(&mut self, path: &str, data: Vec<u8>) {
+        let len = data.len() as u64;
         if self.files.insert(path.to_owned(), data).is_none() {
-            self.dirs.add(path);
+            self.dirs.add(path, len);
+        } else {
+            self.dirs.set_size(path, len);
         }
     }
 
@@ -55,13 +66,23 @@ impl State {
     }
 }
 
-/// Per directory, the names directly inside it, each with the number of objects beneath it.
-/// Hashed rather than ordered, so that adding a file costs no string comparisons; a listing
-/// sorts.
+/// Per directory, the names directly inside it: how many objects are beneath each, and the
+/// size of the object of that name if there is one. Hashed rather than ordered, so that adding
+/// a file costs no string comparisons (a listing sorts), and holding sizes, so that listing
+/// with sizes (reopening after a crash) reads one directory's table instead of looking every
+/// path up.
 #[derive(Debug, Default)]
 struct Dirs(HashMap<String, Names, BuildHasherDefault<PathHasher>>);
 
-type Names = HashMap<String, u64, BuildHasherDefault<PathHasher>>;
+type Names = HashMap<String, Node, BuildHasherDefault<PathHasher>>;
+
+#[derive(Debug, Default)]
+struct Node {
+    /// Objects whose paths continue below this name.
+    below: u64,
+    /// The object of this very path.
+    size: Option<u64>,
+}
 
 /// A hasher for paths, deterministic (the core takes no randomness) and a word at a time (the
 /// multiply-rotate of rustc's FxHash): SipHash cost more than the lookups it served. Paths
@@ -103,29 +124,48 @@ fn levels(path: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 impl Dirs {
-    fn add(&mut self, path: &str) {
-        for (dir, name) in levels(path) {
-            if !self.0.contains_key(dir) {
-                self.0.insert(dir.to_owned(), Names::default());
-            }
-            let names = self.0.get_mut(dir).expect("present");
-            match names.get_mut(name) {
-                Some(count) => *count += 1,
-                None => {
-                    names.insert(name.to_owned(), 1);
-                }
+    fn node(&mut self, dir: &str, name: &str) -> &mut Node {
+        if !self.0.contains_key(dir) {
+            self.0.insert(dir.to_owned(), Names::default());
+        }
+        let names = self.0.get_mut(dir).expect("present");
+        if !names.contains_key(name) {
+            names.insert(name.to_owned(), Node::default());
+        }
+        names.get_mut(name).expect("present")
+    }
+
+    fn add(&mut self, path: &str, size: u64) {
+        let mut levels = levels(path).peekable();
+        while let Some((dir, name)) = levels.next() {
+            let node = self.node(dir, name);
+            if levels.peek().is_some() {
+                node.below += 1;
+            } else {
+                node.size = Some(size);
             }
         }
     }
 
+    fn set_size(&mut self, path: &str, size: u64) {
+        if let Some((dir, name)) = levels(path).last() {
+            self.node(dir, name).size = Some(size);
+        }
+    }
+
     fn remove(&mut self, path: &str) {
-        for (dir, name) in levels(path) {
+        let mut levels = levels(path).peekable();
+        while let Some((dir, name)) = levels.next() {
             let Some(names) = self.0.get_mut(dir) else {
                 continue;
             };
-            if let Some(count) = names.get_mut(name) {
-                *count -= 1;
-                if *count == 0 {
+            if let Some(node) = names.get_mut(name) {
+                if levels.peek().is_some() {
+                    node.below = node.below.saturating_sub(1);
+                } else {
+                    node.size = None;
+                }
+                if node.below == 0 && node.size.is_none() {
                     names.remove(name);
                 }
             }
@@ -143,6 +183,18 @@ impl Dirs {
             .unwrap_or_default();
         names.sort_unstable();
         names
+    }
+
+    fn list_sizes(&self, dir: &str) -> Vec<(String, Option<u64>)> {
+        self.0
+            .get(dir)
+            .map(|names| {
+                names
+                    .iter()
+                    .map(|(n, node)| (n.clone(), node.size))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -186,8 +238,11 @@ impl MemoryStorage {
 
     /// Shortens `path` to `len` bytes (a torn write).
     pub fn truncate(&self, path: &str, len: usize) {
-        if let Some(f) = self.state().files.get_mut(path) {
+        let mut s = self.state();
+        if let Some(f) = s.files.get_mut(path) {
             f.truncate(len);
+            let len = f.len() as u64;
+            s.dirs.set_size(path, len);
         }
     }
 
@@ -227,7 +282,7 @@ impl Storage for MemoryStorage {
     fn write_temp(&mut self, temp: TempId, data: &[u8]) -> Result<(), StorageError> {
         let mut s = self.state();
         if let Some(path) = s.partials.get(&temp.0).cloned() {
-            s.file_mut(&path).extend_from_slice(data);
+            s.extend_file(&path, data);
             return Ok(());
         }
         let t = s
@@ -270,7 +325,7 @@ impl Storage for MemoryStorage {
             // Open already (a file storage's lock would refuse it likewise).
             return Ok(None);
         }
-        let len = s.file_mut(path).len() as u64;
+        let len = s.extend_file(path, &[]);
         s.next_temp += 1;
         let id = s.next_temp;
         s.partials.insert(id, path.to_owned());
@@ -284,7 +339,7 @@ impl Storage for MemoryStorage {
 
     fn append(&mut self, path: &str, data: &[u8]) -> Result<(), StorageError> {
         check_path(path)?;
-        self.state().file_mut(path).extend_from_slice(data);
+        self.state().extend_file(path, data);
         Ok(())
     }
 
@@ -309,28 +364,8 @@ impl Storage for MemoryStorage {
     }
 
     fn list_sizes(&mut self, dir: &str) -> Result<Vec<(String, Option<u64>)>, StorageError> {
-        let dir = dir.trim_end_matches('/');
-        let s = self.state();
-        let mut path = String::new();
-        let out: Vec<(String, Option<u64>)> = s
-            .dirs
-            .0
-            .get(dir)
-            .map(|names| {
-                names
-                    .keys()
-                    .map(|name| {
-                        path.clear();
-                        path.push_str(dir);
-                        path.push('/');
-                        path.push_str(name);
-                        (name.clone(), s.files.get(&path).map(|f| f.len() as u64))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         // In no particular order, as the trait allows (reopening sorts only what it must).
-        Ok(out)
+        Ok(self.state().dirs.list_sizes(dir.trim_end_matches('/')))
     }
 
     fn remove(&mut self, path: &str) -> Result<(), StorageError> {
