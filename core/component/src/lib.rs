@@ -17,7 +17,7 @@ use bindings::exports::ocicache::cache::cache::{
     GuestCache,
 };
 use bindings::ocicache::cache::types as wit;
-use convert::{ToWit, config_from_wit};
+use convert::{ToWit, config_from_wit, digest_from_wit};
 use ocicache_core::{Digest, Key, Kind, Reference};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -57,8 +57,8 @@ where
     f(cache).map(ToWit::to_wit).map_err(ToWit::to_wit)
 }
 
-fn digest(s: &str) -> WitResult<Digest> {
-    Digest::parse(s).map_err(ToWit::to_wit)
+fn digest(d: wit::Digest) -> WitResult<Digest> {
+    digest_from_wit(d).map_err(ToWit::to_wit)
 }
 
 fn reference(s: &str) -> WitResult<Reference> {
@@ -66,7 +66,7 @@ fn reference(s: &str) -> WitResult<Reference> {
 }
 
 fn key(k: wit::Key) -> WitResult<Key> {
-    let d = digest(&k.digest)?;
+    let d = digest(k.digest)?;
     Ok(match k.kind {
         wit::Kind::Manifest => Key {
             kind: Kind::Manifest,
@@ -113,7 +113,7 @@ impl GuestBlobWriter for Writer {
         self.writer.borrow().as_ref().map_or(0, |w| w.written())
     }
 
-    fn commit(&self) -> WitResult<String> {
+    fn commit(&self) -> WitResult<wit::Digest> {
         let writer = self
             .writer
             .borrow_mut()
@@ -248,39 +248,44 @@ impl GuestCache for Cache {
 
     fn put_manifest(
         &self,
-        d: String,
+        d: wit::Digest,
         body: Vec<u8>,
         media_type: Option<String>,
-    ) -> WitResult<String> {
-        let d = digest(&d)?;
-        self.with(|c| {
-            c.put_manifest(&d, &body, media_type.as_deref())
-                .map(|m| m.as_str().to_owned())
-        })
+    ) -> WitResult<wit::MediaType> {
+        let d = digest(d)?;
+        self.with(|c| c.put_manifest(&d, &body, media_type.as_deref()))
     }
 
-    fn get_manifest(&self, d: String) -> WitResult<wit::Manifest> {
-        let d = digest(&d)?;
-        self.with(|c| c.get_manifest(&d))
+    fn get_manifest(&self, d: wit::Digest, validate: bool) -> WitResult<wit::Manifest> {
+        let d = digest(d)?;
+        if validate {
+            self.with(|c| c.get_manifest(&d))
+        } else {
+            self.with(|c| c.get_manifest_bytes(&d))
+        }
     }
 
-    fn has_manifest(&self, d: String) -> WitResult<bool> {
-        let d = digest(&d)?;
+    fn has_manifest(&self, d: wit::Digest) -> WitResult<bool> {
+        let d = digest(d)?;
         Ok(self.read(|c| c.has_manifest(&d)))
     }
 
-    fn delete_manifest(&self, d: String) -> WitResult<bool> {
-        let d = digest(&d)?;
+    fn delete_manifest(&self, d: wit::Digest) -> WitResult<bool> {
+        let d = digest(d)?;
         self.with(|c| c.delete_manifest(&d))
     }
 
-    fn manifest_references(&self, d: String) -> WitResult<Vec<wit::Key>> {
-        let d = digest(&d)?;
+    fn manifest_references(&self, d: wit::Digest) -> WitResult<Vec<wit::Key>> {
+        let d = digest(d)?;
         self.with(|c| c.manifest_references(&d))
     }
 
-    fn begin_blob(&self, expected: Option<String>, size: Option<u64>) -> WitResult<BlobWriter> {
-        let expected = expected.as_deref().map(digest).transpose()?;
+    fn begin_blob(
+        &self,
+        expected: Option<wit::Digest>,
+        size: Option<u64>,
+    ) -> WitResult<BlobWriter> {
+        let expected = expected.map(digest).transpose()?;
         let mut guard = self.shared.borrow_mut();
         let cache = guard.as_mut().ok_or_else(closed)?;
         let writer = cache
@@ -292,8 +297,12 @@ impl GuestCache for Cache {
         }))
     }
 
-    fn resume_blob(&self, expected: String, size: Option<u64>) -> WitResult<Option<BlobWriter>> {
-        let expected = digest(&expected)?;
+    fn resume_blob(
+        &self,
+        expected: wit::Digest,
+        size: Option<u64>,
+    ) -> WitResult<Option<BlobWriter>> {
+        let expected = digest(expected)?;
         let mut guard = self.shared.borrow_mut();
         let cache = guard.as_mut().ok_or_else(closed)?;
         let writer = cache.resume_blob(&expected, size).map_err(ToWit::to_wit)?;
@@ -305,37 +314,39 @@ impl GuestCache for Cache {
         }))
     }
 
-    fn put_blob(&self, expected: Option<String>, data: Vec<u8>) -> WitResult<String> {
-        let expected = expected.as_deref().map(digest).transpose()?;
+    fn put_blob(&self, expected: Option<wit::Digest>, data: Vec<u8>) -> WitResult<wit::Digest> {
+        let expected = expected.map(digest).transpose()?;
         self.with(|c| c.put_blob(expected.as_ref(), &data))
     }
 
-    fn open_blob(&self, d: String) -> WitResult<BlobReader> {
-        let d = digest(&d)?;
+    fn open_blob(&self, d: wit::Digest) -> WitResult<(BlobReader, u64)> {
+        let d = digest(d)?;
         let mut guard = self.shared.borrow_mut();
         let cache = guard.as_mut().ok_or_else(closed)?;
         let reader = cache.open_blob(&d).map_err(ToWit::to_wit)?;
-        Ok(BlobReader::new(Reader {
+        let size = reader.size();
+        let reader = BlobReader::new(Reader {
             cache: self.shared.clone(),
-            size: reader.size(),
+            size,
             reader: RefCell::new(Some(reader)),
-        }))
+        });
+        Ok((reader, size))
     }
 
-    fn get_blob(&self, d: String) -> WitResult<Vec<u8>> {
-        let d = digest(&d)?;
+    fn get_blob(&self, d: wit::Digest) -> WitResult<Vec<u8>> {
+        let d = digest(d)?;
         let mut guard = self.shared.borrow_mut();
         let cache = guard.as_mut().ok_or_else(closed)?;
         cache.get_blob(&d).map_err(ToWit::to_wit)
     }
 
-    fn has_blob(&self, d: String) -> WitResult<bool> {
-        let d = digest(&d)?;
+    fn has_blob(&self, d: wit::Digest) -> WitResult<bool> {
+        let d = digest(d)?;
         Ok(self.read(|c| c.has_blob(&d)))
     }
 
-    fn delete_blob(&self, d: String) -> WitResult<bool> {
-        let d = digest(&d)?;
+    fn delete_blob(&self, d: wit::Digest) -> WitResult<bool> {
+        let d = digest(d)?;
         self.with(|c| c.delete_blob(&d))
     }
 
@@ -359,8 +370,8 @@ impl GuestCache for Cache {
         self.with(|c| c.delete(&k))
     }
 
-    fn put_tag(&self, r: String, d: String) -> WitResult<wit::TagUpdate> {
-        let (r, d) = (reference(&r)?, digest(&d)?);
+    fn put_tag(&self, r: String, d: wit::Digest) -> WitResult<wit::TagUpdate> {
+        let (r, d) = (reference(&r)?, digest(d)?);
         self.with(|c| c.put_tag(&r, &d))
     }
 
@@ -400,13 +411,13 @@ impl GuestCache for Cache {
             .collect()
     }
 
-    fn resolve_failed(&self, r: String) -> WitResult<String> {
+    fn resolve_failed(&self, r: String) -> WitResult<wit::Digest> {
         let r = reference(&r)?;
         self.with(|c| c.resolve_failed(&r))
     }
 
-    fn detect_movement(&self, r: String, remote: String) -> WitResult<bool> {
-        let (r, remote) = (reference(&r)?, digest(&remote)?);
+    fn detect_movement(&self, r: String, remote: wit::Digest) -> WitResult<bool> {
+        let (r, remote) = (reference(&r)?, digest(remote)?);
         self.with(|c| c.detect_movement(&r, &remote))
     }
 

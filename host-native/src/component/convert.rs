@@ -15,10 +15,51 @@ macro_rules! identity {
 }
 identity!((), u8, u32, u64, f64, bool, String);
 
-impl FromWit<String> for Digest {
-    fn from_wit(v: String) -> Result<Digest, Error> {
-        // The component only hands out digests it parsed; failing here means a broken guest.
-        Digest::parse(&v)
+impl FromWit<wit::Digest> for Digest {
+    fn from_wit(v: wit::Digest) -> Result<Digest, Error> {
+        let (algorithm, raw) = match v {
+            wit::Digest::Sha256((a, b, c, d)) => {
+                let mut raw = [0u8; 32];
+                for (chunk, word) in raw.chunks_exact_mut(8).zip([a, b, c, d]) {
+                    chunk.copy_from_slice(&word.to_be_bytes());
+                }
+                return Ok(Digest::Sha256(raw));
+            }
+            wit::Digest::Sha384(raw) => (core::Algorithm::Sha384, raw),
+            wit::Digest::Sha512(raw) => (core::Algorithm::Sha512, raw),
+        };
+        // The component only hands out digests it holds; failing here means a broken guest.
+        Digest::from_raw(algorithm, &raw).ok_or_else(|| Error::InvalidDigest {
+            input: format!("{} digest of {} bytes", algorithm.name(), raw.len()),
+            reason: format!(
+                "{} needs {} bytes",
+                algorithm.name(),
+                algorithm.digest_len()
+            ),
+        })
+    }
+}
+
+/// The binary WIT digest for the core's: SHA-256 as four big-endian words.
+pub(crate) fn digest_to_wit(d: &Digest) -> wit::Digest {
+    match d {
+        Digest::Sha256(b) => {
+            let word = |i: usize| u64::from_be_bytes(b[i * 8..i * 8 + 8].try_into().expect("8"));
+            wit::Digest::Sha256((word(0), word(1), word(2), word(3)))
+        }
+        Digest::Sha384(b) => wit::Digest::Sha384(b.to_vec()),
+        Digest::Sha512(b) => wit::Digest::Sha512(b.to_vec()),
+    }
+}
+
+impl FromWit<wit::MediaType> for core::MediaType {
+    fn from_wit(v: wit::MediaType) -> Result<core::MediaType, Error> {
+        Ok(match v {
+            wit::MediaType::OciManifest => core::MediaType::OciManifest,
+            wit::MediaType::OciIndex => core::MediaType::OciIndex,
+            wit::MediaType::DockerManifest => core::MediaType::DockerManifest,
+            wit::MediaType::DockerManifestList => core::MediaType::DockerManifestList,
+        })
     }
 }
 
@@ -108,8 +149,8 @@ plain!(Config => core::Config {
 impl FromWit<wit::Resolution> for core::Resolution {
     fn from_wit(v: wit::Resolution) -> Result<core::Resolution, Error> {
         Ok(match v {
-            wit::Resolution::Fresh(d) => core::Resolution::Fresh(Digest::parse(&d)?),
-            wit::Resolution::Stale(d) => core::Resolution::Stale(Digest::parse(&d)?),
+            wit::Resolution::Fresh(d) => core::Resolution::Fresh(Digest::from_wit(d)?),
+            wit::Resolution::Stale(d) => core::Resolution::Stale(Digest::from_wit(d)?),
             wit::Resolution::Unknown => core::Resolution::Unknown,
         })
     }
@@ -198,7 +239,7 @@ pub(crate) fn key_to_wit(k: &core::Key) -> wit::Key {
             core::Kind::Manifest => wit::Kind::Manifest,
             core::Kind::Blob => wit::Kind::Blob,
         },
-        digest: k.digest.to_string(),
+        digest: digest_to_wit(&k.digest),
     }
 }
 

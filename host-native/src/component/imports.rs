@@ -180,7 +180,7 @@ impl super::bindings::ocicache::cache::types::Host for HostState {}
 /// allocations and two copies of every ingested byte fewer. Everything else stays generated.
 pub(super) fn add_fast_imports(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    linker.instance("ocicache:cache/hasher@0.1.0")?.func_wrap(
+    linker.instance("ocicache:cache/hasher@0.2.0")?.func_wrap(
         "[method]hash-state.update",
         |mut store: StoreContextMut<'_, HostState>,
          (state, data): (Resource<HashState>, WasmList<u8>)| {
@@ -202,7 +202,7 @@ pub(super) fn add_fast_imports(linker: &mut Linker<HostState>) -> wasmtime::Resu
             Ok(())
         },
     )?;
-    linker.instance("ocicache:cache/storage@0.1.0")?.func_wrap(
+    linker.instance("ocicache:cache/storage@0.2.0")?.func_wrap(
         "write-temp",
         |mut store: StoreContextMut<'_, HostState>, (temp, data): (u64, WasmList<u8>)| {
             // The slice borrows the store: take the storage out for the call, then put it back.
