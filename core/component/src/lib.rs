@@ -20,6 +20,8 @@ use bindings::ocicache::cache::types as wit;
 use convert::{ToWit, config_from_wit, digest_from_wit};
 use ocicache_core::{Digest, Key, Kind, Reference};
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::rc::Rc;
 
 /// The bindings wit-bindgen generates from `wit/ocicache.wit` (documented there).
@@ -201,9 +203,36 @@ impl Drop for Reader {
 /// The exported `cache` resource.
 pub struct Cache {
     shared: Shared,
+    /// References parsed before, by their text: hosts ask about the same few tags over and
+    /// over, and parsing one in wasm costs more than the lookup it names.
+    references: RefCell<HashMap<String, Reference>>,
 }
 
+/// How many parsed references [`Cache::with_reference`] keeps (it forgets all when full).
+const REFERENCE_MEMO: usize = 1024;
+
 impl Cache {
+    /// Runs `f` with `text` parsed as a reference; a text seen before is not parsed again
+    /// (parsing is a pure function of the text).
+    fn with_reference<T>(
+        &self,
+        text: String,
+        f: impl FnOnce(&Reference) -> WitResult<T>,
+    ) -> WitResult<T> {
+        let mut memo = self.references.borrow_mut();
+        if memo.len() >= REFERENCE_MEMO && !memo.contains_key(&text) {
+            memo.clear();
+        }
+        let parsed = match memo.entry(text) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let parsed = reference(e.key())?;
+                e.insert(parsed)
+            }
+        };
+        f(parsed)
+    }
+
     fn with<T: ToWit<U>, U>(
         &self,
         f: impl FnOnce(&mut ocicache_core::Cache) -> ocicache_core::Result<T>,
@@ -231,6 +260,7 @@ impl GuestCache for Cache {
             .map_err(ToWit::to_wit)?;
         Ok(CacheHandle::new(Cache {
             shared: Rc::new(RefCell::new(Some(cache))),
+            references: RefCell::new(HashMap::new()),
         }))
     }
 
@@ -371,23 +401,20 @@ impl GuestCache for Cache {
     }
 
     fn put_tag(&self, r: String, d: wit::Digest) -> WitResult<wit::TagUpdate> {
-        let (r, d) = (reference(&r)?, digest(d)?);
-        self.with(|c| c.put_tag(&r, &d))
+        let d = digest(d)?;
+        self.with_reference(r, |r| self.with(|c| c.put_tag(r, &d)))
     }
 
     fn get_tag(&self, r: String) -> WitResult<wit::TagMapping> {
-        let r = reference(&r)?;
-        self.with(|c| c.get_tag(&r))
+        self.with_reference(r, |r| self.with(|c| c.get_tag(r)))
     }
 
     fn has_tag(&self, r: String) -> WitResult<bool> {
-        let r = reference(&r)?;
-        Ok(self.read(|c| c.has_tag(&r)))
+        self.with_reference(r, |r| Ok(self.read(|c| c.has_tag(r))))
     }
 
     fn resolve_tag(&self, r: String) -> WitResult<wit::Resolution> {
-        let r = reference(&r)?;
-        self.with(|c| c.resolve_tag(&r))
+        self.with_reference(r, |r| self.with(|c| c.resolve_tag(r)))
     }
 
     fn resolve_tags(&self, references: Vec<String>) -> Vec<WitResult<wit::Resolution>> {
@@ -412,28 +439,24 @@ impl GuestCache for Cache {
     }
 
     fn resolve_failed(&self, r: String) -> WitResult<wit::Digest> {
-        let r = reference(&r)?;
-        self.with(|c| c.resolve_failed(&r))
+        self.with_reference(r, |r| self.with(|c| c.resolve_failed(r)))
     }
 
     fn detect_movement(&self, r: String, remote: wit::Digest) -> WitResult<bool> {
-        let (r, remote) = (reference(&r)?, digest(remote)?);
-        self.with(|c| c.detect_movement(&r, &remote))
+        let remote = digest(remote)?;
+        self.with_reference(r, |r| self.with(|c| c.detect_movement(r, &remote)))
     }
 
     fn invalidate_tag(&self, r: String) -> WitResult<bool> {
-        let r = reference(&r)?;
-        self.with(|c| c.invalidate_tag(&r))
+        self.with_reference(r, |r| self.with(|c| c.invalidate_tag(r)))
     }
 
     fn delete_tag(&self, r: String) -> WitResult<bool> {
-        let r = reference(&r)?;
-        self.with(|c| c.delete_tag(&r))
+        self.with_reference(r, |r| self.with(|c| c.delete_tag(r)))
     }
 
     fn tag_history(&self, r: String) -> WitResult<Vec<wit::TagHistoryEntry>> {
-        let r = reference(&r)?;
-        self.with(|c| c.tag_history(&r))
+        self.with_reference(r, |r| self.with(|c| c.tag_history(r)))
     }
 
     fn tags(&self) -> Vec<wit::TagMapping> {

@@ -40,6 +40,25 @@ impl FromWit<wit::Digest> for Digest {
     }
 }
 
+/// A reference's canonical text, as `Display` writes it but built directly: the formatting
+/// machinery is a measurable part of a tag lookup.
+pub(crate) fn reference_text(r: &core::Reference) -> String {
+    let tag = r.tag().unwrap_or_default();
+    let mut text = String::with_capacity(r.registry().len() + r.repository().len() + tag.len() + 2);
+    text.push_str(r.registry());
+    text.push('/');
+    text.push_str(r.repository());
+    if let Some(tag) = r.tag() {
+        text.push(':');
+        text.push_str(tag);
+    }
+    if let Some(digest) = r.digest() {
+        text.push('@');
+        text.push_str(&digest.to_string());
+    }
+    text
+}
+
 /// The binary WIT digest for the core's: SHA-256 as four big-endian words.
 pub(crate) fn digest_to_wit(d: &Digest) -> wit::Digest {
     match d {

@@ -10,7 +10,7 @@ mod compiled;
 mod convert;
 mod imports;
 
-use convert::{FromWit, config_to_wit, digest_to_wit, error_from_wit, key_to_wit};
+use convert::{FromWit, config_to_wit, digest_to_wit, error_from_wit, key_to_wit, reference_text};
 use imports::HostState;
 use ocicache_core::{
     CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, Error, IntegrityReport, Key,
@@ -531,31 +531,31 @@ impl ComponentCache {
 
     /// Records the digest a reference points to.
     pub fn put_tag(&mut self, reference: &Reference, digest: &Digest) -> Result<TagUpdate> {
-        let (r, d) = (reference.to_string(), digest_to_wit(digest));
+        let (r, d) = (reference_text(reference), digest_to_wit(digest));
         self.call_into(|g, s, c| g.cache().call_put_tag(s, c, &r, &d))
     }
 
     /// A tag's mapping.
     pub fn get_tag(&mut self, reference: &Reference) -> Result<TagMapping> {
-        let r = reference.to_string();
+        let r = reference_text(reference);
         self.call_into(|g, s, c| g.cache().call_get_tag(s, c, &r))
     }
 
     /// Whether a fresh, valid mapping exists.
     pub fn has_tag(&mut self, reference: &Reference) -> Result<bool> {
-        let r = reference.to_string();
+        let r = reference_text(reference);
         self.call(|g, s, c| g.cache().call_has_tag(s, c, &r))
     }
 
     /// The resolver step.
     pub fn resolve_tag(&mut self, reference: &Reference) -> Result<Resolution> {
-        let r = reference.to_string();
+        let r = reference_text(reference);
         self.call_into(|g, s, c| g.cache().call_resolve_tag(s, c, &r))
     }
 
     /// The resolver step for many references.
     pub fn resolve_tags(&mut self, references: &[Reference]) -> Result<Vec<Result<Resolution>>> {
-        let refs: Vec<String> = references.iter().map(ToString::to_string).collect();
+        let refs: Vec<String> = references.iter().map(reference_text).collect();
         let answers = self.call(|g, s, c| g.cache().call_resolve_tags(s, c, &refs).map(Ok))?;
         Ok(answers
             .into_iter()
@@ -565,31 +565,31 @@ impl ComponentCache {
 
     /// The digest to fall back on when revalidation failed.
     pub fn resolve_failed(&mut self, reference: &Reference) -> Result<Digest> {
-        let r = reference.to_string();
+        let r = reference_text(reference);
         self.call_into(|g, s, c| g.cache().call_resolve_failed(s, c, &r))
     }
 
     /// Whether the remote digest differs from the cached one.
     pub fn detect_movement(&mut self, reference: &Reference, remote: &Digest) -> Result<bool> {
-        let (r, d) = (reference.to_string(), digest_to_wit(remote));
+        let (r, d) = (reference_text(reference), digest_to_wit(remote));
         self.call(|g, s, c| g.cache().call_detect_movement(s, c, &r, &d))
     }
 
     /// Invalidates a tag.
     pub fn invalidate_tag(&mut self, reference: &Reference) -> Result<bool> {
-        let r = reference.to_string();
+        let r = reference_text(reference);
         self.call(|g, s, c| g.cache().call_invalidate_tag(s, c, &r))
     }
 
     /// Deletes a tag.
     pub fn delete_tag(&mut self, reference: &Reference) -> Result<bool> {
-        let r = reference.to_string();
+        let r = reference_text(reference);
         self.call(|g, s, c| g.cache().call_delete_tag(s, c, &r))
     }
 
     /// A tag's history, oldest first.
     pub fn tag_history(&mut self, reference: &Reference) -> Result<Vec<TagHistoryEntry>> {
-        let r = reference.to_string();
+        let r = reference_text(reference);
         self.call_into(|g, s, c| g.cache().call_tag_history(s, c, &r))
     }
 
