@@ -2,7 +2,8 @@
 //! (`wit/ocicache.wit`) implemented over `ocicache-core`.
 //!
 //! Nothing here decides anything: imports become the core's `Storage`, `Clock`, `LogSink` and
-//! `HashProvider`; exports parse their string arguments and call the core. Built for
+//! `HashProvider`; exports check their arguments (digests arrive in binary, references as text,
+//! parsed once and kept by their text) and call the core. Built for
 //! `wasm32-unknown-unknown` and componentized with `wit-component` (see `host-native/build.rs`),
 //! the component imports only our own interfaces — no WASI.
 
@@ -22,6 +23,7 @@ use ocicache_core::{Digest, Key, Kind, Reference};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 /// The bindings wit-bindgen generates from `wit/ocicache.wit` (documented there).
@@ -205,7 +207,27 @@ pub struct Cache {
     shared: Shared,
     /// References parsed before, by their text: hosts ask about the same few tags over and
     /// over, and parsing one in wasm costs more than the lookup it names.
-    references: RefCell<HashMap<String, Reference>>,
+    references: RefCell<HashMap<String, Reference, BuildHasherDefault<TextHasher>>>,
+}
+
+/// A multiply-rotate hasher for the reference memo, several times cheaper in wasm than the
+/// default SipHash. Its keys are the host's own texts and the memo is small and bounded, so
+/// resistance to crafted collisions would buy nothing.
+#[derive(Default)]
+struct TextHasher(u64);
+
+impl Hasher for TextHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// How many parsed references [`Cache::with_reference`] keeps (it forgets all when full).
@@ -260,7 +282,7 @@ impl GuestCache for Cache {
             .map_err(ToWit::to_wit)?;
         Ok(CacheHandle::new(Cache {
             shared: Rc::new(RefCell::new(Some(cache))),
-            references: RefCell::new(HashMap::new()),
+            references: RefCell::new(HashMap::default()),
         }))
     }
 

@@ -321,3 +321,42 @@ pub(crate) fn error_from_wit(e: wit::Error) -> Error {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_text_is_the_display_form() {
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        for text in [
+            "nginx",
+            "localhost:5000/team/app/api:v1.2",
+            &format!("nginx@{d}"),
+            &format!("registry.example:5000/a/b:t@{d}"),
+        ] {
+            let r = core::Reference::parse(text).unwrap();
+            assert_eq!(reference_text(&r), r.to_string(), "{text}");
+        }
+    }
+
+    #[test]
+    fn digests_cross_in_binary_and_a_wrong_length_is_an_invalid_digest() {
+        for (algorithm, len) in [
+            (core::Algorithm::Sha256, 32),
+            (core::Algorithm::Sha384, 48),
+            (core::Algorithm::Sha512, 64),
+        ] {
+            let raw: Vec<u8> = (0..len as u8).collect();
+            let d = Digest::from_raw(algorithm, &raw).unwrap();
+            let wit = digest_to_wit(&d);
+            if let wit::Digest::Sha256((a, ..)) = &wit {
+                // Big-endian words: the first byte is the first word's most significant.
+                assert_eq!(*a, 0x0001_0203_0405_0607);
+            }
+            assert_eq!(Digest::from_wit(wit).unwrap(), d);
+        }
+        let err = Digest::from_wit(wit::Digest::Sha384(vec![0; 32])).unwrap_err();
+        assert_eq!(err.kind(), core::ErrorKind::InvalidDigest);
+    }
+}

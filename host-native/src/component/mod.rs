@@ -694,3 +694,65 @@ impl ComponentCache {
         self.call(|g, s, c| g.cache().call_close(s, c))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ocicache_core::hashing::{BuiltinHasher, digest_of};
+    use ocicache_core::storage::MemoryStorage;
+    use ocicache_core::{Algorithm, ErrorKind, ManualClock, NoLog};
+
+    const BODY: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0},"layers":[]}"#;
+
+    fn raw_get_manifest(
+        cache: &mut ComponentCache,
+        digest: &Digest,
+        validate: bool,
+    ) -> Result<wit::Manifest> {
+        let d = digest_to_wit(digest);
+        cache.call(|g, s, c| g.cache().call_get_manifest(s, c, &d, validate))
+    }
+
+    /// `get-manifest` answers the same bytes and media type with or without the component's
+    /// own parse; unverified reads are parsed either way, so garbage is quarantined.
+    #[test]
+    fn get_manifest_with_and_without_the_components_parse() {
+        for verify_reads in [true, false] {
+            let storage = MemoryStorage::new();
+            let config = Config {
+                verify_reads,
+                ..Config::default()
+            };
+            let mut cache = ComponentCache::open(
+                storage.clone(),
+                ManualClock::new(1_000),
+                NoLog,
+                config,
+                ComponentOptions::default(),
+            )
+            .unwrap();
+            let d = digest_of(&BuiltinHasher, Algorithm::Sha256, BODY).unwrap();
+            assert_eq!(
+                cache.put_manifest(&d, BODY, None).unwrap(),
+                MediaType::OciManifest
+            );
+            for validate in [false, true] {
+                let m = raw_get_manifest(&mut cache, &d, validate).unwrap();
+                assert_eq!(m.body, BODY);
+                assert_eq!(m.media_type, wit::MediaType::OciManifest);
+            }
+            let m = cache.get_manifest(&d).unwrap();
+            assert_eq!((m.digest.clone(), m.bytes.as_slice()), (d.clone(), BODY));
+
+            let path = ocicache_core::layout::entry_path(&Key::manifest(d.clone()));
+            storage.put(&path, &vec![b'x'; BODY.len()]);
+            let err = raw_get_manifest(&mut cache, &d, false).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                ErrorKind::Corrupted,
+                "verify_reads {verify_reads}"
+            );
+            assert!(!cache.has_manifest(&d).unwrap(), "quarantined");
+        }
+    }
+}
