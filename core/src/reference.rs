@@ -168,7 +168,17 @@ impl Reference {
                 "a tag mapping is named by its tag alone, without a digest",
             ));
         }
-        Ok(self.to_string())
+        // Built directly rather than through `Display`: this runs on every tag lookup, and
+        // the formatting machinery costs more than the lookup (in wasm most of all).
+        let tag = self.tag.as_deref().unwrap_or_default();
+        let mut key =
+            String::with_capacity(self.registry.len() + self.repository.len() + tag.len() + 2);
+        key.push_str(&self.registry);
+        key.push('/');
+        key.push_str(&self.repository);
+        key.push(':');
+        key.push_str(tag);
+        Ok(key)
     }
 
     /// The reference without its digest (`nginx:1@sha256:…` becomes `nginx:1`). Tag mappings

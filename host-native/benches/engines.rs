@@ -11,7 +11,9 @@
 //!
 //! Every put stores new content (a distinct manifest or blob; a tag alternating between two
 //! digests), prepared before the timer starts. After criterion's own report, a summary prints the
-//! median time per operation over criterion's samples and the component/native ratio per op.
+//! median time per operation over criterion's samples and the component/native ratio per op,
+//! then the crossing floor: the time of the cheapest call (`size()`), which for the component is
+//! what entering the guest and coming back costs before any work.
 
 #![allow(missing_docs)]
 
@@ -36,6 +38,9 @@ trait Target {
     fn get_tag(&mut self, reference: &Reference);
     fn put_blob(&mut self, digest: &Digest, data: &[u8]);
     fn get_blob(&mut self, digest: &Digest);
+    /// The cheapest call there is (no argument, a number back): for the component, the fixed
+    /// cost of crossing into the guest and back.
+    fn size(&mut self) -> u64;
 }
 
 impl Target for ocicache::Cache {
@@ -56,6 +61,9 @@ impl Target for ocicache::Cache {
     }
     fn get_blob(&mut self, digest: &Digest) {
         ocicache::Cache::get_blob(self, digest).expect("get blob");
+    }
+    fn size(&mut self) -> u64 {
+        ocicache::Cache::size(self).expect("size")
     }
 }
 
@@ -78,6 +86,9 @@ impl Target for ComponentCache {
     fn get_blob(&mut self, digest: &Digest) {
         ComponentCache::get_blob(self, digest).expect("get blob");
     }
+    fn size(&mut self) -> u64 {
+        ComponentCache::size(self).expect("size")
+    }
 }
 
 impl Target for ocicache_core::Cache {
@@ -98,6 +109,9 @@ impl Target for ocicache_core::Cache {
     }
     fn get_blob(&mut self, digest: &Digest) {
         ocicache_core::Cache::get_blob(self, digest).expect("get blob");
+    }
+    fn size(&mut self) -> u64 {
+        ocicache_core::Cache::size(self)
     }
 }
 
@@ -327,6 +341,21 @@ fn engines(c: &mut Criterion) {
         .expect("open native");
     bench_target(c, &rec, "mem", "native", &mut native);
 
+    let floor = |target: &mut dyn Target| {
+        let mut per: Vec<f64> = (0..9)
+            .map(|_| {
+                let start = Instant::now();
+                for _ in 0..20_000 {
+                    std::hint::black_box(target.size());
+                }
+                start.elapsed().as_nanos() as f64 / 20_000.0
+            })
+            .collect();
+        per.sort_by(f64::total_cmp);
+        per[per.len() / 2]
+    };
+    let (comp_floor, native_floor) = (floor(&mut comp), floor(&mut native));
+
     println!(
         "\nsummary: median time per operation over criterion's {SAMPLES} samples; \
          fs = ocicache::Cache over FsStorage (puts fsync file, directory and journal), \
@@ -349,6 +378,12 @@ fn engines(c: &mut Criterion) {
         let (mc, mn, mr) = cell("mem");
         println!("  {op:<14} {fc:>11} {fnat:>11} {fr:>7} | {mc:>11} {mn:>11} {mr:>7}");
     }
+    println!(
+        "  crossing floor (size(): no argument, a number back; median of 9 x 20,000 calls, mem): \
+         component {}, native {}",
+        fmt_ns(comp_floor),
+        fmt_ns(native_floor)
+    );
 }
 
 criterion_group!(benches, engines);

@@ -15,9 +15,55 @@ macro_rules! identity {
 }
 identity!((), u8, u32, u64, f64, bool, String);
 
-impl ToWit<String> for core::Digest {
-    fn to_wit(self) -> String {
-        self.to_string()
+impl ToWit<wit::Digest> for core::Digest {
+    fn to_wit(self) -> wit::Digest {
+        digest_to_wit(&self)
+    }
+}
+
+/// The binary WIT digest for the core's: SHA-256 as four big-endian words.
+pub fn digest_to_wit(d: &core::Digest) -> wit::Digest {
+    match d {
+        core::Digest::Sha256(b) => {
+            let word = |i: usize| u64::from_be_bytes(b[i * 8..i * 8 + 8].try_into().expect("8"));
+            wit::Digest::Sha256((word(0), word(1), word(2), word(3)))
+        }
+        core::Digest::Sha384(b) => wit::Digest::Sha384(b.to_vec()),
+        core::Digest::Sha512(b) => wit::Digest::Sha512(b.to_vec()),
+    }
+}
+
+/// The core's digest for a binary WIT one; a list of the wrong length is `invalid-digest`.
+pub fn digest_from_wit(d: wit::Digest) -> core::Result<core::Digest> {
+    let (algorithm, raw) = match d {
+        wit::Digest::Sha256((a, b, c, d)) => {
+            let mut raw = [0u8; 32];
+            for (chunk, word) in raw.chunks_exact_mut(8).zip([a, b, c, d]) {
+                chunk.copy_from_slice(&word.to_be_bytes());
+            }
+            return Ok(core::Digest::Sha256(raw));
+        }
+        wit::Digest::Sha384(raw) => (core::Algorithm::Sha384, raw),
+        wit::Digest::Sha512(raw) => (core::Algorithm::Sha512, raw),
+    };
+    core::Digest::from_raw(algorithm, &raw).ok_or_else(|| core::Error::InvalidDigest {
+        input: format!("{} digest of {} bytes", algorithm.name(), raw.len()),
+        reason: format!(
+            "{} needs {} bytes",
+            algorithm.name(),
+            algorithm.digest_len()
+        ),
+    })
+}
+
+impl ToWit<wit::MediaType> for core::MediaType {
+    fn to_wit(self) -> wit::MediaType {
+        match self {
+            core::MediaType::OciManifest => wit::MediaType::OciManifest,
+            core::MediaType::OciIndex => wit::MediaType::OciIndex,
+            core::MediaType::DockerManifest => wit::MediaType::DockerManifest,
+            core::MediaType::DockerManifestList => wit::MediaType::DockerManifestList,
+        }
     }
 }
 
@@ -102,9 +148,17 @@ record!(core::CleanupReport => CleanupReport { expired_removed, evicted, bytes_f
 impl ToWit<wit::Manifest> for core::Manifest {
     fn to_wit(self) -> wit::Manifest {
         wit::Manifest {
-            digest: self.digest.to_string(),
-            media_type: self.media_type.as_str().to_owned(),
+            media_type: self.media_type.to_wit(),
             body: self.bytes,
+        }
+    }
+}
+
+impl ToWit<wit::Manifest> for (core::MediaType, Vec<u8>) {
+    fn to_wit(self) -> wit::Manifest {
+        wit::Manifest {
+            media_type: self.0.to_wit(),
+            body: self.1,
         }
     }
 }
@@ -112,8 +166,8 @@ impl ToWit<wit::Manifest> for core::Manifest {
 impl ToWit<wit::Resolution> for core::Resolution {
     fn to_wit(self) -> wit::Resolution {
         match self {
-            core::Resolution::Fresh(d) => wit::Resolution::Fresh(d.to_string()),
-            core::Resolution::Stale(d) => wit::Resolution::Stale(d.to_string()),
+            core::Resolution::Fresh(d) => wit::Resolution::Fresh(d.to_wit()),
+            core::Resolution::Stale(d) => wit::Resolution::Stale(d.to_wit()),
             core::Resolution::Unknown => wit::Resolution::Unknown,
         }
     }

@@ -2,7 +2,8 @@
 //! (`wit/ocicache.wit`) implemented over `ocicache-core`.
 //!
 //! Nothing here decides anything: imports become the core's `Storage`, `Clock`, `LogSink` and
-//! `HashProvider`; exports parse their string arguments and call the core. Built for
+//! `HashProvider`; exports check their arguments (digests arrive in binary, references as text,
+//! parsed once and kept by their text) and call the core. Built for
 //! `wasm32-unknown-unknown` and componentized with `wit-component` (see `host-native/build.rs`),
 //! the component imports only our own interfaces — no WASI.
 
@@ -17,9 +18,12 @@ use bindings::exports::ocicache::cache::cache::{
     GuestCache,
 };
 use bindings::ocicache::cache::types as wit;
-use convert::{ToWit, config_from_wit};
+use convert::{ToWit, config_from_wit, digest_from_wit};
 use ocicache_core::{Digest, Key, Kind, Reference};
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 /// The bindings wit-bindgen generates from `wit/ocicache.wit` (documented there).
@@ -57,8 +61,8 @@ where
     f(cache).map(ToWit::to_wit).map_err(ToWit::to_wit)
 }
 
-fn digest(s: &str) -> WitResult<Digest> {
-    Digest::parse(s).map_err(ToWit::to_wit)
+fn digest(d: wit::Digest) -> WitResult<Digest> {
+    digest_from_wit(d).map_err(ToWit::to_wit)
 }
 
 fn reference(s: &str) -> WitResult<Reference> {
@@ -66,7 +70,7 @@ fn reference(s: &str) -> WitResult<Reference> {
 }
 
 fn key(k: wit::Key) -> WitResult<Key> {
-    let d = digest(&k.digest)?;
+    let d = digest(k.digest)?;
     Ok(match k.kind {
         wit::Kind::Manifest => Key {
             kind: Kind::Manifest,
@@ -113,7 +117,7 @@ impl GuestBlobWriter for Writer {
         self.writer.borrow().as_ref().map_or(0, |w| w.written())
     }
 
-    fn commit(&self) -> WitResult<String> {
+    fn commit(&self) -> WitResult<wit::Digest> {
         let writer = self
             .writer
             .borrow_mut()
@@ -201,9 +205,56 @@ impl Drop for Reader {
 /// The exported `cache` resource.
 pub struct Cache {
     shared: Shared,
+    /// References parsed before, by their text: hosts ask about the same few tags over and
+    /// over, and parsing one in wasm costs more than the lookup it names.
+    references: RefCell<HashMap<String, Reference, BuildHasherDefault<TextHasher>>>,
 }
 
+/// A multiply-rotate hasher for the reference memo, several times cheaper in wasm than the
+/// default SipHash. Its keys are the host's own texts and the memo is small and bounded, so
+/// resistance to crafted collisions would buy nothing.
+#[derive(Default)]
+struct TextHasher(u64);
+
+impl Hasher for TextHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// How many parsed references [`Cache::with_reference`] keeps (it forgets all when full).
+const REFERENCE_MEMO: usize = 1024;
+
 impl Cache {
+    /// Runs `f` with `text` parsed as a reference; a text seen before is not parsed again
+    /// (parsing is a pure function of the text).
+    fn with_reference<T>(
+        &self,
+        text: String,
+        f: impl FnOnce(&Reference) -> WitResult<T>,
+    ) -> WitResult<T> {
+        let mut memo = self.references.borrow_mut();
+        if memo.len() >= REFERENCE_MEMO && !memo.contains_key(&text) {
+            memo.clear();
+        }
+        let parsed = match memo.entry(text) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let parsed = reference(e.key())?;
+                e.insert(parsed)
+            }
+        };
+        f(parsed)
+    }
+
     fn with<T: ToWit<U>, U>(
         &self,
         f: impl FnOnce(&mut ocicache_core::Cache) -> ocicache_core::Result<T>,
@@ -231,6 +282,7 @@ impl GuestCache for Cache {
             .map_err(ToWit::to_wit)?;
         Ok(CacheHandle::new(Cache {
             shared: Rc::new(RefCell::new(Some(cache))),
+            references: RefCell::new(HashMap::default()),
         }))
     }
 
@@ -248,39 +300,44 @@ impl GuestCache for Cache {
 
     fn put_manifest(
         &self,
-        d: String,
+        d: wit::Digest,
         body: Vec<u8>,
         media_type: Option<String>,
-    ) -> WitResult<String> {
-        let d = digest(&d)?;
-        self.with(|c| {
-            c.put_manifest(&d, &body, media_type.as_deref())
-                .map(|m| m.as_str().to_owned())
-        })
+    ) -> WitResult<wit::MediaType> {
+        let d = digest(d)?;
+        self.with(|c| c.put_manifest(&d, &body, media_type.as_deref()))
     }
 
-    fn get_manifest(&self, d: String) -> WitResult<wit::Manifest> {
-        let d = digest(&d)?;
-        self.with(|c| c.get_manifest(&d))
+    fn get_manifest(&self, d: wit::Digest, validate: bool) -> WitResult<wit::Manifest> {
+        let d = digest(d)?;
+        if validate {
+            self.with(|c| c.get_manifest(&d))
+        } else {
+            self.with(|c| c.get_manifest_bytes(&d))
+        }
     }
 
-    fn has_manifest(&self, d: String) -> WitResult<bool> {
-        let d = digest(&d)?;
+    fn has_manifest(&self, d: wit::Digest) -> WitResult<bool> {
+        let d = digest(d)?;
         Ok(self.read(|c| c.has_manifest(&d)))
     }
 
-    fn delete_manifest(&self, d: String) -> WitResult<bool> {
-        let d = digest(&d)?;
+    fn delete_manifest(&self, d: wit::Digest) -> WitResult<bool> {
+        let d = digest(d)?;
         self.with(|c| c.delete_manifest(&d))
     }
 
-    fn manifest_references(&self, d: String) -> WitResult<Vec<wit::Key>> {
-        let d = digest(&d)?;
+    fn manifest_references(&self, d: wit::Digest) -> WitResult<Vec<wit::Key>> {
+        let d = digest(d)?;
         self.with(|c| c.manifest_references(&d))
     }
 
-    fn begin_blob(&self, expected: Option<String>, size: Option<u64>) -> WitResult<BlobWriter> {
-        let expected = expected.as_deref().map(digest).transpose()?;
+    fn begin_blob(
+        &self,
+        expected: Option<wit::Digest>,
+        size: Option<u64>,
+    ) -> WitResult<BlobWriter> {
+        let expected = expected.map(digest).transpose()?;
         let mut guard = self.shared.borrow_mut();
         let cache = guard.as_mut().ok_or_else(closed)?;
         let writer = cache
@@ -292,8 +349,12 @@ impl GuestCache for Cache {
         }))
     }
 
-    fn resume_blob(&self, expected: String, size: Option<u64>) -> WitResult<Option<BlobWriter>> {
-        let expected = digest(&expected)?;
+    fn resume_blob(
+        &self,
+        expected: wit::Digest,
+        size: Option<u64>,
+    ) -> WitResult<Option<BlobWriter>> {
+        let expected = digest(expected)?;
         let mut guard = self.shared.borrow_mut();
         let cache = guard.as_mut().ok_or_else(closed)?;
         let writer = cache.resume_blob(&expected, size).map_err(ToWit::to_wit)?;
@@ -305,37 +366,39 @@ impl GuestCache for Cache {
         }))
     }
 
-    fn put_blob(&self, expected: Option<String>, data: Vec<u8>) -> WitResult<String> {
-        let expected = expected.as_deref().map(digest).transpose()?;
+    fn put_blob(&self, expected: Option<wit::Digest>, data: Vec<u8>) -> WitResult<wit::Digest> {
+        let expected = expected.map(digest).transpose()?;
         self.with(|c| c.put_blob(expected.as_ref(), &data))
     }
 
-    fn open_blob(&self, d: String) -> WitResult<BlobReader> {
-        let d = digest(&d)?;
+    fn open_blob(&self, d: wit::Digest) -> WitResult<(BlobReader, u64)> {
+        let d = digest(d)?;
         let mut guard = self.shared.borrow_mut();
         let cache = guard.as_mut().ok_or_else(closed)?;
         let reader = cache.open_blob(&d).map_err(ToWit::to_wit)?;
-        Ok(BlobReader::new(Reader {
+        let size = reader.size();
+        let reader = BlobReader::new(Reader {
             cache: self.shared.clone(),
-            size: reader.size(),
+            size,
             reader: RefCell::new(Some(reader)),
-        }))
+        });
+        Ok((reader, size))
     }
 
-    fn get_blob(&self, d: String) -> WitResult<Vec<u8>> {
-        let d = digest(&d)?;
+    fn get_blob(&self, d: wit::Digest) -> WitResult<Vec<u8>> {
+        let d = digest(d)?;
         let mut guard = self.shared.borrow_mut();
         let cache = guard.as_mut().ok_or_else(closed)?;
         cache.get_blob(&d).map_err(ToWit::to_wit)
     }
 
-    fn has_blob(&self, d: String) -> WitResult<bool> {
-        let d = digest(&d)?;
+    fn has_blob(&self, d: wit::Digest) -> WitResult<bool> {
+        let d = digest(d)?;
         Ok(self.read(|c| c.has_blob(&d)))
     }
 
-    fn delete_blob(&self, d: String) -> WitResult<bool> {
-        let d = digest(&d)?;
+    fn delete_blob(&self, d: wit::Digest) -> WitResult<bool> {
+        let d = digest(d)?;
         self.with(|c| c.delete_blob(&d))
     }
 
@@ -359,24 +422,21 @@ impl GuestCache for Cache {
         self.with(|c| c.delete(&k))
     }
 
-    fn put_tag(&self, r: String, d: String) -> WitResult<wit::TagUpdate> {
-        let (r, d) = (reference(&r)?, digest(&d)?);
-        self.with(|c| c.put_tag(&r, &d))
+    fn put_tag(&self, r: String, d: wit::Digest) -> WitResult<wit::TagUpdate> {
+        let d = digest(d)?;
+        self.with_reference(r, |r| self.with(|c| c.put_tag(r, &d)))
     }
 
     fn get_tag(&self, r: String) -> WitResult<wit::TagMapping> {
-        let r = reference(&r)?;
-        self.with(|c| c.get_tag(&r))
+        self.with_reference(r, |r| self.with(|c| c.get_tag(r)))
     }
 
     fn has_tag(&self, r: String) -> WitResult<bool> {
-        let r = reference(&r)?;
-        Ok(self.read(|c| c.has_tag(&r)))
+        self.with_reference(r, |r| Ok(self.read(|c| c.has_tag(r))))
     }
 
     fn resolve_tag(&self, r: String) -> WitResult<wit::Resolution> {
-        let r = reference(&r)?;
-        self.with(|c| c.resolve_tag(&r))
+        self.with_reference(r, |r| self.with(|c| c.resolve_tag(r)))
     }
 
     fn resolve_tags(&self, references: Vec<String>) -> Vec<WitResult<wit::Resolution>> {
@@ -400,29 +460,25 @@ impl GuestCache for Cache {
             .collect()
     }
 
-    fn resolve_failed(&self, r: String) -> WitResult<String> {
-        let r = reference(&r)?;
-        self.with(|c| c.resolve_failed(&r))
+    fn resolve_failed(&self, r: String) -> WitResult<wit::Digest> {
+        self.with_reference(r, |r| self.with(|c| c.resolve_failed(r)))
     }
 
-    fn detect_movement(&self, r: String, remote: String) -> WitResult<bool> {
-        let (r, remote) = (reference(&r)?, digest(&remote)?);
-        self.with(|c| c.detect_movement(&r, &remote))
+    fn detect_movement(&self, r: String, remote: wit::Digest) -> WitResult<bool> {
+        let remote = digest(remote)?;
+        self.with_reference(r, |r| self.with(|c| c.detect_movement(r, &remote)))
     }
 
     fn invalidate_tag(&self, r: String) -> WitResult<bool> {
-        let r = reference(&r)?;
-        self.with(|c| c.invalidate_tag(&r))
+        self.with_reference(r, |r| self.with(|c| c.invalidate_tag(r)))
     }
 
     fn delete_tag(&self, r: String) -> WitResult<bool> {
-        let r = reference(&r)?;
-        self.with(|c| c.delete_tag(&r))
+        self.with_reference(r, |r| self.with(|c| c.delete_tag(r)))
     }
 
     fn tag_history(&self, r: String) -> WitResult<Vec<wit::TagHistoryEntry>> {
-        let r = reference(&r)?;
-        self.with(|c| c.tag_history(&r))
+        self.with_reference(r, |r| self.with(|c| c.tag_history(r)))
     }
 
     fn tags(&self) -> Vec<wit::TagMapping> {

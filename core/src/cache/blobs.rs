@@ -462,7 +462,8 @@ impl Cache {
         // The recorded size only hints the capacity (capped); memory grows with bytes read.
         let hint = reader.size().min(64 << 20);
         let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
-        let mut buf = vec![0u8; 1 << 16];
+        // No bigger than the blob: zeroing a buffer costs, in wasm most of all.
+        let mut buf = vec![0u8; usize::try_from(hint.clamp(1, 1 << 16)).unwrap_or(1 << 16)];
         let result = loop {
             match self.read_blob(&mut reader, &mut buf) {
                 Ok(0) => break Ok(()),

@@ -64,6 +64,32 @@ impl Cache {
 
     /// Returns a manifest, re-hashing its bytes first (a mismatch quarantines it: `Corrupted`).
     pub fn get_manifest(&mut self, digest: &Digest) -> Result<Manifest> {
+        let (media_type, bytes, parsed) = self.read_manifest(digest, true)?;
+        Ok(Manifest {
+            digest: digest.clone(),
+            media_type,
+            bytes,
+            parsed: parsed.expect("parsed when asked to"),
+        })
+    }
+
+    /// A manifest's media type and exact bytes, checked as [`Cache::get_manifest`] checks them,
+    /// but not parsed when the bytes were verified against `digest` (`verify_reads`) and the
+    /// index knows their media type: they are then the bytes that validated when stored. For a
+    /// host that parses the body itself (the component's); if its parse fails, it calls
+    /// [`Cache::get_manifest`], which quarantines the manifest.
+    pub fn get_manifest_bytes(&mut self, digest: &Digest) -> Result<(MediaType, Vec<u8>)> {
+        let (media_type, bytes, _) = self.read_manifest(digest, false)?;
+        Ok((media_type, bytes))
+    }
+
+    /// Reads and verifies a manifest; parses it if `parse`, or if it was not verified, or if the
+    /// index does not know its media type.
+    fn read_manifest(
+        &mut self,
+        digest: &Digest,
+        parse: bool,
+    ) -> Result<(MediaType, Vec<u8>, Option<ParsedManifest>)> {
         self.timed(OpClass::Get, |c| {
             let key = Key::manifest(digest.clone());
             let id = c.lookup_for_read(&key)?;
@@ -107,19 +133,17 @@ impl Cache {
                 }
             }
             // The media type it was stored with decides for a body that names none.
-            let stored = c.index.get(id).media_type().map(MediaType::as_str);
-            let valid = match manifest::validate(&bytes, stored) {
-                Ok(v) => v,
-                Err(e) => return Err(c.quarantine(id, e.to_string())),
+            let stored = c.index.get(id).media_type();
+            let (media_type, parsed) = match stored {
+                Some(m) if !parse && c.config.verify_reads => (m, None),
+                _ => match manifest::validate(&bytes, stored.map(MediaType::as_str)) {
+                    Ok(v) => (v.media_type, Some(v.parsed)),
+                    Err(e) => return Err(c.quarantine(id, e.to_string())),
+                },
             };
             c.record_access(id, false);
             c.metrics.served(bytes.len() as u64);
-            Ok(Manifest {
-                digest: digest.clone(),
-                media_type: valid.media_type,
-                bytes,
-                parsed: valid.parsed,
-            })
+            Ok((media_type, bytes, parsed))
         })
     }
 

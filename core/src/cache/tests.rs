@@ -1066,3 +1066,48 @@ fn a_removal_record_still_owed_is_not_written_over_bytes_put_again() {
     let mut fresh = open_with(&s, &c, Config::default());
     assert_eq!(fresh.get_blob(&d).unwrap(), b"put again by another process");
 }
+
+#[test]
+fn manifest_bytes_are_the_verified_bytes_and_type_without_a_parse() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let mut cache = open_with(&s, &c, Config::default());
+    let body = image_manifest(&sha(b"config"), &[&sha(b"layer")]);
+    let d = sha(&body);
+    cache.put_manifest(&d, &body, None).unwrap();
+    let full = cache.get_manifest(&d).unwrap();
+    let (media_type, bytes) = cache.get_manifest_bytes(&d).unwrap();
+    assert_eq!((media_type, &bytes), (full.media_type, &full.bytes));
+    assert_eq!(media_type, crate::MediaType::OciManifest);
+    assert_eq!(
+        cache.metrics().manifest_gets,
+        2,
+        "counted as a manifest read"
+    );
+
+    // Verified reads: bytes that no longer hash to the digest are refused and quarantined.
+    let path = layout::entry_path(&Key::manifest(d.clone()));
+    assert!(s.corrupt(&path, 3));
+    let err = cache.get_manifest_bytes(&d).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupted);
+    assert!(s.get(&path).is_none(), "quarantined");
+    assert!(!cache.has_manifest(&d));
+}
+
+#[test]
+fn manifest_bytes_are_parsed_when_reads_are_not_verified() {
+    let (s, c) = (MemoryStorage::new(), ManualClock::new(T0));
+    let config = Config {
+        verify_reads: false,
+        ..Config::default()
+    };
+    let mut cache = open_with(&s, &c, config);
+    let body = image_manifest(&sha(b"config"), &[]);
+    let d = sha(&body);
+    cache.put_manifest(&d, &body, None).unwrap();
+    // Same size, not JSON: without a hash check only the parse can tell.
+    let path = layout::entry_path(&Key::manifest(d.clone()));
+    s.put(&path, &vec![b'x'; body.len()]);
+    let err = cache.get_manifest_bytes(&d).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupted);
+    assert!(!cache.has_manifest(&d), "quarantined");
+}

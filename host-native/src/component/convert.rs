@@ -15,10 +15,70 @@ macro_rules! identity {
 }
 identity!((), u8, u32, u64, f64, bool, String);
 
-impl FromWit<String> for Digest {
-    fn from_wit(v: String) -> Result<Digest, Error> {
-        // The component only hands out digests it parsed; failing here means a broken guest.
-        Digest::parse(&v)
+impl FromWit<wit::Digest> for Digest {
+    fn from_wit(v: wit::Digest) -> Result<Digest, Error> {
+        let (algorithm, raw) = match v {
+            wit::Digest::Sha256((a, b, c, d)) => {
+                let mut raw = [0u8; 32];
+                for (chunk, word) in raw.chunks_exact_mut(8).zip([a, b, c, d]) {
+                    chunk.copy_from_slice(&word.to_be_bytes());
+                }
+                return Ok(Digest::Sha256(raw));
+            }
+            wit::Digest::Sha384(raw) => (core::Algorithm::Sha384, raw),
+            wit::Digest::Sha512(raw) => (core::Algorithm::Sha512, raw),
+        };
+        // The component only hands out digests it holds; failing here means a broken guest.
+        Digest::from_raw(algorithm, &raw).ok_or_else(|| Error::InvalidDigest {
+            input: format!("{} digest of {} bytes", algorithm.name(), raw.len()),
+            reason: format!(
+                "{} needs {} bytes",
+                algorithm.name(),
+                algorithm.digest_len()
+            ),
+        })
+    }
+}
+
+/// A reference's canonical text, as `Display` writes it but built directly: the formatting
+/// machinery is a measurable part of a tag lookup.
+pub(crate) fn reference_text(r: &core::Reference) -> String {
+    let tag = r.tag().unwrap_or_default();
+    let mut text = String::with_capacity(r.registry().len() + r.repository().len() + tag.len() + 2);
+    text.push_str(r.registry());
+    text.push('/');
+    text.push_str(r.repository());
+    if let Some(tag) = r.tag() {
+        text.push(':');
+        text.push_str(tag);
+    }
+    if let Some(digest) = r.digest() {
+        text.push('@');
+        text.push_str(&digest.to_string());
+    }
+    text
+}
+
+/// The binary WIT digest for the core's: SHA-256 as four big-endian words.
+pub(crate) fn digest_to_wit(d: &Digest) -> wit::Digest {
+    match d {
+        Digest::Sha256(b) => {
+            let word = |i: usize| u64::from_be_bytes(b[i * 8..i * 8 + 8].try_into().expect("8"));
+            wit::Digest::Sha256((word(0), word(1), word(2), word(3)))
+        }
+        Digest::Sha384(b) => wit::Digest::Sha384(b.to_vec()),
+        Digest::Sha512(b) => wit::Digest::Sha512(b.to_vec()),
+    }
+}
+
+impl FromWit<wit::MediaType> for core::MediaType {
+    fn from_wit(v: wit::MediaType) -> Result<core::MediaType, Error> {
+        Ok(match v {
+            wit::MediaType::OciManifest => core::MediaType::OciManifest,
+            wit::MediaType::OciIndex => core::MediaType::OciIndex,
+            wit::MediaType::DockerManifest => core::MediaType::DockerManifest,
+            wit::MediaType::DockerManifestList => core::MediaType::DockerManifestList,
+        })
     }
 }
 
@@ -108,8 +168,8 @@ plain!(Config => core::Config {
 impl FromWit<wit::Resolution> for core::Resolution {
     fn from_wit(v: wit::Resolution) -> Result<core::Resolution, Error> {
         Ok(match v {
-            wit::Resolution::Fresh(d) => core::Resolution::Fresh(Digest::parse(&d)?),
-            wit::Resolution::Stale(d) => core::Resolution::Stale(Digest::parse(&d)?),
+            wit::Resolution::Fresh(d) => core::Resolution::Fresh(Digest::from_wit(d)?),
+            wit::Resolution::Stale(d) => core::Resolution::Stale(Digest::from_wit(d)?),
             wit::Resolution::Unknown => core::Resolution::Unknown,
         })
     }
@@ -198,7 +258,7 @@ pub(crate) fn key_to_wit(k: &core::Key) -> wit::Key {
             core::Kind::Manifest => wit::Kind::Manifest,
             core::Kind::Blob => wit::Kind::Blob,
         },
-        digest: k.digest.to_string(),
+        digest: digest_to_wit(&k.digest),
     }
 }
 
@@ -260,5 +320,44 @@ pub(crate) fn error_from_wit(e: wit::Error) -> Error {
             registry: r.registry,
             message: r.message,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_text_is_the_display_form() {
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        for text in [
+            "nginx",
+            "localhost:5000/team/app/api:v1.2",
+            &format!("nginx@{d}"),
+            &format!("registry.example:5000/a/b:t@{d}"),
+        ] {
+            let r = core::Reference::parse(text).unwrap();
+            assert_eq!(reference_text(&r), r.to_string(), "{text}");
+        }
+    }
+
+    #[test]
+    fn digests_cross_in_binary_and_a_wrong_length_is_an_invalid_digest() {
+        for (algorithm, len) in [
+            (core::Algorithm::Sha256, 32),
+            (core::Algorithm::Sha384, 48),
+            (core::Algorithm::Sha512, 64),
+        ] {
+            let raw: Vec<u8> = (0..len as u8).collect();
+            let d = Digest::from_raw(algorithm, &raw).unwrap();
+            let wit = digest_to_wit(&d);
+            if let wit::Digest::Sha256((a, ..)) = &wit {
+                // Big-endian words: the first byte is the first word's most significant.
+                assert_eq!(*a, 0x0001_0203_0405_0607);
+            }
+            assert_eq!(Digest::from_wit(wit).unwrap(), d);
+        }
+        let err = Digest::from_wit(wit::Digest::Sha384(vec![0; 32])).unwrap_err();
+        assert_eq!(err.kind(), core::ErrorKind::InvalidDigest);
     }
 }

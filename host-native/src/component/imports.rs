@@ -174,48 +174,65 @@ impl hasher::HostHashState for HostState {
 // The `types` interface has no functions; the component imports it only for its types.
 impl super::bindings::ocicache::cache::types::Host for HostState {}
 
+/// The version of the WIT package, read from the contract the bindings are generated from, so
+/// that the fast imports below name the same interfaces whenever the version changes.
+fn wit_version() -> &'static str {
+    const WIT: &str = include_str!("../../../wit/ocicache.wit");
+    WIT.lines()
+        .find_map(|line| {
+            line.strip_prefix("package ocicache:cache@")?
+                .strip_suffix(';')
+        })
+        .expect("the WIT names its package")
+}
+
 /// Replaces the generated linker entries of the two imports every blob chunk goes through
 /// (`hash-state.update`, `storage.write-temp`) with ones that read the chunk straight from the
 /// guest's memory (`WasmList::as_le_slice`) instead of lifting it into a fresh `Vec` first: two
 /// allocations and two copies of every ingested byte fewer. Everything else stays generated.
 pub(super) fn add_fast_imports(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    linker.instance("ocicache:cache/hasher@0.1.0")?.func_wrap(
-        "[method]hash-state.update",
-        |mut store: StoreContextMut<'_, HostState>,
-         (state, data): (Resource<HashState>, WasmList<u8>)| {
-            // The slice borrows the store, so the state is taken out of the table for the call
-            // and put back. An unknown handle is ignored, as in `update` above.
-            let Some(mut hash) = store
-                .data_mut()
-                .table
-                .get_mut(&state)
-                .ok()
-                .and_then(|s| s.0.take())
-            else {
-                return Ok(());
-            };
-            hash.update(data.as_le_slice(store.as_context()));
-            if let Ok(slot) = store.data_mut().table.get_mut(&state) {
-                slot.0 = Some(hash);
-            }
-            Ok(())
-        },
-    )?;
-    linker.instance("ocicache:cache/storage@0.1.0")?.func_wrap(
-        "write-temp",
-        |mut store: StoreContextMut<'_, HostState>, (temp, data): (u64, WasmList<u8>)| {
-            // The slice borrows the store: take the storage out for the call, then put it back.
-            let mut storage = store
-                .data_mut()
-                .storage
-                .take()
-                .expect("storage is in place between import calls");
-            let result = storage.write_temp(TempId(temp), data.as_le_slice(store.as_context()));
-            store.data_mut().storage = Some(storage);
-            Ok((result.map_err(to_wit),))
-        },
-    )?;
+    let version = wit_version();
+    linker
+        .instance(&format!("ocicache:cache/hasher@{version}"))?
+        .func_wrap(
+            "[method]hash-state.update",
+            |mut store: StoreContextMut<'_, HostState>,
+             (state, data): (Resource<HashState>, WasmList<u8>)| {
+                // The slice borrows the store, so the state is taken out of the table for the call
+                // and put back. An unknown handle is ignored, as in `update` above.
+                let Some(mut hash) = store
+                    .data_mut()
+                    .table
+                    .get_mut(&state)
+                    .ok()
+                    .and_then(|s| s.0.take())
+                else {
+                    return Ok(());
+                };
+                hash.update(data.as_le_slice(store.as_context()));
+                if let Ok(slot) = store.data_mut().table.get_mut(&state) {
+                    slot.0 = Some(hash);
+                }
+                Ok(())
+            },
+        )?;
+    linker
+        .instance(&format!("ocicache:cache/storage@{version}"))?
+        .func_wrap(
+            "write-temp",
+            |mut store: StoreContextMut<'_, HostState>, (temp, data): (u64, WasmList<u8>)| {
+                // The slice borrows the store: take the storage out for the call, then put it back.
+                let mut storage = store
+                    .data_mut()
+                    .storage
+                    .take()
+                    .expect("storage is in place between import calls");
+                let result = storage.write_temp(TempId(temp), data.as_le_slice(store.as_context()));
+                store.data_mut().storage = Some(storage);
+                Ok((result.map_err(to_wit),))
+            },
+        )?;
     linker.allow_shadowing(false);
     Ok(())
 }

@@ -10,7 +10,7 @@ mod compiled;
 mod convert;
 mod imports;
 
-use convert::{FromWit, config_to_wit, error_from_wit, key_to_wit};
+use convert::{FromWit, config_to_wit, digest_to_wit, error_from_wit, key_to_wit, reference_text};
 use imports::HostState;
 use ocicache_core::{
     CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, Error, IntegrityReport, Key,
@@ -316,19 +316,33 @@ impl ComponentCache {
         body: &[u8],
         media_type: Option<&str>,
     ) -> Result<MediaType> {
-        let d = digest.to_string();
-        let media = self.call(|g, s, c| g.cache().call_put_manifest(s, c, &d, body, media_type))?;
-        MediaType::from_str_opt(&media).ok_or_else(|| failure(format!("media type {media:?}")))
+        let d = digest_to_wit(digest);
+        self.call_into(|g, s, c| g.cache().call_put_manifest(s, c, &d, body, media_type))
     }
 
     /// The exact stored manifest, with its parsed form.
+    ///
+    /// The parsed form does not cross the boundary, so the host parses the body, and the
+    /// component skips its own parse of verified bytes (`get-manifest` without `validate`). A
+    /// body that does not parse here asks the component again with `validate`, which
+    /// quarantines it as the native engine does.
     pub fn get_manifest(&mut self, digest: &Digest) -> Result<Manifest> {
-        let d = digest.to_string();
-        let m = self.call(|g, s, c| g.cache().call_get_manifest(s, c, &d))?;
-        // The parsed form does not cross the boundary; parsing again is cheap for manifests.
-        let validated = ocicache_core::manifest::validate(&m.body, Some(&m.media_type))?;
+        let d = digest_to_wit(digest);
+        let m = self.call(|g, s, c| g.cache().call_get_manifest(s, c, &d, false))?;
+        let media_type = MediaType::from_wit(m.media_type)?;
+        let validated = match ocicache_core::manifest::validate(&m.body, Some(media_type.as_str()))
+        {
+            Ok(v) => v,
+            Err(_) => {
+                let m = self.call(|g, s, c| g.cache().call_get_manifest(s, c, &d, true))?;
+                ocicache_core::manifest::validate(
+                    &m.body,
+                    Some(MediaType::from_wit(m.media_type)?.as_str()),
+                )?
+            }
+        };
         Ok(Manifest {
-            digest: Digest::parse(&m.digest)?,
+            digest: digest.clone(),
             media_type: validated.media_type,
             bytes: m.body,
             parsed: validated.parsed,
@@ -337,26 +351,26 @@ impl ComponentCache {
 
     /// Whether a valid, unexpired manifest is cached.
     pub fn has_manifest(&mut self, digest: &Digest) -> Result<bool> {
-        let d = digest.to_string();
+        let d = digest_to_wit(digest);
         self.call(|g, s, c| g.cache().call_has_manifest(s, c, &d))
     }
 
     /// Deletes a manifest.
     pub fn delete_manifest(&mut self, digest: &Digest) -> Result<bool> {
-        let d = digest.to_string();
+        let d = digest_to_wit(digest);
         self.call(|g, s, c| g.cache().call_delete_manifest(s, c, &d))
     }
 
     /// The content a cached manifest references.
     pub fn manifest_references(&mut self, digest: &Digest) -> Result<Vec<Key>> {
-        let d = digest.to_string();
+        let d = digest_to_wit(digest);
         self.call_into(|g, s, c| g.cache().call_manifest_references(s, c, &d))
     }
 
     /// Starts writing a blob; returns the writer's handle.
     pub fn begin_blob(&mut self, expected: Option<&Digest>, size: Option<u64>) -> Result<u32> {
-        let e = expected.map(Digest::to_string);
-        let w = self.call(|g, s, c| g.cache().call_begin_blob(s, c, e.as_deref(), size))?;
+        let e = expected.map(digest_to_wit);
+        let w = self.call(|g, s, c| g.cache().call_begin_blob(s, c, e.as_ref(), size))?;
         Ok(self.add_stream(Stream::Writer(w)))
     }
 
@@ -397,7 +411,7 @@ impl ComponentCache {
         if let Ok(Stream::Writer(w)) = self.take_stream(handle) {
             self.drop_resource(w);
         }
-        Digest::parse(&result?)
+        Digest::from_wit(result?)
     }
 
     /// Discards a blob being written.
@@ -418,7 +432,7 @@ impl ComponentCache {
         expected: &Digest,
         size: Option<u64>,
     ) -> Result<Option<(u32, u64)>> {
-        let e = expected.to_string();
+        let e = digest_to_wit(expected);
         let Some(w) = self.call(|g, s, c| g.cache().call_resume_blob(s, c, &e, size))? else {
             return Ok(None);
         };
@@ -437,23 +451,15 @@ impl ComponentCache {
 
     /// Stores a small blob in one call.
     pub fn put_blob(&mut self, expected: Option<&Digest>, data: &[u8]) -> Result<Digest> {
-        let e = expected.map(Digest::to_string);
-        self.call_into(|g, s, c| g.cache().call_put_blob(s, c, e.as_deref(), data))
+        let e = expected.map(digest_to_wit);
+        self.call_into(|g, s, c| g.cache().call_put_blob(s, c, e.as_ref(), data))
     }
 
     /// Opens a blob for reading; returns the reader's handle and the blob's size.
     pub fn open_blob(&mut self, digest: &Digest) -> Result<(u32, u64)> {
-        let d = digest.to_string();
-        let r = self.call(|g, s, c| g.cache().call_open_blob(s, c, &d))?;
-        let size = self.call(|g, s, _| g.blob_reader().call_size(s, r).map(Ok));
-        let handle = self.add_stream(Stream::Reader(r));
-        match size {
-            Ok(size) => Ok((handle, size)),
-            Err(e) => {
-                self.close_blob(handle);
-                Err(e)
-            }
-        }
+        let d = digest_to_wit(digest);
+        let (r, size) = self.call(|g, s, c| g.cache().call_open_blob(s, c, &d))?;
+        Ok((self.add_stream(Stream::Reader(r)), size))
     }
 
     /// Reads the next chunk into `buf`; 0 at the end.
@@ -483,19 +489,19 @@ impl ComponentCache {
 
     /// Reads a small blob whole.
     pub fn get_blob(&mut self, digest: &Digest) -> Result<Vec<u8>> {
-        let d = digest.to_string();
+        let d = digest_to_wit(digest);
         self.call(|g, s, c| g.cache().call_get_blob(s, c, &d))
     }
 
     /// Whether a valid, unexpired blob is cached.
     pub fn has_blob(&mut self, digest: &Digest) -> Result<bool> {
-        let d = digest.to_string();
+        let d = digest_to_wit(digest);
         self.call(|g, s, c| g.cache().call_has_blob(s, c, &d))
     }
 
     /// Deletes a blob.
     pub fn delete_blob(&mut self, digest: &Digest) -> Result<bool> {
-        let d = digest.to_string();
+        let d = digest_to_wit(digest);
         self.call(|g, s, c| g.cache().call_delete_blob(s, c, &d))
     }
 
@@ -525,31 +531,31 @@ impl ComponentCache {
 
     /// Records the digest a reference points to.
     pub fn put_tag(&mut self, reference: &Reference, digest: &Digest) -> Result<TagUpdate> {
-        let (r, d) = (reference.to_string(), digest.to_string());
+        let (r, d) = (reference_text(reference), digest_to_wit(digest));
         self.call_into(|g, s, c| g.cache().call_put_tag(s, c, &r, &d))
     }
 
     /// A tag's mapping.
     pub fn get_tag(&mut self, reference: &Reference) -> Result<TagMapping> {
-        let r = reference.to_string();
+        let r = reference_text(reference);
         self.call_into(|g, s, c| g.cache().call_get_tag(s, c, &r))
     }
 
     /// Whether a fresh, valid mapping exists.
     pub fn has_tag(&mut self, reference: &Reference) -> Result<bool> {
-        let r = reference.to_string();
+        let r = reference_text(reference);
         self.call(|g, s, c| g.cache().call_has_tag(s, c, &r))
     }
 
     /// The resolver step.
     pub fn resolve_tag(&mut self, reference: &Reference) -> Result<Resolution> {
-        let r = reference.to_string();
+        let r = reference_text(reference);
         self.call_into(|g, s, c| g.cache().call_resolve_tag(s, c, &r))
     }
 
     /// The resolver step for many references.
     pub fn resolve_tags(&mut self, references: &[Reference]) -> Result<Vec<Result<Resolution>>> {
-        let refs: Vec<String> = references.iter().map(ToString::to_string).collect();
+        let refs: Vec<String> = references.iter().map(reference_text).collect();
         let answers = self.call(|g, s, c| g.cache().call_resolve_tags(s, c, &refs).map(Ok))?;
         Ok(answers
             .into_iter()
@@ -559,31 +565,31 @@ impl ComponentCache {
 
     /// The digest to fall back on when revalidation failed.
     pub fn resolve_failed(&mut self, reference: &Reference) -> Result<Digest> {
-        let r = reference.to_string();
+        let r = reference_text(reference);
         self.call_into(|g, s, c| g.cache().call_resolve_failed(s, c, &r))
     }
 
     /// Whether the remote digest differs from the cached one.
     pub fn detect_movement(&mut self, reference: &Reference, remote: &Digest) -> Result<bool> {
-        let (r, d) = (reference.to_string(), remote.to_string());
+        let (r, d) = (reference_text(reference), digest_to_wit(remote));
         self.call(|g, s, c| g.cache().call_detect_movement(s, c, &r, &d))
     }
 
     /// Invalidates a tag.
     pub fn invalidate_tag(&mut self, reference: &Reference) -> Result<bool> {
-        let r = reference.to_string();
+        let r = reference_text(reference);
         self.call(|g, s, c| g.cache().call_invalidate_tag(s, c, &r))
     }
 
     /// Deletes a tag.
     pub fn delete_tag(&mut self, reference: &Reference) -> Result<bool> {
-        let r = reference.to_string();
+        let r = reference_text(reference);
         self.call(|g, s, c| g.cache().call_delete_tag(s, c, &r))
     }
 
     /// A tag's history, oldest first.
     pub fn tag_history(&mut self, reference: &Reference) -> Result<Vec<TagHistoryEntry>> {
-        let r = reference.to_string();
+        let r = reference_text(reference);
         self.call_into(|g, s, c| g.cache().call_tag_history(s, c, &r))
     }
 
@@ -686,5 +692,67 @@ impl ComponentCache {
         // Writer resources are not dropped: the guest would abort them.
         self.streams.clear();
         self.call(|g, s, c| g.cache().call_close(s, c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ocicache_core::hashing::{BuiltinHasher, digest_of};
+    use ocicache_core::storage::MemoryStorage;
+    use ocicache_core::{Algorithm, ErrorKind, ManualClock, NoLog};
+
+    const BODY: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0},"layers":[]}"#;
+
+    fn raw_get_manifest(
+        cache: &mut ComponentCache,
+        digest: &Digest,
+        validate: bool,
+    ) -> Result<wit::Manifest> {
+        let d = digest_to_wit(digest);
+        cache.call(|g, s, c| g.cache().call_get_manifest(s, c, &d, validate))
+    }
+
+    /// `get-manifest` answers the same bytes and media type with or without the component's
+    /// own parse; unverified reads are parsed either way, so garbage is quarantined.
+    #[test]
+    fn get_manifest_with_and_without_the_components_parse() {
+        for verify_reads in [true, false] {
+            let storage = MemoryStorage::new();
+            let config = Config {
+                verify_reads,
+                ..Config::default()
+            };
+            let mut cache = ComponentCache::open(
+                storage.clone(),
+                ManualClock::new(1_000),
+                NoLog,
+                config,
+                ComponentOptions::default(),
+            )
+            .unwrap();
+            let d = digest_of(&BuiltinHasher, Algorithm::Sha256, BODY).unwrap();
+            assert_eq!(
+                cache.put_manifest(&d, BODY, None).unwrap(),
+                MediaType::OciManifest
+            );
+            for validate in [false, true] {
+                let m = raw_get_manifest(&mut cache, &d, validate).unwrap();
+                assert_eq!(m.body, BODY);
+                assert_eq!(m.media_type, wit::MediaType::OciManifest);
+            }
+            let m = cache.get_manifest(&d).unwrap();
+            assert_eq!((m.digest.clone(), m.bytes.as_slice()), (d.clone(), BODY));
+
+            let path = ocicache_core::layout::entry_path(&Key::manifest(d.clone()));
+            storage.put(&path, &vec![b'x'; BODY.len()]);
+            let err = raw_get_manifest(&mut cache, &d, false).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                ErrorKind::Corrupted,
+                "verify_reads {verify_reads}"
+            );
+            assert!(!cache.has_manifest(&d).unwrap(), "quarantined");
+        }
     }
 }
