@@ -2,7 +2,7 @@
 
 use super::bindings::ocicache::cache::{clock, hasher, log, storage};
 use ocicache_core::{
-    Algorithm, Clock, HashProvider, Level, LogSink, Storage, StorageError, TempId,
+    Algorithm, Clock, Durability, HashProvider, Level, LogSink, Storage, StorageError, TempId,
 };
 use wasmtime::component::{Linker, Resource, ResourceTable, WasmList};
 use wasmtime::{AsContext, ResourceLimiter, StoreContextMut, StoreLimits};
@@ -106,6 +106,16 @@ impl storage::Host for HostState {
     fn keep_partial(&mut self, temp: u64) -> Result<(), storage::StorageError> {
         self.storage().keep_partial(TempId(temp)).map_err(to_wit)
     }
+    fn set_durability(&mut self, level: storage::Durability) -> storage::Durability {
+        let level = match level {
+            storage::Durability::Strict => Durability::Strict,
+            storage::Durability::Relaxed => Durability::Relaxed,
+        };
+        match self.storage().set_durability(level) {
+            Durability::Strict => storage::Durability::Strict,
+            Durability::Relaxed => storage::Durability::Relaxed,
+        }
+    }
 }
 
 impl clock::Host for HostState {
@@ -180,7 +190,7 @@ impl super::bindings::ocicache::cache::types::Host for HostState {}
 /// allocations and two copies of every ingested byte fewer. Everything else stays generated.
 pub(super) fn add_fast_imports(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    linker.instance("ocicache:cache/hasher@0.1.0")?.func_wrap(
+    linker.instance("ocicache:cache/hasher@0.2.0")?.func_wrap(
         "[method]hash-state.update",
         |mut store: StoreContextMut<'_, HostState>,
          (state, data): (Resource<HashState>, WasmList<u8>)| {
@@ -202,7 +212,7 @@ pub(super) fn add_fast_imports(linker: &mut Linker<HostState>) -> wasmtime::Resu
             Ok(())
         },
     )?;
-    linker.instance("ocicache:cache/storage@0.1.0")?.func_wrap(
+    linker.instance("ocicache:cache/storage@0.2.0")?.func_wrap(
         "write-temp",
         |mut store: StoreContextMut<'_, HostState>, (temp, data): (u64, WasmList<u8>)| {
             // The slice borrows the store: take the storage out for the call, then put it back.

@@ -12,7 +12,7 @@ mod imports;
 
 use convert::{FromWit, config_to_wit, error_from_wit, key_to_wit};
 use imports::HostState;
-use ocicache_core::{
+use ocicache_core::{Durability, 
     CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, Error, IntegrityReport, Key,
     LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference, RepairReport,
     Resolution, Result, Stats, Storage, StorageError, TagHistoryEntry, TagMapping, TagUpdate,
@@ -297,6 +297,11 @@ impl ComponentCache {
     /// The settings in force.
     pub fn config(&mut self) -> Result<Config> {
         self.get(|g, s, c| g.cache().call_config(s, c))
+    }
+
+    /// The durability level the storage honours.
+    pub fn durability(&mut self) -> Result<Durability> {
+        self.get(|g, s, c| g.cache().call_durability(s, c))
     }
 
     /// Catches up with what other processes sharing the storage committed.

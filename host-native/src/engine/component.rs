@@ -4,7 +4,7 @@
 use super::{BoxedClock, BoxedLog, Engine, Handle};
 use crate::component::{ComponentCache, ComponentOptions};
 use crate::storage::FsStorage;
-use ocicache_core::{
+use ocicache_core::{Durability, 
     CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, IntegrityReport, Key, LogSink,
     Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference, RepairReport, Resolution,
     Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
@@ -81,6 +81,7 @@ impl Engine for ComponentCache {
         fn cleanup(&mut self) -> Result<CleanupReport>;
         fn clear(&mut self) -> Result<()>;
         fn config(&mut self) -> Result<Config>;
+        fn durability(&mut self) -> Result<Durability>;
         fn recovery_report(&mut self) -> Result<RecoveryReport>;
         fn flush(&mut self) -> Result<()>;
     }
