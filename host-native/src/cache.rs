@@ -6,10 +6,10 @@ use crate::engine::Engine;
 use crate::engine::native::NativeEngine;
 use crate::lock::{Announced, DirLock, io_to_storage};
 use crate::storage::FsStorage;
-use ocicache_core::{Durability, 
-    CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, Error, IntegrityReport, Key,
-    LogSink, Manifest, MediaType, MetricsSnapshot, NoLog, RecoveryReport, Reference, RepairReport,
-    Resolution, Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
+use ocicache_core::{
+    CleanupReport, Clock, Config, DebugInfo, Digest, Durability, EntryInfo, Error, IntegrityReport,
+    Key, LogSink, Manifest, MediaType, MetricsSnapshot, NoLog, RecoveryReport, Reference,
+    RepairReport, Resolution, Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
 };
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;

@@ -12,9 +12,9 @@ mod imports;
 
 use convert::{FromWit, config_to_wit, error_from_wit, key_to_wit};
 use imports::HostState;
-use ocicache_core::{Durability, 
-    CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, Error, IntegrityReport, Key,
-    LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference, RepairReport,
+use ocicache_core::{
+    CleanupReport, Clock, Config, DebugInfo, Digest, Durability, EntryInfo, Error, IntegrityReport,
+    Key, LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference, RepairReport,
     Resolution, Result, Stats, Storage, StorageError, TagHistoryEntry, TagMapping, TagUpdate,
 };
 use std::collections::HashMap;

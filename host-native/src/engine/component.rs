@@ -4,10 +4,10 @@
 use super::{BoxedClock, BoxedLog, Engine, Handle};
 use crate::component::{ComponentCache, ComponentOptions};
 use crate::storage::FsStorage;
-use ocicache_core::{Durability, 
-    CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, IntegrityReport, Key, LogSink,
-    Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference, RepairReport, Resolution,
-    Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
+use ocicache_core::{
+    CleanupReport, Clock, Config, DebugInfo, Digest, Durability, EntryInfo, IntegrityReport, Key,
+    LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference, RepairReport,
+    Resolution, Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
 };
 
 /// Opens the component engine.

@@ -11,9 +11,9 @@
 pub(crate) mod component;
 pub(crate) mod native;
 
-use ocicache_core::{Durability, 
-    CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, IntegrityReport, Key, Level,
-    LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference, RepairReport,
+use ocicache_core::{
+    CleanupReport, Clock, Config, DebugInfo, Digest, Durability, EntryInfo, IntegrityReport, Key,
+    Level, LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference, RepairReport,
     Resolution, Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
 };
 

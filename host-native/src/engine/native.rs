@@ -2,10 +2,10 @@
 
 use super::{BoxedClock, BoxedLog, Engine, Handle};
 use crate::storage::FsStorage;
-use ocicache_core::{Durability, 
-    BlobReader, BlobWriter, CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, Error,
-    IntegrityReport, Key, LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference,
-    RepairReport, Resolution, Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
+use ocicache_core::{
+    BlobReader, BlobWriter, CleanupReport, Clock, Config, DebugInfo, Digest, Durability, EntryInfo,
+    Error, IntegrityReport, Key, LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport,
+    Reference, RepairReport, Resolution, Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
 };
 use std::collections::HashMap;
 

@@ -617,7 +617,11 @@ fn strict_syncs_every_change_and_relaxed_none() {
     assert_eq!(files, 3, "commit + two appends");
     assert!(dirs >= 4, "{dirs} directories");
     assert_eq!(fs.set_durability(Durability::Relaxed), Durability::Relaxed);
-    assert_eq!(syncs_of(|| work(&mut fs, 1)), (0, 0), "relaxed syncs nothing");
+    assert_eq!(
+        syncs_of(|| work(&mut fs, 1)),
+        (0, 0),
+        "relaxed syncs nothing"
+    );
     // The same changes, visible to every reader at once.
     assert_eq!(fs.size("blobs/sha256/a1").unwrap(), None);
     assert_eq!(
