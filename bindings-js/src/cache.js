@@ -247,6 +247,13 @@ export class Cache {
   get config() {
     return parse(this.#engine.configJson());
   }
+  /**
+   * The durability level the storage honours: the `durability` setting, or `'strict'` when the
+   * storage cannot relax (it has no `setDurability`).
+   */
+  get durability() {
+    return this.#engine.durability();
+  }
   /** What opening found and fixed (RecoveryReport). */
   recovery() {
     return parse(this.#engine.recoveryJson());
