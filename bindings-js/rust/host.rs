@@ -321,7 +321,8 @@ impl Storage for JsStorage {
     /// honours; a storage without the method, or answering anything else, stays strict.
     fn set_durability(&mut self, level: Durability) -> Durability {
         let obj = self.slot.get();
-        let Some(method) = get_prop(&obj, "setDurability").and_then(|f| f.dyn_into::<Function>().ok())
+        let Some(method) =
+            get_prop(&obj, "setDurability").and_then(|f| f.dyn_into::<Function>().ok())
         else {
             return Durability::Strict;
         };

@@ -9,14 +9,21 @@ use common::{outcome, pattern, run, sha256};
 
 #[test]
 fn ocicache_config_shows_the_durability_and_both_engines_honour_it() {
-    for (setting, level) in [(None, "strict"), (Some("strict"), "strict"), (Some("relaxed"), "relaxed")] {
+    for (setting, level) in [
+        (None, "strict"),
+        (Some("strict"), "strict"),
+        (Some("relaxed"), "relaxed"),
+    ] {
         for engine in ["component", "native"] {
             let root = tempfile::tempdir().unwrap();
             let dir = root.path().join("cache");
             std::fs::create_dir(&dir).unwrap();
             if let Some(s) = setting {
-                std::fs::write(dir.join("config.json"), format!(r#"{{"durability": "{s}"}}"#))
-                    .unwrap();
+                std::fs::write(
+                    dir.join("config.json"),
+                    format!(r#"{{"durability": "{s}"}}"#),
+                )
+                .unwrap();
             }
             let what = format!("{engine}, {setting:?}");
             let (code, out, err) = outcome(&run(&dir, &["--engine", engine, "--json", "config"]));
@@ -26,14 +33,24 @@ fn ocicache_config_shows_the_durability_and_both_engines_honour_it() {
             let data = pattern(3, 2_000_000);
             let file = root.path().join("in");
             std::fs::write(&file, &data).unwrap();
-            let (code, out, err) =
-                outcome(&run(&dir, &["--engine", engine, "blob", "put", file.to_str().unwrap()]));
+            let (code, out, err) = outcome(&run(
+                &dir,
+                &["--engine", engine, "blob", "put", file.to_str().unwrap()],
+            ));
             assert_eq!(code, 0, "{what}: {err}");
             assert_eq!(out.trim(), sha256(&data).to_string(), "{what}");
             let back = root.path().join("out");
             let (code, _, err) = outcome(&run(
                 &dir,
-                &["--engine", engine, "blob", "get", out.trim(), "-o", back.to_str().unwrap()],
+                &[
+                    "--engine",
+                    engine,
+                    "blob",
+                    "get",
+                    out.trim(),
+                    "-o",
+                    back.to_str().unwrap(),
+                ],
             ));
             assert_eq!(code, 0, "{what}: {err}");
             assert!(std::fs::read(&back).unwrap() == data, "{what}");
