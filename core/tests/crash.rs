@@ -1270,3 +1270,21 @@ fn every_power_loss_under_relaxed_durability_opens_and_never_serves_wrong_bytes(
         }
     }
 }
+
+/// A storage that does not implement `set_durability` stays strict whatever is configured, and
+/// the cache says so; MemoryStorage honours either level.
+#[test]
+fn a_storage_that_cannot_relax_stays_strict_and_says_so() {
+    let clock = ManualClock::new(T0);
+    let recording = Recording {
+        inner: MemoryStorage::new(),
+        calls: Arc::default(),
+    };
+    let cache = open_at(recording, &clock, Durability::Relaxed).unwrap();
+    assert_eq!(cache.config().durability, Durability::Relaxed);
+    assert_eq!(cache.durability(), Durability::Strict);
+    for level in [Durability::Strict, Durability::Relaxed] {
+        let cache = open_at(MemoryStorage::new(), &clock, level).unwrap();
+        assert_eq!(cache.durability(), level);
+    }
+}
