@@ -217,6 +217,26 @@ impl JsStorage {
 }
 
 impl Storage for JsStorage {
+    /// The object's optional `setDurability('strict' | 'relaxed')`, which returns the level it
+    /// honours; a storage without the method, or answering anything else, stays strict.
+    fn set_durability(&mut self, level: Durability) -> Durability {
+        let obj = self.slot.get();
+        let Some(method) =
+            get_prop(&obj, "setDurability").and_then(|f| f.dyn_into::<Function>().ok())
+        else {
+            return Durability::Strict;
+        };
+        let name = match level {
+            Durability::Strict => "strict",
+            Durability::Relaxed => "relaxed",
+        };
+        let answer = method.call1(&obj, &JsValue::from_str(name));
+        match answer.ok().and_then(|v| v.as_string()).as_deref() {
+            Some("relaxed") => Durability::Relaxed,
+            _ => Durability::Strict,
+        }
+    }
+
     fn create_temp(&mut self, size_hint: Option<u64>) -> Result<TempId, StorageError> {
         let hint = size_hint.map_or(JsValue::UNDEFINED, |h| JsValue::from_f64(h as f64));
         let v = self
@@ -315,26 +335,6 @@ impl Storage for JsStorage {
             return Ok(0);
         }
         as_count(&v).ok_or_else(|| bad_return("clearTemps", &v))
-    }
-
-    /// The object's optional `setDurability('strict' | 'relaxed')`, which returns the level it
-    /// honours; a storage without the method, or answering anything else, stays strict.
-    fn set_durability(&mut self, level: Durability) -> Durability {
-        let obj = self.slot.get();
-        let Some(method) =
-            get_prop(&obj, "setDurability").and_then(|f| f.dyn_into::<Function>().ok())
-        else {
-            return Durability::Strict;
-        };
-        let name = match level {
-            Durability::Strict => "strict",
-            Durability::Relaxed => "relaxed",
-        };
-        let answer = method.call1(&obj, &JsValue::from_str(name));
-        match answer.ok().and_then(|v| v.as_string()).as_deref() {
-            Some("relaxed") => Durability::Relaxed,
-            _ => Durability::Strict,
-        }
     }
 }
 

@@ -104,6 +104,12 @@ export class FsStorage {
     return bytes === null ? null : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
   }
 
+  /** Honours both levels (`'strict'` or `'relaxed'`); returns the one in force. */
+  setDurability(level) {
+    this.#strict = level !== 'relaxed';
+    return this.#strict ? 'strict' : 'relaxed';
+  }
+
   /** Whether this storage holds the directory's `node.lock`. */
   get locked() {
     return this.#lock !== null;
@@ -375,12 +381,6 @@ export class FsStorage {
     }
     if (removed > 0 && this.#strict) fsyncDir(this.#tmp);
     return removed;
-  }
-
-  /** Honours both levels (`'strict'` or `'relaxed'`); returns the one in force. */
-  setDurability(level) {
-    this.#strict = level !== 'relaxed';
-    return this.#strict ? 'strict' : 'relaxed';
   }
 
   /** Closes every file descriptor (open temps are discarded) and releases the directory. */

@@ -80,15 +80,15 @@ export interface Storage {
   remove(path: string): void;
   clearTemps(): number;
   /**
-   * Optional: the bytes of the directory's `config.json`, or null if it has none. When present,
-   * `Cache.open` takes the directory's settings from it (parsed by the core, as every host does).
-   */
-  readConfigFile?(): Uint8Array | null;
-  /**
    * Optional: asked once the cache has opened (and for `'strict'` around each compaction of its
    * index); returns the level it honours from then on. A storage without it stays strict.
    */
   setDurability?(level: Durability): Durability;
+  /**
+   * Optional: the bytes of the directory's `config.json`, or null if it has none. When present,
+   * `Cache.open` takes the directory's settings from it (parsed by the core, as every host does).
+   */
+  readConfigFile?(): Uint8Array | null;
 }
 /** Inspection helpers offered by the package's storages (tests, debugging). */
 export interface InspectableStorage extends Storage {
@@ -104,10 +104,10 @@ export class MemoryStorage implements InspectableStorage {
   commitTemp(id: number, path: string): void; abortTemp(id: number): void;
   append(path: string, data: Uint8Array): void; readAt(path: string, offset: number, buf: Uint8Array): number;
   size(path: string): number | null; list(dir: string): string[]; remove(path: string): void; clearTemps(): number;
-  setDurability(level: Durability): Durability;
   get(path: string): Uint8Array | null; put(path: string, data: Uint8Array): void;
   corrupt(path: string, offset: number): boolean; truncate(path: string, len: number): void;
   paths(): string[]; tempCount(): number;
+  setDurability(level: Durability): Durability;
 }
 /**
  * Durable node:fs storage over a directory (byte-compatible with the native CLI's), confined
