@@ -59,12 +59,12 @@ pub trait Storage: Send {
     fn create_temp(&mut self, size_hint: Option<u64>) -> Result<TempId, StorageError>;
     /// Appends bytes to a temp object.
     fn write_temp(&mut self, temp: TempId, data: &[u8]) -> Result<(), StorageError>;
-    /// Atomically and durably makes the temp object the content of `path`, replacing any
-    /// previous content. The temp is gone afterwards, whether this succeeds or fails.
+    /// Atomically and (at [`Durability::Strict`]) durably makes the temp object the content of
+    /// `path`, replacing any previous content. The temp is gone afterwards, whether this succeeds or fails.
     fn commit_temp(&mut self, temp: TempId, path: &str) -> Result<(), StorageError>;
     /// Discards a temp object.
     fn abort_temp(&mut self, temp: TempId) -> Result<(), StorageError>;
-    /// Durably appends to `path`, creating it if needed.
+    /// Appends to `path`, creating it if needed; durably at [`Durability::Strict`].
     fn append(&mut self, path: &str, data: &[u8]) -> Result<(), StorageError>;
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 at the end).
     fn read_at(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError>;
@@ -74,7 +74,8 @@ pub trait Storage: Send {
     /// A host may also name entries that are not objects (a symbolic link, a special file):
     /// [`Storage::size`] says `None` for them, and the integrity check reports them.
     fn list(&mut self, dir: &str) -> Result<Vec<String>, StorageError>;
-    /// Removes `path` durably; removing a missing path is not an error.
+    /// Removes `path`, durably at [`Durability::Strict`]; removing a missing path is not an
+    /// error.
     fn remove(&mut self, path: &str) -> Result<(), StorageError>;
     /// Removes temp objects left over by earlier runs; returns how many.
     fn clear_temps(&mut self) -> Result<u64, StorageError>;
