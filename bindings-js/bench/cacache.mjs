@@ -1,6 +1,8 @@
-// ocicache (Node package, node:fs storage) against npm's cacache on the same workload, in the
-// same run: 10,000 small entries put and read back, then 100 × 10 MiB blobs put and read back.
-// Reports, never asserts.   node bench/cacache.mjs [smallCount] [bigCount]
+// ocicache (Node package, node:fs storage) at both durability levels against npm's cacache on
+// the same workload, in the same run: 10,000 small entries put and read back, then 100 × 10 MiB
+// blobs put and read back. Rounds are interleaved (the contenders' order rotates each round) and
+// medians reported, since the machine may be shared. Reports, never asserts.
+//   node bench/cacache.mjs [smallCount] [bigCount] [rounds]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,56 +25,82 @@ async function time(f) {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-const rows = [];
+const ROUNDS = Number(process.argv[4] ?? 5);
 
-// ocicache: durable (every put: temp write, fsync, rename, fsync dir, fsynced journal append).
-{
-  const cache = openCache(path.join(base, 'ocicache'), { config: { max_bytes: 4 * 2 ** 30 } });
+/** One run of ocicache's four phases in `dir` at `durability`: seconds per phase. */
+async function ocicache(dir, durability) {
+  const cache = openCache(dir, { config: { max_bytes: 4 * 2 ** 30, durability } });
+  const t = {};
   const digests = [];
-  rows.push(['ocicache', 'small put', await time(() => { for (const b of small) digests.push(cache.putBlob(b)); })]);
-  rows.push(['ocicache', 'small get', await time(() => {
+  t['small put'] = await time(() => { for (const b of small) digests.push(cache.putBlob(b)); });
+  t['small get'] = await time(() => {
     for (const d of digests) if (cache.getBlob(d).length !== SMALL_SIZE) throw new Error('short');
-  })]);
+  });
   const bigDigests = [];
-  rows.push(['ocicache', 'big put', await time(() => { for (const b of big) bigDigests.push(cache.putBlob(b)); })]);
-  rows.push(['ocicache', 'big get (streamed, verified)', await time(async () => {
+  t['big put'] = await time(() => { for (const b of big) bigDigests.push(cache.putBlob(b)); });
+  t['big get (streamed, verified)'] = await time(async () => {
     for (const d of bigDigests) {
       let n = 0;
       for (const chunk of cache.openBlob(d)) n += chunk.length;
       if (n !== BIG_SIZE) throw new Error('short');
     }
-  })]);
+  });
   cache.close();
+  return t;
 }
 
-// cacache: the cache npm uses (content-addressed by sha512, index by key; no fsync).
-{
-  const dir = path.join(base, 'cacache');
+/** cacache, the cache npm uses (content-addressed by sha512, index by key; no fsync). */
+async function npmCacache(dir) {
+  const t = {};
   const keys = small.map((_, i) => `small-${i}`);
-  rows.push(['cacache', 'small put', await time(async () => {
+  t['small put'] = await time(async () => {
     for (let i = 0; i < SMALL; i++) await cacache.put(dir, keys[i], small[i]);
-  })]);
-  rows.push(['cacache', 'small get', await time(async () => {
+  });
+  t['small get'] = await time(async () => {
     for (const k of keys) if ((await cacache.get(dir, k)).data.length !== SMALL_SIZE) throw new Error('short');
-  })]);
-  rows.push(['cacache', 'big put', await time(async () => {
+  });
+  t['big put'] = await time(async () => {
     for (let i = 0; i < BIG; i++) await cacache.put(dir, `big-${i}`, big[i]);
-  })]);
-  rows.push(['cacache', 'big get (streamed, verified)', await time(async () => {
+  });
+  t['big get (streamed, verified)'] = await time(async () => {
     for (let i = 0; i < BIG; i++) {
       let n = 0;
       for await (const chunk of cacache.get.stream(dir, `big-${i}`)) n += chunk.length;
       if (n !== BIG_SIZE) throw new Error('short');
     }
-  })]);
+  });
+  return t;
 }
 
+// strict: every put is a temp write, fsync, rename, fsync of the directory and an fsynced
+// journal append; relaxed: the same without any fsync (cacache's durability).
+const contenders = {
+  'ocicache strict': (dir) => ocicache(dir, 'strict'),
+  'ocicache relaxed': (dir) => ocicache(dir, 'relaxed'),
+  cacache: npmCacache,
+};
+const names = Object.keys(contenders);
+const times = Object.fromEntries(names.map((n) => [n, []]));
+for (let round = 0; round < ROUNDS; round++) {
+  for (let i = 0; i < names.length; i++) {
+    const name = names[(round + i) % names.length];
+    const dir = path.join(base, `${round}-${name.replace(' ', '-')}`);
+    times[name].push(await contenders[name](dir));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
 fs.rmSync(base, { recursive: true, force: true });
-console.log(`ocicache vs cacache (node ${process.version}); ${SMALL} × ${SMALL_SIZE} B and ${BIG} × ${BIG_SIZE >> 20} MiB`);
-const phases = [...new Set(rows.map((r) => r[1]))];
-for (const phase of phases) {
-  const o = rows.find((r) => r[0] === 'ocicache' && r[1] === phase)[2];
-  const c = rows.find((r) => r[0] === 'cacache' && r[1] === phase)[2];
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+console.log(`ocicache vs cacache (node ${process.version}); ${SMALL} × ${SMALL_SIZE} B and ${BIG} × ${BIG_SIZE >> 20} MiB; medians of ${ROUNDS} interleaved rounds`);
+for (const phase of Object.keys(times.cacache[0])) {
   const n = phase.startsWith('small') ? SMALL : BIG;
-  console.log(`  ${phase.padEnd(30)} ocicache ${o.toFixed(3)} s (${(n / o).toFixed(0)} ops/s)   cacache ${c.toFixed(3)} s (${(n / c).toFixed(0)} ops/s)   ocicache/cacache speed ${(c / o).toFixed(2)}×`);
+  const m = Object.fromEntries(names.map((name) => [name, median(times[name].map((t) => t[phase]))]));
+  const cells = names.map((name) => `${name} ${m[name].toFixed(3)} s (${(n / m[name]).toFixed(0)}/s)`);
+  const ratio = (name) => (m.cacache / m[name]).toFixed(2);
+  console.log(`  ${phase.padEnd(29)} ${cells.join('   ')}`);
+  console.log(`  ${''.padEnd(29)} speed ÷ cacache: strict ${ratio('ocicache strict')}×, relaxed ${ratio('ocicache relaxed')}×`);
 }

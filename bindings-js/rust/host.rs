@@ -9,7 +9,7 @@ use js_sys::{Array, Function, Reflect, Uint8Array};
 use ocicache_core::hashing::{HashProvider, HashState};
 use ocicache_core::log::{Level, LogSink};
 use ocicache_core::storage::{Storage, StorageError, TempId};
-use ocicache_core::{Algorithm, Clock, Millis};
+use ocicache_core::{Algorithm, Clock, Durability, Millis};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
@@ -217,6 +217,26 @@ impl JsStorage {
 }
 
 impl Storage for JsStorage {
+    /// The object's optional `setDurability('strict' | 'relaxed')`, which returns the level it
+    /// honours; a storage without the method, or answering anything else, stays strict.
+    fn set_durability(&mut self, level: Durability) -> Durability {
+        let obj = self.slot.get();
+        let Some(method) =
+            get_prop(&obj, "setDurability").and_then(|f| f.dyn_into::<Function>().ok())
+        else {
+            return Durability::Strict;
+        };
+        let name = match level {
+            Durability::Strict => "strict",
+            Durability::Relaxed => "relaxed",
+        };
+        let answer = method.call1(&obj, &JsValue::from_str(name));
+        match answer.ok().and_then(|v| v.as_string()).as_deref() {
+            Some("relaxed") => Durability::Relaxed,
+            _ => Durability::Strict,
+        }
+    }
+
     fn create_temp(&mut self, size_hint: Option<u64>) -> Result<TempId, StorageError> {
         let hint = size_hint.map_or(JsValue::UNDEFINED, |h| JsValue::from_f64(h as f64));
         let v = self

@@ -256,6 +256,15 @@ impl WasmCache {
         Ok(json(self.cache()?.config()))
     }
 
+    /// The durability level the storage honours (`"strict"` or `"relaxed"`).
+    pub fn durability(&mut self) -> JsResult<String> {
+        Ok(match self.cache()?.durability() {
+            ocicache_core::Durability::Strict => "strict",
+            ocicache_core::Durability::Relaxed => "relaxed",
+        }
+        .to_owned())
+    }
+
     /// What opening found and fixed (JSON `RecoveryReport`).
     #[wasm_bindgen(js_name = recoveryJson)]
     pub fn recovery_json(&mut self) -> JsResult<String> {

@@ -2,13 +2,15 @@
 import type {
   Config, Resolution, OcicacheError, Manifest, Key, TagUpdate, TagMapping, TagHistoryEntry, Stats,
   MetricsSnapshot, EntryInfo, DebugInfo, IntegrityReport, RepairReport, CleanupReport,
-  RecoveryReport, Kind, Bytes, PullOptions, PullReport,
+  RecoveryReport, Kind, Bytes, PullOptions, PullReport, Durability,
 } from './index.js';
 export * from './index.js';
 
 export class BrowserCache implements AsyncDisposable {
   call(method: string, ...args: unknown[]): Promise<unknown>;
   recovery(): Promise<RecoveryReport>;
+  /** The durability level the storage honours (OPFS: both; memory: both, nothing to sync). */
+  durability(): Promise<Durability>;
   putManifest(digest: string, data: Bytes, options?: { mediaType?: string }): Promise<string>;
   getManifest(digest: string): Promise<Manifest>;
   hasManifest(digest: string): Promise<boolean>;

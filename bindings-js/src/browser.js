@@ -165,6 +165,11 @@ export class BrowserCache {
     }, { highWaterMark: 0 });
   }
 
+  /** The durability level the storage honours (`'strict'` or `'relaxed'`). */
+  durability() {
+    return this.call('durability');
+  }
+
   /**
    * Closes the cache (clean shutdown), which releases the directory to the next opener, and
    * terminates the worker. Closing again returns the first close's promise.

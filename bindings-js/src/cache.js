@@ -34,6 +34,8 @@ const STORAGE_METHODS = [
   'createTemp', 'writeTemp', 'commitTemp', 'abortTemp', 'append',
   'readAt', 'size', 'list', 'remove', 'clearTemps',
 ];
+/** Blobs larger than this are put through a writer in pieces of this size (see putBlob). */
+const PUT_PIECE = 1 << 20;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: false });
 export const DEFAULT_CHUNK = 1 << 20;
@@ -247,6 +249,13 @@ export class Cache {
   get config() {
     return parse(this.#engine.configJson());
   }
+  /**
+   * The durability level the storage honours: the `durability` setting, or `'strict'` when the
+   * storage cannot relax (it has no `setDurability`).
+   */
+  get durability() {
+    return this.#engine.durability();
+  }
   /** What opening found and fixed (RecoveryReport). */
   recovery() {
     return parse(this.#engine.recoveryJson());
@@ -288,7 +297,19 @@ export class Cache {
     const { digest } = optionsArg(options);
     const d = optional(digest);
     if (d !== undefined) digestArg(d);
-    return this.#engine.putBlob(d, bytesArg(data, 'data', true));
+    const bytes = bytesArg(data, 'data', true);
+    if (bytes.length <= PUT_PIECE) return this.#engine.putBlob(d, bytes);
+    // A large blob goes in by pieces: each is copied into wasm memory, hashed and written while
+    // it is still in the CPU's caches, instead of one copy of the whole blob first (about 2× as
+    // fast for 10 MiB blobs here).
+    const writer = this.beginBlob({ digest: d, size: bytes.length });
+    try {
+      for (let at = 0; at < bytes.length; at += PUT_PIECE) writer.write(bytes.subarray(at, at + PUT_PIECE));
+      return writer.commit();
+    } catch (e) {
+      writer.abort();
+      throw e;
+    }
   }
   /** Starts a streamed blob write. With `size`, the bytes must have exactly that length. */
   beginBlob(options) {

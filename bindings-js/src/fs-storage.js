@@ -1,6 +1,7 @@
 // Durable storage over a directory, with node:fs: temps are written in `tmp/`, committed with
 // fsync + rename + fsync of the directory; appends are fsynced, and so is the directory after a
-// removal. Byte-compatible with the native host's directories (docs/FORMAT.md), including the
+// removal. That is the `strict` durability; `relaxed` (setDurability) makes none of these
+// fsyncs, nor the background flushes of large temps. Byte-compatible with the native host's directories (docs/FORMAT.md), including the
 // `tmp/` temp area, and confined by the native host's rules (host-native/src/storage/fs.rs):
 // the path grammar of paths.js, no directory component that is a symbolic link (checked with
 // lstat, component by component), and final files opened with O_NOFOLLOW, so no symlink below
@@ -71,6 +72,8 @@ export class FsStorage {
   #appendFds = new Map();
   #readFds = new Map();
   #lock = null;
+  /** Whether commits, appends and removals fsync (durability `strict`, the default). */
+  #strict = true;
 
   /**
    * Uses `root` as the cache directory, creating it (and `root/tmp`) if missing, and claims it
@@ -99,6 +102,12 @@ export class FsStorage {
       (_file, what) => new InvalidConfigError(`${CONFIG_FILE}: is ${what}, not a regular file`),
     );
     return bytes === null ? null : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+  }
+
+  /** Honours both levels (`'strict'` or `'relaxed'`); returns the one in force. */
+  setDurability(level) {
+    this.#strict = level !== 'relaxed';
+    return this.#strict ? 'strict' : 'relaxed';
   }
 
   /** Whether this storage holds the directory's `node.lock`. */
@@ -149,7 +158,7 @@ export class FsStorage {
         if (e.code === 'EEXIST') continue;
         throw e;
       }
-      fsyncDir(parent);
+      if (this.#strict) fsyncDir(parent);
     }
   }
 
@@ -201,7 +210,7 @@ export class FsStorage {
     const t = this.#temp(id);
     writeAll(t.fd, data, t.pos);
     t.pos += data.length;
-    if (t.pos - t.flushed >= FLUSH_EVERY && flusher.request(t.fd)) t.flushed = t.pos;
+    if (this.#strict && t.pos - t.flushed >= FLUSH_EVERY && flusher.request(t.fd)) t.flushed = t.pos;
   }
 
   /** Closes a temp's descriptor once no background flush uses it; errors are the caller's. */
@@ -220,12 +229,12 @@ export class FsStorage {
     if (t.partial !== undefined) this.#forget(t.partial);
     try {
       const full = this.#resolve(p);
-      fs.fsyncSync(t.fd);
+      if (this.#strict) fs.fsyncSync(t.fd);
       this.#closeTemp(t); // throws, before the rename, if a background flush of it failed
       this.#ensureParent(p);
       this.#forget(p);
       fs.renameSync(t.full, full);
-      fsyncDir(path.dirname(full));
+      if (this.#strict) fsyncDir(path.dirname(full));
     } catch (e) {
       if (t.fd >= 0) {
         try {
@@ -314,10 +323,10 @@ export class FsStorage {
         throw e;
       }
       this.#appendFds.set(p, fd);
-      if (!existed) fsyncDir(path.dirname(full));
+      if (!existed && this.#strict) fsyncDir(path.dirname(full));
     }
     writeAll(fd, data, null);
-    fs.fdatasyncSync(fd);
+    if (this.#strict) fs.fdatasyncSync(fd);
   }
 
   readAt(p, offset, buf) {
@@ -382,7 +391,7 @@ export class FsStorage {
       if (e.code === 'ENOENT') return;
       throw e;
     }
-    fsyncDir(path.dirname(full));
+    if (this.#strict) fsyncDir(path.dirname(full));
   }
 
   clearTemps() {
@@ -413,7 +422,7 @@ export class FsStorage {
         if (e.code !== 'ENOENT' && e.code !== 'EISDIR' && e.code !== 'EPERM') throw e;
       }
     }
-    if (removed > 0) fsyncDir(this.#tmp);
+    if (removed > 0 && this.#strict) fsyncDir(this.#tmp);
     return removed;
   }
 

@@ -93,6 +93,11 @@ export interface Storage {
   remove(path: string): void;
   clearTemps(): number;
   /**
+   * Optional: asked once the cache has opened (and for `'strict'` around each compaction of its
+   * index); returns the level it honours from then on. A storage without it stays strict.
+   */
+  setDurability?(level: Durability): Durability;
+  /**
    * Optional: the bytes of the directory's `config.json`, or null if it has none. When present,
    * `Cache.open` takes the directory's settings from it (parsed by the core, as every host does).
    */
@@ -128,6 +133,7 @@ export class MemoryStorage implements InspectableStorage {
   get(path: string): Uint8Array | null; put(path: string, data: Uint8Array): void;
   corrupt(path: string, offset: number): boolean; truncate(path: string, len: number): void;
   paths(): string[]; tempCount(): number;
+  setDurability(level: Durability): Durability;
 }
 /**
  * Durable node:fs storage over a directory (byte-compatible with the native CLI's), confined
@@ -211,7 +217,14 @@ export interface Config {
   default_ttl_ms: number; manifest_ttl_ms: number | null; blob_ttl_ms: number | null;
   tag_ttl_ms: number; sliding_ttl: boolean; max_tag_history: number; max_manifest_bytes: number;
   stale_if_error: boolean; verify_reads: boolean; eviction: Policy; compaction_min_records: number;
+  /** `'strict'` (default): every put is on disk when it returns; `'relaxed'`: no sync (needs verify_reads). */
+  durability: Durability;
 }
+/**
+ * How hard the storage works to keep puts across a power loss (bindings-js/README.md says what
+ * each level means for FsStorage, OPFS and memory).
+ */
+export type Durability = 'strict' | 'relaxed';
 /**
  * `config`: settings passed in code. They override, for this cache only, those of the
  * directory's `config.json` (read when the storage has `readConfigFile`, as FsStorage and the
@@ -399,6 +412,8 @@ export class Cache implements Disposable {
   readonly storage: Storage;
   readonly isOpen: boolean;
   readonly config: Config;
+  /** The durability level the storage honours: `config.durability`, or `'strict'` if it cannot relax. */
+  readonly durability: Durability;
   recovery(): RecoveryReport;
   putManifest(digest: string, data: Bytes, options?: { mediaType?: string }): string;
   getManifest(digest: string): Manifest;

@@ -128,6 +128,10 @@ export class MemoryStorage {
     this.#partials.clear();
     return n;
   }
+  /** Honours either level: there is nothing to sync, every call takes effect at once. */
+  setDurability(level) {
+    return level;
+  }
 
   // ----- inspection helpers (not used by the cache) -----
 

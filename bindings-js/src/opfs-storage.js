@@ -10,6 +10,11 @@
 // answers. A crash before `settle()` ends leaves a prefix of those changes applied — the same
 // states as a crash between two storage calls, which the core's recovery handles
 // (docs/FORMAT.md) — and the operation never reported success.
+//
+// Durability `strict` (the default) flushes (`FileSystemSyncAccessHandle.flush()`) every
+// committed temp and every append before the call returns; `relaxed` (setDurability) skips those
+// flushes and leaves the write-back to the browser. Directory changes are applied by `settle()`
+// at either level: OPFS has no way to sync a directory, so their persistence is the browser's.
 import { checkPath, childNames } from './paths.js';
 import { InvalidConfigError, storageFailure } from './errors.js';
 
@@ -35,6 +40,7 @@ const uniq = () => `${Date.now().toString(36)}-${(seq++).toString(36)}-${Math.ra
 
 /** Cache storage on OPFS with synchronous methods (use in a dedicated Worker). */
 export class OpfsStorage {
+  #strict = true;
   #root;
   #dirs = new Map(); // logical dir → FileSystemDirectoryHandle
   #files = new Map(); // logical path → entry {file, handle, size, dir, name}
@@ -181,7 +187,7 @@ export class OpfsStorage {
     this.#unlistPartial(e);
     try {
       checkPath(path);
-      e.handle.flush();
+      if (this.#strict) e.handle.flush();
     } catch (err) {
       this.#queueRemove(e);
       throw err;
@@ -235,7 +241,7 @@ export class OpfsStorage {
     let off = 0;
     try {
       while (off < data.length) off += e.handle.write(data.subarray(off), { at: e.size + off });
-      e.handle.flush();
+      if (this.#strict) e.handle.flush();
     } finally {
       e.size += off;
       if (fresh) this.#place(path, e);
@@ -303,6 +309,11 @@ export class OpfsStorage {
     }
     this.#temps.clear();
     return n;
+  }
+  /** Honours both levels: `'relaxed'` skips the flushes of commits and appends. */
+  setDurability(level) {
+    this.#strict = level !== 'relaxed';
+    return this.#strict ? 'strict' : 'relaxed';
   }
 
   /** Applies pending changes and closes every handle. */

@@ -119,6 +119,9 @@ const handlers = {
     }
     return null;
   },
+  durability() {
+    return cache.durability;
+  },
   beginBlob(options) {
     const h = ++nextHandle;
     writers.set(h, cache.beginBlob(options));

@@ -51,6 +51,12 @@ test('conformance scenarios in a Worker on OPFS (headless Chromium)', { skip, ti
     assert.deepEqual(r.failed, []);
     assert.ok(r.total >= 80);
     assert.equal(r.passed, r.total);
+    // Durability on OPFS: strict flushes every committed temp and append, relaxed none.
+    const { strict, relaxed } = r.durability;
+    assert.deepEqual([strict.reported, relaxed.reported], ['strict', 'relaxed']);
+    assert.ok(strict.flushes >= 10, `strict: ${strict.flushes} flushes`);
+    assert.equal(relaxed.flushes, 0);
+    assert.deepEqual([strict.served, relaxed.served], [4, 4]);
   });
 });
 

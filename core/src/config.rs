@@ -23,6 +23,25 @@ pub enum PolicyConfig {
     Composite(Vec<(u32, PolicyConfig)>),
 }
 
+/// How hard the host's storage works to keep what the cache stores across a power loss.
+///
+/// Either way a crash of the process loses nothing that returned `Ok`, reads verify (a
+/// `relaxed` cache requires [`Config::verify_reads`]) and opening reconciles the index with the
+/// stored files, so no level ever serves wrong bytes. A storage learns the level at open
+/// ([`crate::Storage::set_durability`]); [`crate::Cache::durability`] says which one it honours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// Every put, removal and journal record is on stable storage when it returns (native:
+    /// fsync of the file, its directory and the journal). The default.
+    #[default]
+    Strict,
+    /// Nothing is synced but the index's compactions: a power loss may lose recent entries (or
+    /// leave their files torn, which reads then find corrupted and quarantine), never yield
+    /// wrong bytes, never keep the cache from opening. For throwaway disks and browser tabs.
+    Relaxed,
+}
+
 /// Settings of a cache. Every field has a documented default; JSON may give any subset.
 ///
 /// ```
@@ -67,6 +86,9 @@ pub struct Config {
     /// Journal records tolerated before compaction, at least (default 1000); compaction also
     /// waits until the journal outnumbers the live index, so its cost is amortized O(1).
     pub compaction_min_records: u64,
+    /// Whether puts wait for stable storage (default [`Durability::Strict`]); `relaxed` needs
+    /// `verify_reads`.
+    pub durability: Durability,
 }
 
 impl Default for Config {
@@ -89,6 +111,7 @@ impl Default for Config {
                 (1, PolicyConfig::Lru),
             ]),
             compaction_min_records: 1000,
+            durability: Durability::Strict,
         }
     }
 }
@@ -180,6 +203,10 @@ impl Config {
         if self.max_tag_history > 10_000 {
             return bad("max_tag_history must be at most 10000");
         }
+        if self.durability == Durability::Relaxed && !self.verify_reads {
+            // Only verified reads keep a file torn by a power loss from being served.
+            return bad("durability \"relaxed\" requires verify_reads");
+        }
         validate_policy(&self.eviction)
     }
 
@@ -263,6 +290,11 @@ mod tests {
                 eviction: PolicyConfig::Composite(vec![]),
                 ..Config::default()
             },
+            Config {
+                durability: Durability::Relaxed,
+                verify_reads: false,
+                ..Config::default()
+            },
         ];
         for c in cases {
             assert_eq!(c.validate().unwrap_err().kind(), ErrorKind::InvalidConfig);
@@ -271,5 +303,30 @@ mod tests {
             serde_json::from_str::<Config>(r#"{"max_byte": 1}"#).is_err(),
             "unknown fields are refused"
         );
+    }
+
+    #[test]
+    fn durability_is_strict_by_default_and_read_from_the_file() {
+        assert_eq!(Config::default().durability, Durability::Strict);
+        let cfg = Config::from_file_bytes(br#"{"durability": "relaxed"}"#).unwrap();
+        assert_eq!(cfg.durability, Durability::Relaxed);
+        cfg.validate().unwrap();
+        let cfg = Config::from_file_bytes(br#"{"durability": "strict"}"#).unwrap();
+        assert_eq!(cfg.durability, Durability::Strict);
+        let json = serde_json::to_value(Config {
+            durability: Durability::Relaxed,
+            ..Config::default()
+        })
+        .unwrap();
+        assert_eq!(json["durability"], "relaxed");
+        for bad in [r#"{"durability": "none"}"#, r#"{"durability": true}"#] {
+            let e = Config::from_file_bytes(bad.as_bytes()).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{bad}");
+        }
+        let e = Config::from_file_bytes(br#"{"durability": "relaxed", "verify_reads": false}"#)
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("durability"), "{e}");
     }
 }

@@ -61,7 +61,7 @@ pub use cache::{
     IntegrityIssue, IntegrityReport, Manifest, RecoveryReport, RepairReport, Stats,
 };
 pub use clock::{Clock, ManualClock, Millis};
-pub use config::{CONFIG_FILE, Config, MAX_CONFIG_FILE_BYTES, PolicyConfig};
+pub use config::{CONFIG_FILE, Config, Durability, MAX_CONFIG_FILE_BYTES, PolicyConfig};
 pub use digest::{Algorithm, Digest};
 pub use error::{Error, ErrorKind, Result};
 pub use eviction::EvictionPolicy;

@@ -17,13 +17,18 @@
 //!   failing step returns a `storage` error (or absorbs it when the write was advisory), leaves
 //!   nothing half-written, and the cache stays usable: the step is retried, the workload goes on,
 //!   and it ends in the same state as without the failure.
+//! - **Power losses** (durability, issue 12): the workload runs over a disk with a page cache
+//!   that loses power after any call `k`. Under `relaxed`, every change not synced since is lost,
+//!   kept, zeroed or cut short (six mixes per point): the cache must open, answer the same on a
+//!   second open, serve only exact bytes, and be healthy after `repair`. Under `strict`, nothing
+//!   that returned `Ok` may be lost.
 
 mod common;
 use common::{image_manifest, in_layout, pattern, sha256};
 use ocicache_core::storage::{Fault, FaultyStorage, MemoryStorage};
 use ocicache_core::{
-    Cache, Config, Digest, EntryInfo, ErrorKind, Key, Kind, ManualClock, Reference, Resolution,
-    Result, Storage, StorageError, TempId,
+    Cache, Config, Digest, Durability, EntryInfo, ErrorKind, Key, Kind, ManualClock, Reference,
+    Resolution, Result, Storage, StorageError, TempId,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -892,4 +897,412 @@ fn a_partially_written_failed_append_loses_nothing_that_succeeded() {
         run_with_failure(storage, call, &what, &pool, &reference, &mut tally);
     }
     eprintln!("{} appends failed half-written: {tally:?}", appends.len());
+}
+
+// ----- power loss under each durability level -----
+
+/// A disk with a page cache, for the [`Durability`] levels: calls act on what a running
+/// process sees (`visible`) at once; under `Strict` each change is also synced (on the medium,
+/// `durable`) before the call returns, under `Relaxed` its path is only marked dirty. Calls
+/// after number `crash_after` fail (the machine is down). [`PowerLoss::after_power_loss`] then
+/// builds what a reboot finds: the synced state, and for each dirty path one of its old
+/// content, its new content, or its new content zeroed or cut short from some offset on.
+#[derive(Clone)]
+struct PowerLoss {
+    visible: MemoryStorage,
+    medium: Arc<Mutex<Medium>>,
+}
+
+struct Medium {
+    durable: BTreeMap<String, Vec<u8>>,
+    dirty: BTreeSet<String>,
+    level: Durability,
+    calls: u64,
+    crash_after: u64,
+    /// Set-durability calls, by level asked.
+    asked: Vec<Durability>,
+}
+
+impl PowerLoss {
+    fn new(crash_after: u64) -> PowerLoss {
+        PowerLoss {
+            visible: MemoryStorage::new(),
+            medium: Arc::new(Mutex::new(Medium {
+                durable: BTreeMap::new(),
+                dirty: BTreeSet::new(),
+                level: Durability::Strict,
+                calls: 0,
+                crash_after,
+                asked: Vec::new(),
+            })),
+        }
+    }
+
+    fn calls(&self) -> u64 {
+        self.medium.lock().unwrap().calls
+    }
+
+    /// Counts a call; `Err` once the machine is down.
+    fn gate(&self) -> Result<(), StorageError> {
+        let mut m = self.medium.lock().unwrap();
+        m.calls += 1;
+        if m.calls > m.crash_after {
+            Err(StorageError::Io("power lost".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// After a change to `path`: sync it (strict) or leave it dirty (relaxed).
+    fn changed(&self, path: &str) {
+        let mut m = self.medium.lock().unwrap();
+        match m.level {
+            Durability::Strict => {
+                match self.visible.get(path) {
+                    Some(bytes) => m.durable.insert(path.to_owned(), bytes),
+                    None => m.durable.remove(path),
+                };
+                m.dirty.remove(path);
+            }
+            Durability::Relaxed => {
+                m.dirty.insert(path.to_owned());
+            }
+        }
+    }
+
+    /// Paths changed and not synced since.
+    fn dirty(&self) -> usize {
+        self.medium.lock().unwrap().dirty.len()
+    }
+
+    /// What a reboot finds; `seed` chooses the fate of each dirty path (0: every change lost,
+    /// 1: every change kept, others: a mix with zeroed and cut-short files).
+    fn after_power_loss(&self, seed: u64) -> MemoryStorage {
+        let m = self.medium.lock().unwrap();
+        let disk = MemoryStorage::new();
+        for (path, bytes) in &m.durable {
+            disk.put(path, bytes);
+        }
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for path in &m.dirty {
+            let old = m.durable.get(path);
+            let Some(new) = self.visible.get(path) else {
+                // Removed: the removal may be undone.
+                if seed == 1 || (seed > 1 && next() % 2 == 0) {
+                    // Clones share the objects.
+                    disk.clone().remove(path).unwrap();
+                }
+                continue;
+            };
+            let fate = match seed {
+                0 => 0,
+                1 => 1,
+                _ => next() % 4,
+            };
+            // Bytes both versions share stay as they were.
+            let same = old.map_or(0, |o| {
+                o.iter().zip(&new).take_while(|(a, b)| a == b).count()
+            });
+            let cut = same + (next() as usize) % (new.len() - same + 1);
+            match fate {
+                0 => {}
+                1 => disk.put(path, &new),
+                2 => {
+                    let mut zeroed = new.clone();
+                    zeroed[cut..].fill(0);
+                    disk.put(path, &zeroed);
+                }
+                _ => disk.put(path, &new[..cut]),
+            }
+        }
+        disk
+    }
+}
+
+impl Storage for PowerLoss {
+    fn create_temp(&mut self, size_hint: Option<u64>) -> Result<TempId, StorageError> {
+        self.gate()?;
+        self.visible.create_temp(size_hint)
+    }
+    fn write_temp(&mut self, temp: TempId, data: &[u8]) -> Result<(), StorageError> {
+        self.gate()?;
+        self.visible.write_temp(temp, data)
+    }
+    fn commit_temp(&mut self, temp: TempId, path: &str) -> Result<(), StorageError> {
+        self.gate()?;
+        self.visible.commit_temp(temp, path)?;
+        self.changed(path);
+        Ok(())
+    }
+    fn abort_temp(&mut self, temp: TempId) -> Result<(), StorageError> {
+        self.gate()?;
+        self.visible.abort_temp(temp)
+    }
+    fn append(&mut self, path: &str, data: &[u8]) -> Result<(), StorageError> {
+        self.gate()?;
+        self.visible.append(path, data)?;
+        self.changed(path);
+        Ok(())
+    }
+    fn read_at(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+        self.gate()?;
+        self.visible.read_at(path, offset, buf)
+    }
+    fn size(&mut self, path: &str) -> Result<Option<u64>, StorageError> {
+        self.gate()?;
+        self.visible.size(path)
+    }
+    fn list(&mut self, dir: &str) -> Result<Vec<String>, StorageError> {
+        self.gate()?;
+        self.visible.list(dir)
+    }
+    fn remove(&mut self, path: &str) -> Result<(), StorageError> {
+        self.gate()?;
+        self.visible.remove(path)?;
+        self.changed(path);
+        Ok(())
+    }
+    fn clear_temps(&mut self) -> Result<u64, StorageError> {
+        self.gate()?;
+        self.visible.clear_temps()
+    }
+    fn set_durability(&mut self, level: Durability) -> Durability {
+        let mut m = self.medium.lock().unwrap();
+        m.asked.push(level);
+        m.level = level;
+        level
+    }
+}
+
+fn open_at(
+    storage: impl Storage + 'static,
+    clock: &ManualClock,
+    durability: Durability,
+) -> Result<Cache> {
+    Cache::builder(storage, clock.clone())
+        .config(Config {
+            durability,
+            ..config()
+        })
+        .open()
+}
+
+/// Runs the workload at `durability` over a machine that loses power after call `k`; returns
+/// the state after the last step that returned `Ok`, the index of the step in flight, and the
+/// storage.
+fn run_until_power_loss(
+    k: u64,
+    durability: Durability,
+    clock: &ManualClock,
+    pool: &Pool,
+) -> (State, Option<usize>, PowerLoss) {
+    let storage = PowerLoss::new(k);
+    let Ok(mut cache) = open_at(storage.clone(), clock, durability) else {
+        return (State::default(), Some(0), storage);
+    };
+    assert_eq!(cache.durability(), durability);
+    let mut last = state(&cache);
+    for (i, (_, step)) in WORKLOAD.iter().enumerate() {
+        match step(&mut cache, clock, pool) {
+            Ok(()) => last = state(&cache),
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Storage, "step {i}: {e}");
+                return (last, Some(i + 1), storage);
+            }
+        }
+    }
+    (last, None, storage)
+}
+
+/// What a relaxed cache promises after a power loss: it opens, answers the same on a second
+/// open, serves only exact bytes (anything else is `corrupted` or missing, never served), holds
+/// and tags only what the workload stored, is healthy after `repair`, and takes puts again.
+fn check_after_relaxed_power_loss(disk: &MemoryStorage, pool: &Pool, what: &str) -> usize {
+    let clock = ManualClock::new(T0);
+    let cache = open_at(disk.clone(), &clock, Durability::Relaxed)
+        .unwrap_or_else(|e| panic!("{what}: open failed: {e}"));
+    let first = listing(&cache);
+    drop(cache);
+    let mut cache = open_at(disk.clone(), &clock, Durability::Relaxed)
+        .unwrap_or_else(|e| panic!("{what}: second open failed: {e}"));
+    assert_eq!(listing(&cache), first, "{what}: second open differs");
+    let digests: BTreeSet<&Digest> = pool.by_key.keys().map(|k| &k.digest).collect();
+    for t in cache.tags() {
+        assert!(
+            digests.contains(&t.digest),
+            "{what}: tag {} from nowhere",
+            t.reference
+        );
+    }
+    let mut served = 0;
+    for e in cache.contents() {
+        let key = Key {
+            kind: e.kind,
+            digest: e.digest.clone(),
+        };
+        let want = pool
+            .by_key
+            .get(&key)
+            .unwrap_or_else(|| panic!("{what}: {key} appeared from nowhere"));
+        let got = match e.kind {
+            Kind::Blob => cache.get_blob(&e.digest),
+            Kind::Manifest => cache.get_manifest(&e.digest).map(|m| m.bytes),
+        };
+        match got {
+            Ok(bytes) => {
+                assert!(&bytes == want, "{what}: wrong bytes served for {key}");
+                served += 1;
+            }
+            Err(err) => assert!(
+                matches!(
+                    err.kind(),
+                    ErrorKind::Corrupted | ErrorKind::NotFound | ErrorKind::Expired
+                ),
+                "{what}: {key}: {err}"
+            ),
+        }
+    }
+    cache
+        .repair()
+        .unwrap_or_else(|e| panic!("{what}: repair: {e}"));
+    let report = cache.check_integrity().unwrap();
+    assert!(report.healthy, "{what}: after repair: {report:?}");
+    check_storage(disk, what);
+    for (d, b) in &pool.blobs[..3] {
+        assert_eq!(&cache.put_blob(None, b).unwrap(), d, "{what}");
+        assert!(&cache.get_blob(d).unwrap() == b, "{what}");
+    }
+    served
+}
+
+/// Issue 12: under `relaxed` nothing is synced but compactions, and a power loss at any
+/// storage call, with any mix of unsynced changes lost, kept, zeroed or cut short, still
+/// opens and never serves wrong bytes. Under `strict`, at the same points and fates, nothing
+/// that returned `Ok` is lost (the process-crash promise holds across a power loss).
+#[test]
+fn every_power_loss_under_relaxed_durability_opens_and_never_serves_wrong_bytes() {
+    let pool = Pool::new();
+    let clock = ManualClock::new(T0);
+    let (end, failed, full) = run_until_power_loss(u64::MAX, Durability::Relaxed, &clock, &pool);
+    assert_eq!(failed, None);
+    let reference = reference_run(&pool);
+    assert_eq!(&end, reference.states.last().unwrap());
+    let n = full.calls();
+    assert_eq!(
+        n,
+        reference.calls.len() as u64,
+        "relaxed makes the same calls"
+    );
+    let asked = full.medium.lock().unwrap().asked.clone();
+    assert_eq!(asked[0], Durability::Relaxed, "asked at open");
+    assert!(
+        asked.iter().filter(|l| **l == Durability::Strict).count() >= 3,
+        "compactions are synced: {asked:?}"
+    );
+    assert!(full.dirty() > 0, "relaxed leaves changes unsynced");
+
+    let (mut runs, mut lost_committed, mut served) = (0, 0, 0);
+    let mut failures = Vec::new();
+    for k in 0..=n {
+        let clock = ManualClock::new(T0);
+        let (before, _, storage) = run_until_power_loss(k, Durability::Relaxed, &clock, &pool);
+        for seed in 0..6 {
+            let what = format!("relaxed, power lost after call {k}/{n}, fate seed {seed}");
+            let disk = storage.after_power_loss(seed);
+            let checked = std::panic::catch_unwind(|| {
+                let lost = open_at(disk.clone(), &ManualClock::new(T0), Durability::Relaxed)
+                    .map(|c| state(&c).entries.len() < before.entries.len())
+                    .unwrap_or(false);
+                (check_after_relaxed_power_loss(&disk, &pool, &what), lost)
+            });
+            match checked {
+                Ok((n_served, lost)) => {
+                    served += n_served;
+                    lost_committed += usize::from(lost);
+                }
+                Err(panic) => failures.push(
+                    panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default(),
+                ),
+            }
+            runs += 1;
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} power losses under relaxed broke a promise:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // The model bites: relaxed does lose committed entries, and still serves what survived.
+    assert!(
+        lost_committed > 0 && served > 0,
+        "{lost_committed} {served}"
+    );
+    eprintln!(
+        "{n} storage calls; {runs} power losses under relaxed: {lost_committed} lost committed \
+         entries, {served} exact reads"
+    );
+
+    // After a clean close (the next open trusts the index and walks no file), the same.
+    let storage = PowerLoss::new(u64::MAX);
+    let clock = ManualClock::new(T0);
+    let mut cache = open_at(storage.clone(), &clock, Durability::Relaxed).unwrap();
+    for (name, step) in WORKLOAD {
+        step(&mut cache, &clock, &pool).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    cache.close().unwrap();
+    for seed in 0..6 {
+        let what = format!("relaxed, power lost after a clean close, fate seed {seed}");
+        check_after_relaxed_power_loss(&storage.after_power_loss(seed), &pool, &what);
+    }
+
+    // Strict, the same points and fates: everything that returned `Ok` survives.
+    for k in (0..=n).step_by(3) {
+        let clock = ManualClock::new(T0);
+        let (before, failed, storage) = run_until_power_loss(k, Durability::Strict, &clock, &pool);
+        assert_eq!(storage.dirty(), 0, "strict syncs every change");
+        let after = match failed {
+            Some(i) => &reference.states[i],
+            None => &before,
+        };
+        for seed in 0..3 {
+            let what = format!("strict, power lost after call {k}/{n}, fate seed {seed}");
+            check_recovered(
+                &storage.after_power_loss(seed),
+                &clock,
+                &pool,
+                &before,
+                after,
+                &what,
+            );
+        }
+    }
+}
+
+/// A storage that does not implement `set_durability` stays strict whatever is configured, and
+/// the cache says so; MemoryStorage honours either level.
+#[test]
+fn a_storage_that_cannot_relax_stays_strict_and_says_so() {
+    let clock = ManualClock::new(T0);
+    let recording = Recording {
+        inner: MemoryStorage::new(),
+        calls: Arc::default(),
+    };
+    let cache = open_at(recording, &clock, Durability::Relaxed).unwrap();
+    assert_eq!(cache.config().durability, Durability::Relaxed);
+    assert_eq!(cache.durability(), Durability::Strict);
+    for level in [Durability::Strict, Durability::Relaxed] {
+        let cache = open_at(MemoryStorage::new(), &clock, level).unwrap();
+        assert_eq!(cache.durability(), level);
+    }
 }

@@ -7,9 +7,9 @@ use crate::engine::native::NativeEngine;
 use crate::lock::{Announced, DirLock, io_to_storage};
 use crate::storage::FsStorage;
 use ocicache_core::{
-    CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, Error, IntegrityReport, Key,
-    LogSink, Manifest, MediaType, MetricsSnapshot, NoLog, RecoveryReport, Reference, RepairReport,
-    Resolution, Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
+    CleanupReport, Clock, Config, DebugInfo, Digest, Durability, EntryInfo, Error, IntegrityReport,
+    Key, LogSink, Manifest, MediaType, MetricsSnapshot, NoLog, RecoveryReport, Reference,
+    RepairReport, Resolution, Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
 };
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -600,6 +600,11 @@ impl Cache {
     /// The configuration in force.
     pub fn config(&self) -> Result<Config> {
         self.locked(|e| e.config())
+    }
+    /// The durability level the storage honours: `config.durability` (both levels on the real
+    /// filesystem), or `Strict` over a storage that cannot relax.
+    pub fn durability(&self) -> Result<Durability> {
+        self.locked(|e| e.durability())
     }
     /// What opening found and fixed.
     pub fn recovery_report(&self) -> Result<RecoveryReport> {

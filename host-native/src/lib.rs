@@ -50,10 +50,10 @@ pub use image_layout::{ExportReport, ImportOptions, ImportReport, ImportedImage}
 pub use ocicache_core;
 pub use ocicache_core::pull::Credentials;
 pub use ocicache_core::{
-    CleanupReport, Clock, Config, DebugExport, DebugInfo, Digest, EntryInfo, Error, ErrorKind,
-    IntegrityIssue, IntegrityReport, Key, Kind, Level, LogSink, Manifest, ManualClock, MediaType,
-    MetricsSnapshot, PolicyConfig, RecoveryReport, Reference, RepairReport, Resolution, Result,
-    Stats, StorageError, TagHistoryEntry, TagMapping, TagUpdate,
+    CleanupReport, Clock, Config, DebugExport, DebugInfo, Digest, Durability, EntryInfo, Error,
+    ErrorKind, IntegrityIssue, IntegrityReport, Key, Kind, Level, LogSink, Manifest, ManualClock,
+    MediaType, MetricsSnapshot, PolicyConfig, RecoveryReport, Reference, RepairReport, Resolution,
+    Result, Stats, StorageError, TagHistoryEntry, TagMapping, TagUpdate,
 };
 pub use threaded_hasher::ThreadedHasher;
 

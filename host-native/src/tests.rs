@@ -419,3 +419,56 @@ fn a_partial_in_use_is_refused_to_other_openers_and_survives_another_process_gc(
         "committed: the partial is gone"
     );
 }
+
+/// fsyncs of files and directories by this thread during `f` (the engines call the storage on
+/// the caller's thread).
+fn fsyncs_during(f: impl FnOnce()) -> u64 {
+    use crate::storage::fs::{SYNCED_DIRS, SYNCED_FILES};
+    SYNCED_FILES.with(|n| n.set(0));
+    SYNCED_DIRS.with(|s| s.borrow_mut().clear());
+    f();
+    SYNCED_FILES.with(|n| n.get()) + SYNCED_DIRS.with(|s| s.borrow().len() as u64)
+}
+
+#[test]
+fn durability_from_config_json_reaches_the_storage_on_both_engines() {
+    for engine in [EngineKind::Native, EngineKind::Component] {
+        for (setting, level) in [
+            (None, Durability::Strict),
+            (Some("strict"), Durability::Strict),
+            (Some("relaxed"), Durability::Relaxed),
+        ] {
+            let what = format!("{engine:?}, {setting:?}");
+            let dir = tempfile::tempdir().unwrap();
+            if let Some(s) = setting {
+                std::fs::write(
+                    dir.path().join(CONFIG_FILE),
+                    format!(r#"{{"durability": "{s}", "compaction_min_records": 1000000}}"#),
+                )
+                .unwrap();
+            }
+            let cache = Cache::builder(dir.path())
+                .engine(engine)
+                .clock(ManualClock::new(1_700_000_000_000))
+                .open()
+                .unwrap();
+            assert_eq!(cache.config().unwrap().durability, level, "{what}");
+            assert_eq!(cache.durability().unwrap(), level, "{what}");
+            let reference: Reference = "registry.example/app:1".parse().unwrap();
+            let syncs = fsyncs_during(|| {
+                for i in 0..5u8 {
+                    let digest = cache.put_blob(None, &[i; 1000]).unwrap();
+                    cache.put_tag(&reference, &digest).unwrap();
+                }
+                let digest = cache.put_blob(None, &[9; 100]).unwrap();
+                cache.delete(&Key::blob(digest)).unwrap();
+            });
+            match level {
+                // Each put: file, directory, journal; each tag: journal; the delete: directory.
+                Durability::Strict => assert!(syncs >= 17, "{what}: {syncs} fsyncs"),
+                Durability::Relaxed => assert_eq!(syncs, 0, "{what}"),
+            }
+            cache.close().unwrap();
+        }
+    }
+}

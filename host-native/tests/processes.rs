@@ -413,9 +413,28 @@ fn stored_exactly(dir: &Path, data: &[u8], context: &str) -> bool {
 /// from a clean shutdown or right after another kill (so the run began with crash recovery).
 #[test]
 fn sigkill_inside_a_commit_keeps_every_committed_blob() {
+    kills_inside_commits(None);
+}
+
+/// The same under `"durability": "relaxed"`: no fsync, but a killed process (unlike a power
+/// loss) loses nothing the kernel was given, so every promise holds as under `strict`.
+#[test]
+fn sigkill_inside_a_relaxed_commit_keeps_every_committed_blob() {
+    kills_inside_commits(Some("relaxed"));
+}
+
+fn kills_inside_commits(durability: Option<&str>) {
     use PausePoint::{AfterCommitRecord as Record, AfterCommitRename as Rename};
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("cache");
+    if let Some(level) = durability {
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(
+            dir.join("config.json"),
+            format!(r#"{{"durability": "{level}"}}"#),
+        )
+        .unwrap();
+    }
     let keep = pattern(7, 100_000);
     let keep_file = root.path().join("keep");
     std::fs::write(&keep_file, &keep).unwrap();

@@ -39,6 +39,7 @@ DEFAULT_CONFIG = {
     "verify_reads": True,
     "eviction": {"composite": [[0, "expired"], [1, "lru"]]},
     "compaction_min_records": 1000,
+    "durability": "strict",
 }
 
 # ----- digests and content -----
@@ -2481,6 +2482,24 @@ def config():
         ("debug_info", ok={"config": dict(DEFAULT_CONFIG, max_bytes=2048, tag_ttl_ms=1)})
         ("cache.reopen", config={"sliding_ttl": True})
         ("debug_info", ok={"config": dict(DEFAULT_CONFIG, sliding_ttl=True)})
+    )
+
+    d = "relaxed but verified"
+    (
+        S("config/durability_levels", "durability is strict by default or relaxed; relaxed needs verify_reads; either level keeps what a crash of the process interrupts.", config={"durability": "relaxed"})
+        ("debug_info", ok={"config": dict(DEFAULT_CONFIG, durability="relaxed")})
+        ("blob.put", digest=sha256(d), data=d)
+        ("tag.put", reference="app:1", digest=sha256(d))
+        ("cache.crash")
+        ("cache.reopen", config={"durability": "relaxed"})
+        ("blob.get", digest=sha256(d), ok=got(d))
+        ("tag.resolve", reference="app:1", ok={"state": "fresh", "digest": sha256(d)})
+        ("cache.reopen", config={"durability": "relaxed", "verify_reads": False}, err="invalid_config")
+        ("cache.reopen", config={"durability": "none"}, err="invalid_config")
+        ("cache.reopen", config={"durability": True}, err="invalid_config")
+        ("cache.reopen", config={"durability": "strict", "verify_reads": False})
+        ("debug_info", ok={"config": dict(DEFAULT_CONFIG, verify_reads=False)})
+        ("blob.get", digest=sha256(d), ok=got(d))
     )
 
 

@@ -4,6 +4,40 @@ import { OpfsStorage } from '../../src/opfs-storage.js';
 import { ManualClock } from '../../src/clock.js';
 import { play } from '../conformance/player.js';
 
+/**
+ * The durability levels on OPFS: the level each one reports, and the sync access handles'
+ * flush() calls made by five blob puts and tags under it.
+ */
+async function flushesPerLevel() {
+  const proto = FileSystemSyncAccessHandle.prototype;
+  const flush = proto.flush;
+  const out = {};
+  for (const level of ['strict', 'relaxed']) {
+    const dir = `durability-${level}`;
+    await OpfsStorage.destroy(dir);
+    const storage = await OpfsStorage.open(dir);
+    const cache = Cache.open({ storage, clock: new ManualClock(1_700_000_000_000), config: { durability: level } });
+    let flushes = 0;
+    proto.flush = function () {
+      flushes++;
+      return flush.call(this);
+    };
+    try {
+      for (let i = 0; i < 5; i++) {
+        cache.putTag('registry.example/app:1', cache.putBlob(new Uint8Array(1000).fill(i)));
+        await storage.settle();
+      }
+    } finally {
+      proto.flush = flush;
+    }
+    out[level] = { reported: cache.durability, flushes, served: cache.getBlob(cache.getTag('registry.example/app:1').digest)[0] };
+    cache.close();
+    await storage.close();
+    await OpfsStorage.destroy(dir);
+  }
+  return out;
+}
+
 try {
   await initEngine(new URL('../../dist/ocicache_js_bg.wasm', import.meta.url));
   const names = await (await fetch('/scenarios-index.json')).json();
@@ -34,7 +68,7 @@ try {
       await OpfsStorage.destroy(dir);
     }
   }
-  self.postMessage({ total: names.length, passed, steps, failed });
+  self.postMessage({ total: names.length, passed, steps, failed, durability: await flushesPerLevel() });
 } catch (e) {
   self.postMessage({ error: String(e?.stack ?? e) });
 }

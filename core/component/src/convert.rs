@@ -99,6 +99,23 @@ impl ToWit<wit::Kind> for core::Kind {
     }
 }
 
+impl ToWit<wit::Durability> for core::Durability {
+    fn to_wit(self) -> wit::Durability {
+        match self {
+            core::Durability::Strict => wit::Durability::Strict,
+            core::Durability::Relaxed => wit::Durability::Relaxed,
+        }
+    }
+}
+
+/// The core's durability level from the WIT enum.
+pub fn durability_from_wit(d: wit::Durability) -> core::Durability {
+    match d {
+        wit::Durability::Strict => core::Durability::Strict,
+        wit::Durability::Relaxed => core::Durability::Relaxed,
+    }
+}
+
 record!(core::Key => Key { kind, digest });
 record!(core::TagHistoryEntry => TagHistoryEntry { digest, changed_at });
 record!(core::TagMapping => TagMapping {
@@ -207,7 +224,7 @@ impl ToWit<wit::EvictionPolicy> for core::PolicyConfig {
 record!(core::Config => Config {
     max_bytes, high_watermark_percent, low_watermark_percent, default_ttl_ms, manifest_ttl_ms,
     blob_ttl_ms, tag_ttl_ms, sliding_ttl, max_tag_history, max_manifest_bytes, stale_if_error,
-    verify_reads, eviction, compaction_min_records,
+    verify_reads, eviction, compaction_min_records, durability,
 });
 
 /// The policy at `index`; children must come after their parent, which rules out cycles.
@@ -250,6 +267,7 @@ pub fn config_from_wit(c: wit::Config) -> core::Result<core::Config> {
         verify_reads: c.verify_reads,
         eviction: policy_from_wit(&c.eviction.nodes, 0)?,
         compaction_min_records: c.compaction_min_records,
+        durability: durability_from_wit(c.durability),
     })
 }
 

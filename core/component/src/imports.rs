@@ -2,7 +2,7 @@
 
 use crate::bindings::ocicache::cache::{clock, hasher, log, storage};
 use ocicache_core::{Algorithm, Clock, HashProvider, HashState, Level, LogSink, Millis};
-use ocicache_core::{Storage, StorageError, TempId};
+use ocicache_core::{Durability, Storage, StorageError, TempId};
 
 /// The host's `storage` import.
 pub struct HostStorage;
@@ -61,6 +61,16 @@ impl Storage for HostStorage {
     }
     fn keep_partial(&mut self, temp: TempId) -> Result<(), StorageError> {
         storage::keep_partial(temp.0).map_err(storage_error)
+    }
+    fn set_durability(&mut self, level: Durability) -> Durability {
+        let level = match level {
+            Durability::Strict => storage::Durability::Strict,
+            Durability::Relaxed => storage::Durability::Relaxed,
+        };
+        match storage::set_durability(level) {
+            storage::Durability::Strict => Durability::Strict,
+            storage::Durability::Relaxed => Durability::Relaxed,
+        }
     }
 }
 

@@ -298,6 +298,10 @@ impl GuestCache for Cache {
         self.read(|c| c.config().clone())
     }
 
+    fn durability(&self) -> wit::Durability {
+        self.read(|c| c.durability())
+    }
+
     fn put_manifest(
         &self,
         d: wit::Digest,

@@ -20,7 +20,7 @@ pub use manifests::Manifest;
 pub use recovery::RecoveryReport;
 
 use crate::clock::{Clock, Millis};
-use crate::config::{Config, expiry};
+use crate::config::{Config, Durability, expiry};
 use crate::error::{Error, ErrorKind, Result};
 use crate::eviction::{self, EvictionPolicy};
 use crate::hashing::{BuiltinHasher, HashProvider};
@@ -45,6 +45,8 @@ use serde::{Deserialize, Serialize};
 pub struct Cache {
     config: Config,
     storage: Box<dyn Storage>,
+    /// The level the storage honours (its answer to `config.durability`).
+    durability: Durability,
     clock: Box<dyn Clock>,
     log: Box<dyn LogSink>,
     hasher: Box<dyn HashProvider>,
@@ -143,13 +145,17 @@ impl CacheBuilder {
             reserved: 0,
             older_journals_live: false,
             pending: Vec::new(),
+            durability: Durability::Strict,
             config: self.config,
             storage: self.storage,
             clock: self.clock,
             log: self.log,
             hasher: self.hasher,
         };
+        // Opening is durable at every level: a new cache's index exists on stable storage before
+        // anything is stored in it, or a power loss could leave files that no index claims.
         cache.recover(self.adopt_existing)?;
+        cache.durability = cache.storage.set_durability(cache.config.durability);
         Ok(cache)
     }
 }
@@ -237,6 +243,20 @@ impl Cache {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The durability level the storage honours: `config().durability`, or
+    /// [`Durability::Strict`] when the storage cannot relax (see [`Storage::set_durability`]).
+    ///
+    /// ```
+    /// use ocicache_core::{Cache, Config, Durability, ManualClock, storage::MemoryStorage};
+    /// let config = Config { durability: Durability::Relaxed, ..Config::default() };
+    /// let cache = Cache::builder(MemoryStorage::new(), ManualClock::new(0)).config(config).open()?;
+    /// assert_eq!(cache.durability(), Durability::Relaxed);
+    /// # Ok::<(), ocicache_core::Error>(())
+    /// ```
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// What opening found and fixed.

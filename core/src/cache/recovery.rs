@@ -1,7 +1,7 @@
 //! Opening: replay snapshot + journal, drop a torn tail, reconcile with the stored files.
 
 use super::{Cache, IntegrityIssue};
-use crate::config::Config;
+use crate::config::{Config, Durability};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, Result};
 use crate::hashing::Hasher;
@@ -760,7 +760,20 @@ impl Cache {
     /// storage keeps appending to `journal-<g>` (which the next open would remove as stale).
     /// If the compaction fails or dies before the commit, `journal-<g>` stays the live one and
     /// the new journal (a header only) is a leftover that readers remove.
+    ///
+    /// A compaction is durable at every level: its snapshot replaces journals that a relaxed
+    /// cache never synced, so a power loss after it cannot take older entries and tags with it.
     pub(super) fn compact(&mut self) -> Result<()> {
+        if self.durability == Durability::Strict {
+            return self.write_compaction();
+        }
+        self.storage.set_durability(Durability::Strict);
+        let result = self.write_compaction();
+        self.storage.set_durability(self.durability);
+        result
+    }
+
+    fn write_compaction(&mut self) -> Result<()> {
         let generation = self.journal.generation() + 1;
         // A journal older than the current one (its removal failed at an earlier compaction)
         // must go first: a process still following it tells a compaction from nothing by

@@ -1,6 +1,7 @@
 //! A fault-injecting [`Storage`] for tests: fail the N-th call, or crash after it.
 
 use super::{MemoryStorage, Storage, StorageError, TempId};
+use crate::config::Durability;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -135,6 +136,10 @@ impl Storage for FaultyStorage {
     }
     fn clear_temps(&mut self) -> Result<u64, StorageError> {
         self.run(|s| s.clear_temps())
+    }
+    /// The inner storage's answer; not a call that can fail or crash.
+    fn set_durability(&mut self, level: Durability) -> Durability {
+        self.inner.set_durability(level)
     }
 }
 

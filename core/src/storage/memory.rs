@@ -1,6 +1,7 @@
 //! In-memory [`Storage`]: for tests, benchmarks, ephemeral caches and the browser fallback.
 
 use super::{Storage, StorageError, TempId};
+use crate::config::Durability;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -378,6 +379,11 @@ impl Storage for MemoryStorage {
         let n = s.temps.len() as u64;
         s.temps.clear();
         Ok(n)
+    }
+
+    /// Honours either level: there is nothing to sync, every call takes effect at once.
+    fn set_durability(&mut self, level: Durability) -> Durability {
+        level
     }
 }
 

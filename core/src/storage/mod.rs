@@ -13,6 +13,13 @@
 //! - [`Storage::remove`] is durable too: once it returns, the object stays gone after a power
 //!   loss (native: unlink, then fsync the directory), so a `Remove` record cannot outlive it.
 //! - Everything else is plain: ranged reads, size, listing a directory.
+//!
+//! "Durably" is the [`Durability::Strict`] level, where every storage starts. The cache asks
+//! for its configured level with [`Storage::set_durability`] once opening has recovered the index
+//! (and for `Strict` again around each compaction of the index); a storage that honours
+//! [`Durability::Relaxed`] then skips its syncs:
+//! commits, appends and removals stay atomic and ordered for other readers, but a power loss may
+//! undo recent ones or leave their files torn.
 
 mod faulty;
 mod memory;
@@ -20,6 +27,7 @@ mod memory;
 pub use faulty::{Fault, FaultyStorage};
 pub use memory::MemoryStorage;
 
+use crate::config::Durability;
 use serde::{Deserialize, Serialize};
 
 /// A temp object being written, named by the host.
@@ -51,12 +59,12 @@ pub trait Storage: Send {
     fn create_temp(&mut self, size_hint: Option<u64>) -> Result<TempId, StorageError>;
     /// Appends bytes to a temp object.
     fn write_temp(&mut self, temp: TempId, data: &[u8]) -> Result<(), StorageError>;
-    /// Atomically and durably makes the temp object the content of `path`, replacing any
-    /// previous content. The temp is gone afterwards, whether this succeeds or fails.
+    /// Atomically and (at [`Durability::Strict`]) durably makes the temp object the content of
+    /// `path`, replacing any previous content. The temp is gone afterwards, whether this succeeds or fails.
     fn commit_temp(&mut self, temp: TempId, path: &str) -> Result<(), StorageError>;
     /// Discards a temp object.
     fn abort_temp(&mut self, temp: TempId) -> Result<(), StorageError>;
-    /// Durably appends to `path`, creating it if needed.
+    /// Appends to `path`, creating it if needed; durably at [`Durability::Strict`].
     fn append(&mut self, path: &str, data: &[u8]) -> Result<(), StorageError>;
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 at the end).
     fn read_at(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError>;
@@ -83,7 +91,8 @@ pub trait Storage: Send {
         }
         Ok(out)
     }
-    /// Removes `path` durably; removing a missing path is not an error.
+    /// Removes `path`, durably at [`Durability::Strict`]; removing a missing path is not an
+    /// error.
     fn remove(&mut self, path: &str) -> Result<(), StorageError>;
     /// Removes temp objects left over by earlier runs; returns how many.
     fn clear_temps(&mut self) -> Result<u64, StorageError>;
@@ -101,6 +110,16 @@ pub trait Storage: Send {
     /// Closes a temp opened by [`Storage::open_partial`], keeping its bytes for a later one.
     fn keep_partial(&mut self, temp: TempId) -> Result<(), StorageError> {
         self.abort_temp(temp)
+    }
+
+    /// Asks for a durability level for the calls that follow; returns the level this storage
+    /// honours from now on. A storage starts strict; the default keeps [`Durability::Strict`]
+    /// whatever is asked: a storage that cannot relax stays strict and says so. The cache calls
+    /// this at the end of opening (so that a new cache's index is durable before anything is
+    /// stored in it) and around each compaction, so it may be called more than once.
+    fn set_durability(&mut self, level: Durability) -> Durability {
+        let _ = level;
+        Durability::Strict
     }
 }
 

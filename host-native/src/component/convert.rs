@@ -103,6 +103,23 @@ impl FromWit<wit::Kind> for core::Kind {
     }
 }
 
+impl FromWit<wit::Durability> for core::Durability {
+    fn from_wit(v: wit::Durability) -> Result<core::Durability, Error> {
+        Ok(match v {
+            wit::Durability::Strict => core::Durability::Strict,
+            wit::Durability::Relaxed => core::Durability::Relaxed,
+        })
+    }
+}
+
+/// The WIT durability level for the core's.
+pub(crate) fn durability_to_wit(d: core::Durability) -> wit::Durability {
+    match d {
+        core::Durability::Strict => wit::Durability::Strict,
+        core::Durability::Relaxed => wit::Durability::Relaxed,
+    }
+}
+
 /// Implements `FromWit` for a record by naming each field once.
 macro_rules! plain {
     ($from:ident => core::$to:ident { $($field:ident),* $(,)? }) => {
@@ -162,7 +179,7 @@ plain!(CleanupReport => core::CleanupReport { expired_removed, evicted, bytes_fr
 plain!(Config => core::Config {
     max_bytes, high_watermark_percent, low_watermark_percent, default_ttl_ms, manifest_ttl_ms,
     blob_ttl_ms, tag_ttl_ms, sliding_ttl, max_tag_history, max_manifest_bytes, stale_if_error,
-    verify_reads, eviction, compaction_min_records,
+    verify_reads, eviction, compaction_min_records, durability,
 });
 
 impl FromWit<wit::Resolution> for core::Resolution {
@@ -248,6 +265,7 @@ pub(crate) fn config_to_wit(c: &core::Config) -> wit::Config {
             wit::EvictionPolicy { nodes }
         },
         compaction_min_records: c.compaction_min_records,
+        durability: durability_to_wit(c.durability),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::bindings::ocicache::cache::{clock, hasher, log, storage};
 use ocicache_core::{
-    Algorithm, Clock, HashProvider, Level, LogSink, Storage, StorageError, TempId,
+    Algorithm, Clock, Durability, HashProvider, Level, LogSink, Storage, StorageError, TempId,
 };
 use wasmtime::component::{Linker, Resource, ResourceTable, WasmList};
 use wasmtime::{AsContext, ResourceLimiter, StoreContextMut, StoreLimits};
@@ -105,6 +105,16 @@ impl storage::Host for HostState {
     }
     fn keep_partial(&mut self, temp: u64) -> Result<(), storage::StorageError> {
         self.storage().keep_partial(TempId(temp)).map_err(to_wit)
+    }
+    fn set_durability(&mut self, level: storage::Durability) -> storage::Durability {
+        let level = match level {
+            storage::Durability::Strict => Durability::Strict,
+            storage::Durability::Relaxed => Durability::Relaxed,
+        };
+        match self.storage().set_durability(level) {
+            Durability::Strict => storage::Durability::Strict,
+            Durability::Relaxed => storage::Durability::Relaxed,
+        }
     }
 }
 

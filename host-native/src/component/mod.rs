@@ -13,8 +13,8 @@ mod imports;
 use convert::{FromWit, config_to_wit, digest_to_wit, error_from_wit, key_to_wit, reference_text};
 use imports::HostState;
 use ocicache_core::{
-    CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, Error, IntegrityReport, Key,
-    LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference, RepairReport,
+    CleanupReport, Clock, Config, DebugInfo, Digest, Durability, EntryInfo, Error, IntegrityReport,
+    Key, LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference, RepairReport,
     Resolution, Result, Stats, Storage, StorageError, TagHistoryEntry, TagMapping, TagUpdate,
 };
 use std::collections::HashMap;
@@ -297,6 +297,11 @@ impl ComponentCache {
     /// The settings in force.
     pub fn config(&mut self) -> Result<Config> {
         self.get(|g, s, c| g.cache().call_config(s, c))
+    }
+
+    /// The durability level the storage honours.
+    pub fn durability(&mut self) -> Result<Durability> {
+        self.get(|g, s, c| g.cache().call_durability(s, c))
     }
 
     /// Catches up with what other processes sharing the storage committed.

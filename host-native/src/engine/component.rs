@@ -5,9 +5,9 @@ use super::{BoxedClock, BoxedLog, Engine, Handle};
 use crate::component::{ComponentCache, ComponentOptions};
 use crate::storage::FsStorage;
 use ocicache_core::{
-    CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, IntegrityReport, Key, LogSink,
-    Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference, RepairReport, Resolution,
-    Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
+    CleanupReport, Clock, Config, DebugInfo, Digest, Durability, EntryInfo, IntegrityReport, Key,
+    LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference, RepairReport,
+    Resolution, Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
 };
 
 /// Opens the component engine.
@@ -81,6 +81,7 @@ impl Engine for ComponentCache {
         fn cleanup(&mut self) -> Result<CleanupReport>;
         fn clear(&mut self) -> Result<()>;
         fn config(&mut self) -> Result<Config>;
+        fn durability(&mut self) -> Result<Durability>;
         fn recovery_report(&mut self) -> Result<RecoveryReport>;
         fn flush(&mut self) -> Result<()>;
     }

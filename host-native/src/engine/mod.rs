@@ -12,8 +12,8 @@ pub(crate) mod component;
 pub(crate) mod native;
 
 use ocicache_core::{
-    CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, IntegrityReport, Key, Level,
-    LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference, RepairReport,
+    CleanupReport, Clock, Config, DebugInfo, Digest, Durability, EntryInfo, IntegrityReport, Key,
+    Level, LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference, RepairReport,
     Resolution, Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
 };
 
@@ -132,6 +132,7 @@ pub(crate) trait Engine: Send {
     fn cleanup(&mut self) -> Result<CleanupReport>;
     fn clear(&mut self) -> Result<()>;
     fn config(&mut self) -> Result<Config>;
+    fn durability(&mut self) -> Result<Durability>;
     fn recovery_report(&mut self) -> Result<RecoveryReport>;
     fn flush(&mut self) -> Result<()>;
     /// Closes open readers, abandons open writers (their temps are cleared by the next open)

@@ -3,9 +3,9 @@
 use super::{BoxedClock, BoxedLog, Engine, Handle};
 use crate::storage::FsStorage;
 use ocicache_core::{
-    BlobReader, BlobWriter, CleanupReport, Clock, Config, DebugInfo, Digest, EntryInfo, Error,
-    IntegrityReport, Key, LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport, Reference,
-    RepairReport, Resolution, Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
+    BlobReader, BlobWriter, CleanupReport, Clock, Config, DebugInfo, Digest, Durability, EntryInfo,
+    Error, IntegrityReport, Key, LogSink, Manifest, MediaType, MetricsSnapshot, RecoveryReport,
+    Reference, RepairReport, Resolution, Result, Stats, TagHistoryEntry, TagMapping, TagUpdate,
 };
 use std::collections::HashMap;
 
@@ -235,6 +235,9 @@ impl Engine for NativeEngine {
     }
     fn config(&mut self) -> Result<Config> {
         Ok(self.cache.config().clone())
+    }
+    fn durability(&mut self) -> Result<Durability> {
+        Ok(self.cache.durability())
     }
     fn recovery_report(&mut self) -> Result<RecoveryReport> {
         Ok(self.cache.recovery_report().clone())

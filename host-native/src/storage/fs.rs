@@ -3,7 +3,7 @@
 //! See [`FsStorage`] for its rules.
 
 use crate::test_pause;
-use ocicache_core::{Storage, StorageError, TempId};
+use ocicache_core::{Durability, Storage, StorageError, TempId};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use std::collections::HashMap;
@@ -48,6 +48,10 @@ const DIR_MODE: Mode = Mode::from_raw_mode(0o777);
 ///   onto the final path and fsyncs the destination directory. An append is fsynced too (and
 ///   the directory, when the append created the file). A removal fsyncs the directory that
 ///   held the file, so that a record of the removal cannot outlive it after a power loss.
+///   That is [`Durability::Strict`], the default; under [`Durability::Relaxed`]
+///   ([`Storage::set_durability`]) none of these fsyncs is made (nor the early writeback of
+///   large temps): renames and appends stay atomic for every process, the kernel writes them
+///   back in its own time, and a power loss may lose the latest ones.
 /// - **Confined.** Every path from the core is checked ([`check_path`]) before use: relative,
 ///   `/`-separated components of `[A-Za-z0-9._-]`, no empty, `.` or `..` component, bounded
 ///   length, and not one of the host's own names at the top (`tmp`, `lock`, `config.json`).
@@ -86,6 +90,8 @@ pub struct FsStorage {
     root_dir: OwnedFd,
     temps: HashMap<u64, Temp>,
     next_temp: u64,
+    /// Whether commits, appends and removals fsync.
+    durability: Durability,
 }
 
 #[derive(Debug)]
@@ -152,6 +158,8 @@ thread_local! {
     /// Test-only: the directories fsynced by this thread.
     pub(crate) static SYNCED_DIRS: std::cell::RefCell<Vec<String>> =
         const { std::cell::RefCell::new(Vec::new()) };
+    /// Test-only: the files fsynced (data or all) by this thread.
+    pub(crate) static SYNCED_FILES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 #[cfg(test)]
@@ -200,6 +208,7 @@ impl FsStorage {
             root_dir,
             temps: HashMap::new(),
             next_temp: 0,
+            durability: Durability::Strict,
         };
         storage.open_dir(TEMP_DIR, true)?;
         Ok(storage)
@@ -226,8 +235,9 @@ impl FsStorage {
             let next = match rfs::openat(parent, part, DIR_FLAGS, Mode::empty()) {
                 Err(Errno::NOENT) if create => {
                     match rfs::mkdirat(parent, part, DIR_MODE) {
-                        Ok(()) => sync_dir(parent, parent_of(&walked))
+                        Ok(()) if self.strict() => sync_dir(parent, parent_of(&walked))
                             .map_err(|e| DirError::Io(e, walked.clone()))?,
+                        Ok(()) => {}
                         Err(Errno::EXIST) => {}
                         Err(e) => return Err(DirError::Io(e.into(), walked)),
                     }
@@ -421,6 +431,24 @@ fn sync_dir(dir: impl AsFd, rel: &str) -> io::Result<()> {
     rfs::fsync(dir).map_err(io::Error::from)
 }
 
+/// fsyncs `file` (`sync_data` when `data_only`: its length and bytes, not its times).
+fn sync_file(file: &File, data_only: bool) -> io::Result<()> {
+    #[cfg(test)]
+    SYNCED_FILES.with(|n| n.set(n.get() + 1));
+    if data_only {
+        file.sync_data()
+    } else {
+        file.sync_all()
+    }
+}
+
+impl FsStorage {
+    /// Whether this storage fsyncs what it changes.
+    fn strict(&self) -> bool {
+        self.durability == Durability::Strict
+    }
+}
+
 fn parent_of(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
@@ -471,7 +499,8 @@ impl Storage for FsStorage {
             .write_all(data)
             .map_err(|e| map_err(e, &self.root.join(TEMP_DIR).join(&t.name)))?;
         t.written += data.len() as u64;
-        if t.written - t.writeback_from >= WRITEBACK_EVERY {
+        if self.durability == Durability::Strict && t.written - t.writeback_from >= WRITEBACK_EVERY
+        {
             start_writeback(&t.file, t.writeback_from, t.written - t.writeback_from);
             t.writeback_from = t.written;
         }
@@ -490,13 +519,18 @@ impl Storage for FsStorage {
                 // Give back the reserved space the bytes did not use.
                 t.file.set_len(t.written).map_err(|e| map_err(e, &dest))?;
             }
-            t.file.sync_all().map_err(|e| map_err(e, &dest))?;
+            if self.strict() {
+                sync_file(&t.file, false).map_err(|e| map_err(e, &dest))?;
+            }
             let dir = parent_of(path);
             let dest_dir = self.open_dir(dir, true)?;
             between_check_and_use();
             rfs::renameat(&t.dir, t.name.as_str(), &dest_dir, file_name(path))
                 .map_err(|e| map_err(e.into(), &dest))?;
-            sync_dir(&dest_dir, dir).map_err(|e| map_err(e, &dest))
+            if self.strict() {
+                sync_dir(&dest_dir, dir).map_err(|e| map_err(e, &dest))?;
+            }
+            Ok(())
         })();
         if result.is_err() {
             let _ = rfs::unlinkat(&t.dir, t.name.as_str(), AtFlags::empty());
@@ -597,7 +631,10 @@ impl Storage for FsStorage {
         }
         let mut file = File::from(fd);
         file.write_all(data).map_err(|e| map_err(e, &full))?;
-        file.sync_data().map_err(|e| map_err(e, &full))?;
+        if !self.strict() {
+            return Ok(());
+        }
+        sync_file(&file, true).map_err(|e| map_err(e, &full))?;
         if created {
             sync_dir(&dir, parent_of(path)).map_err(|e| map_err(e, &full))?;
         }
@@ -672,7 +709,10 @@ impl Storage for FsStorage {
         match rfs::unlinkat(&dir, file_name(path), AtFlags::empty()) {
             // Durable: the directory no longer names the file after a power loss.
             Ok(()) => {
-                sync_dir(&dir, parent_of(path)).map_err(|e| map_err(e, &self.root.join(path)))?;
+                if self.strict() {
+                    sync_dir(&dir, parent_of(path))
+                        .map_err(|e| map_err(e, &self.root.join(path)))?;
+                }
                 if test_pause::is_entry_path(path) {
                     test_pause::point("after-remove");
                 }
@@ -732,10 +772,16 @@ impl Storage for FsStorage {
                 }
             }
         }
-        if removed > 0 {
+        if removed > 0 && self.strict() {
             sync_dir(&tmp, TEMP_DIR).map_err(|e| map_err(e, &tmp_path))?;
         }
         Ok(removed)
+    }
+
+    /// Honours both levels.
+    fn set_durability(&mut self, level: Durability) -> Durability {
+        self.durability = level;
+        level
     }
 }
 

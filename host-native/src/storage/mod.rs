@@ -3,7 +3,7 @@
 //! [`FsStorage`] keeps a cache directory on the real filesystem, durably and confined to its
 //! root; see its module for the rules.
 
-mod fs;
+pub(crate) mod fs;
 
 pub use fs::{
     FsStorage, MAX_COMPONENT_LEN, MAX_PATH_LEN, RESERVED_TOP_LEVEL, TEMP_DIR, check_path,

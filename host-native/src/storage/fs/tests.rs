@@ -590,3 +590,49 @@ fn special_files_are_listed_absent_and_never_opened_blocking() {
     assert_eq!(fs.list("blobs/sha256").unwrap(), ["ok"]);
     assert!(fs::metadata("/etc/passwd").is_ok());
 }
+
+/// fsyncs of files and directories made by `f` on this thread.
+fn syncs_of(f: impl FnOnce()) -> (u64, usize) {
+    SYNCED_FILES.with(|n| n.set(0));
+    SYNCED_DIRS.with(|s| s.borrow_mut().clear());
+    f();
+    (
+        SYNCED_FILES.with(|n| n.get()),
+        SYNCED_DIRS.with(|s| s.borrow().len()),
+    )
+}
+
+#[test]
+fn strict_syncs_every_change_and_relaxed_none() {
+    let (dir, mut fs) = storage();
+    let work = |fs: &mut FsStorage, n: u8| {
+        put(fs, &format!("blobs/sha256/a{n}"), b"bytes").unwrap();
+        fs.append(&format!("index/journal-{n}"), b"record").unwrap();
+        fs.append(&format!("index/journal-{n}"), b"record").unwrap();
+        fs.remove(&format!("blobs/sha256/a{n}")).unwrap();
+    };
+    // Strict (the default): the commit syncs the file and its new and final directories, each
+    // append its file (the first also the directory), the removal its directory.
+    let (files, dirs) = syncs_of(|| work(&mut fs, 0));
+    assert_eq!(files, 3, "commit + two appends");
+    assert!(dirs >= 4, "{dirs} directories");
+    assert_eq!(fs.set_durability(Durability::Relaxed), Durability::Relaxed);
+    assert_eq!(
+        syncs_of(|| work(&mut fs, 1)),
+        (0, 0),
+        "relaxed syncs nothing"
+    );
+    // The same changes, visible to every reader at once.
+    assert_eq!(fs.size("blobs/sha256/a1").unwrap(), None);
+    assert_eq!(
+        read_all(&mut fs, "index/journal-1").unwrap(),
+        b"recordrecord"
+    );
+    put(&mut fs, "blobs/sha256/b", b"kept").unwrap();
+    let mut other = FsStorage::open(dir.path()).unwrap();
+    assert_eq!(read_all(&mut other, "blobs/sha256/b").unwrap(), b"kept");
+    // And back.
+    assert_eq!(fs.set_durability(Durability::Strict), Durability::Strict);
+    let (files, _) = syncs_of(|| work(&mut fs, 2));
+    assert_eq!(files, 3);
+}
