@@ -520,6 +520,8 @@ impl Cache {
     /// name the core never writes, a directory or an unreadable file where a blob belongs) is
     /// reported and left alone, and does not stop the open.
     fn reconcile(&mut self, report: &mut RecoveryReport, remove_invalid: bool) -> Result<()> {
+        /// Names parsed before their lookups (see below).
+        const BATCH: usize = 4096;
         let mut seen = vec![false; self.index.id_bound()];
         let mark_seen = |cache: &Cache, seen: &mut Vec<bool>, key: &Key| {
             if let Some(id) = cache.index.find(key) {
@@ -532,38 +534,41 @@ impl Cache {
         for kind in Kind::ALL {
             for algorithm in Algorithm::ALL {
                 let dir = layout::algorithm_dir(kind, algorithm);
-                // Hosts may list in any order; sorted, reports and adoption order agree everywhere.
-                let names = self.storage.list_sizes(&dir)?;
-                // Parse a batch of names first, then look its digests up in a loop of their own:
-                // without the hex decoding in between, the CPU overlaps the lookups' cache misses
-                // (about 2.5x faster at 1M entries). A file indexed with its stored size only
-                // needs marking; the rest is handled after, in name order (hosts may list in
-                // any order; sorted, reports and adoption order agree everywhere), so that the
-                // million files of a healthy directory need no sort.
-                let mut rest: Vec<(&str, Option<u64>, Option<Digest>)> = Vec::new();
-                for batch in names.chunks(4096) {
-                    let parsed: Vec<Option<Digest>> = batch
-                        .iter()
-                        .map(|(name, _)| layout::parse_entry_name(algorithm, name))
-                        .collect();
-                    for ((name, stored), digest) in batch.iter().zip(parsed) {
-                        if let Some(digest) = &digest {
-                            let key = Key {
-                                kind,
-                                digest: digest.clone(),
-                            };
-                            if let Some(id) = self.index.find(&key) {
-                                let e = self.index.get(id);
-                                if !e.is_quarantined() && *stored == Some(e.size()) {
+                // A file indexed with its stored size only needs marking; the rest is handled
+                // after, in name order (hosts may list in any order; sorted, reports and adoption
+                // order agree everywhere), so that the million files of a healthy directory need
+                // no sort and no string of their own. Names are parsed a batch at a time, then
+                // looked up in a loop of their own: without the hex decoding in between, the CPU
+                // overlaps the lookups' cache misses (about 2.5x faster at 1M entries).
+                let mut rest: Vec<(String, Option<u64>, Option<Digest>)> = Vec::new();
+                let mut batch: Vec<(Digest, Option<u64>)> = Vec::with_capacity(BATCH);
+                let index = &self.index;
+                let mut mark =
+                    |batch: &mut Vec<(Digest, Option<u64>)>,
+                     rest: &mut Vec<(String, Option<u64>, Option<Digest>)>| {
+                        for (digest, stored) in batch.drain(..) {
+                            let key = Key { kind, digest };
+                            if let Some(id) = index.find(&key) {
+                                let e = index.get(id);
+                                if !e.is_quarantined() && stored == Some(e.size()) {
                                     seen[id.0 as usize] = true;
                                     continue;
                                 }
                             }
+                            rest.push((key.digest.hex(), stored, Some(key.digest)));
                         }
-                        rest.push((name.as_str(), *stored, digest));
+                    };
+                self.storage.visit_sizes(&dir, &mut |name, stored| {
+                    match layout::parse_entry_name(algorithm, name) {
+                        Some(digest) => batch.push((digest, stored)),
+                        None => rest.push((name.to_owned(), stored, None)),
                     }
-                }
-                rest.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                    if batch.len() == BATCH {
+                        mark(&mut batch, &mut rest);
+                    }
+                })?;
+                mark(&mut batch, &mut rest);
+                rest.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                 for (name, stored, digest) in rest {
                     let Some(digest) = digest else {
                         self.left_alone(

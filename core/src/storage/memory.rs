@@ -186,16 +186,12 @@ impl Dirs {
         names
     }
 
-    fn list_sizes(&self, dir: &str) -> Vec<(String, Option<u64>)> {
-        self.0
-            .get(dir)
-            .map(|names| {
-                names
-                    .iter()
-                    .map(|(n, node)| (n.clone(), node.size))
-                    .collect()
-            })
-            .unwrap_or_default()
+    fn visit_sizes(&self, dir: &str, visit: &mut dyn FnMut(&str, Option<u64>)) {
+        if let Some(names) = self.0.get(dir) {
+            for (name, node) in names {
+                visit(name, node.size);
+            }
+        }
     }
 }
 
@@ -364,9 +360,16 @@ impl Storage for MemoryStorage {
         Ok(self.state().dirs.list(dir.trim_end_matches('/')))
     }
 
-    fn list_sizes(&mut self, dir: &str) -> Result<Vec<(String, Option<u64>)>, StorageError> {
+    fn visit_sizes(
+        &mut self,
+        dir: &str,
+        visit: &mut dyn FnMut(&str, Option<u64>),
+    ) -> Result<(), StorageError> {
         // In no particular order, as the trait allows (reopening sorts only what it must).
-        Ok(self.state().dirs.list_sizes(dir.trim_end_matches('/')))
+        self.state()
+            .dirs
+            .visit_sizes(dir.trim_end_matches('/'), visit);
+        Ok(())
     }
 
     fn remove(&mut self, path: &str) -> Result<(), StorageError> {
@@ -416,6 +419,13 @@ mod tests {
         assert_eq!(s.temp_count(), 0);
     }
 
+    fn sizes(s: &mut MemoryStorage, dir: &str) -> Vec<(String, Option<u64>)> {
+        let mut out = Vec::new();
+        s.visit_sizes(dir, &mut |name, size| out.push((name.to_owned(), size)))
+            .unwrap();
+        out
+    }
+
     #[test]
     fn list_names_direct_children_once() {
         let mut s = MemoryStorage::new();
@@ -445,7 +455,7 @@ mod tests {
         // With sizes: files have theirs, directories none.
         s.append("q/z", b"four").unwrap();
         s.append("q/sub/w", b"1").unwrap();
-        let mut sized = s.list_sizes("q").unwrap();
+        let mut sized = sizes(&mut s, "q");
         sized.sort_unstable();
         assert_eq!(
             sized,

@@ -74,22 +74,26 @@ pub trait Storage: Send {
     /// A host may also name entries that are not objects (a symbolic link, a special file):
     /// [`Storage::size`] says `None` for them, and the integrity check reports them.
     fn list(&mut self, dir: &str) -> Result<Vec<String>, StorageError>;
-    /// [`Storage::list`] with each name's [`Storage::size`], in any order: what reopening
-    /// after a crash needs of every content directory, in one pass. The default asks `size` per name; a host
-    /// that learns sizes while listing (a `stat` relative to the open directory) overrides it.
-    fn list_sizes(&mut self, dir: &str) -> Result<Vec<(String, Option<u64>)>, StorageError> {
-        let names = self.list(dir)?;
-        let mut out = Vec::with_capacity(names.len());
+    /// Calls `visit` with each name of [`Storage::list`] and its [`Storage::size`], in any
+    /// order: what reopening after a crash needs of every content directory, in one pass and
+    /// without a string kept per name. The default asks `size` per name; a host that learns
+    /// sizes while listing (a `stat` relative to the open directory, a table of its own)
+    /// overrides it.
+    fn visit_sizes(
+        &mut self,
+        dir: &str,
+        visit: &mut dyn FnMut(&str, Option<u64>),
+    ) -> Result<(), StorageError> {
         let mut path = String::new();
-        for name in names {
+        for name in self.list(dir)? {
             path.clear();
             path.push_str(dir);
             path.push('/');
             path.push_str(&name);
             let size = self.size(&path)?;
-            out.push((name, size));
+            visit(&name, size);
         }
-        Ok(out)
+        Ok(())
     }
     /// Removes `path`, durably at [`Durability::Strict`]; removing a missing path is not an
     /// error.
