@@ -4,24 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { createHash } from 'node:crypto';
+import { image as fixtureImage } from './registry-fixture.mjs';
 import { once } from 'node:events';
 import { Cache, MemoryStorage } from '../src/node.js';
 
-const sha256 = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-
-function image() {
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
-  const layer = Buffer.alloc(200_000);
-  for (let i = 0; i < layer.length; i++) layer[i] = (i * 7 + (i >> 9)) & 0xff;
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
-  }));
-  return { manifest, config, layer, digests: { manifest: sha256(manifest), config: sha256(config), layer: sha256(layer) } };
-}
+// A 200 000-byte layer: the cut below (70 000) falls inside it.
+const image = () => fixtureImage(200_000);
 
 /**
  * A registry serving `img` as `app:1.0`. `requests` lists what it was asked (method, path,

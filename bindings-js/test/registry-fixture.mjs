@@ -1,15 +1,17 @@
 // A registry for the pull tests, served on 127.0.0.1 with node:http: one image (a manifest,
-// its config, one 300 000-byte layer) as `app:1.0`, answering `Range` with 206.
+// its config, one layer, 300 000 bytes unless asked otherwise) as `app:1.0`, answering `Range`
+// with 206. `image()` and `sha256` serve every pull test (the browser's CORS registry too).
 import http from 'node:http';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 
 export const sha256 = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
-export function image() {
+/** One image: a config and one layer of `layerBytes` patterned bytes, with their digests. */
+export function image(layerBytes = 300_000) {
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
-  const layer = Buffer.alloc(300_000);
-  for (let i = 0; i < layer.length; i++) layer[i] = (i * 11 + (i >> 8)) & 0xff;
+  const layer = Buffer.alloc(layerBytes);
+  for (let i = 0; i < layer.length; i++) layer[i] = (i * 7 + (i >> 9)) & 0xff;
   const manifest = Buffer.from(JSON.stringify({
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',

@@ -6,7 +6,7 @@ import { play } from '../conformance/player.js';
 
 /**
  * The durability levels on OPFS: the level each one reports, and the sync access handles'
- * flush() calls made by five blob puts and tags under it.
+ * flush() calls made by five blob puts and tags under it, and the commits and appends they made.
  */
 async function flushesPerLevel() {
   const proto = FileSystemSyncAccessHandle.prototype;
@@ -22,6 +22,15 @@ async function flushesPerLevel() {
       flushes++;
       return flush.call(this);
     };
+    // Every committed temp and every append must be flushed under strict: count them.
+    let writes = 0;
+    for (const method of ['commitTemp', 'append']) {
+      const original = storage[method].bind(storage);
+      storage[method] = (...args) => {
+        writes++;
+        return original(...args);
+      };
+    }
     try {
       for (let i = 0; i < 5; i++) {
         cache.putTag('registry.example/app:1', cache.putBlob(new Uint8Array(1000).fill(i)));
@@ -30,7 +39,7 @@ async function flushesPerLevel() {
     } finally {
       proto.flush = flush;
     }
-    out[level] = { reported: cache.durability, flushes, served: cache.getBlob(cache.getTag('registry.example/app:1').digest)[0] };
+    out[level] = { reported: cache.durability, flushes, writes, served: cache.getBlob(cache.getTag('registry.example/app:1').digest)[0] };
     cache.close();
     await storage.close();
     await OpfsStorage.destroy(dir);

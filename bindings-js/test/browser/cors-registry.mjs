@@ -11,25 +11,15 @@
 // and resolves `stalled` then, and `closed` when the client goes away; `cut()` then breaks
 // that connection.
 import http from 'node:http';
-import { createHash } from 'node:crypto';
+import { image as fixtureImage } from '../registry-fixture.mjs';
 import { once } from 'node:events';
-
-const sha256 = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 /** The headers the README says a registry must expose to a browser for pulls. */
 export const EXPOSE = ['Docker-Content-Digest', 'WWW-Authenticate', 'Content-Range', 'Retry-After'];
 
+/** The image it serves: a 3 MiB layer unless asked otherwise. */
 export function image(layerBytes = 3 << 20) {
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
-  const layer = Buffer.alloc(layerBytes);
-  for (let i = 0; i < layer.length; i++) layer[i] = (i * 7 + (i >> 9)) & 0xff;
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
-  }));
-  return { manifest, config, layer, digests: { manifest: sha256(manifest), config: sha256(config), layer: sha256(layer) } };
+  return fixtureImage(layerBytes);
 }
 
 function corsHeaders(expose) {
